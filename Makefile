@@ -1,0 +1,68 @@
+# edgevit: every target sets itself up, so `make demo` and `make test` work as the first command
+# on a fresh clone. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-done
+
+MODEL    ?= edgevit_xs
+BASELINE ?= mobilenetv2_100
+IMG      ?= 64
+RUN      ?= runs/$(MODEL)-digits
+CKPT     := $(RUN)/best.pt
+ART      ?= artifacts/$(MODEL)-digits
+PROFILE  ?= ar-glasses
+
+TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN)
+
+.PHONY: help setup info train export demo bench test test-slow lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## create .venv and install everything (idempotent)
+
+# torch first: pip takes the CPU wheel that lies on disk; any later request for torch is then
+# satisfied instead of pulling a multi-GB CUDA build. onnx2tf last and without its dependencies:
+# its metadata pins ai-edge-litert==2.1.0, which computes wrong int8 results (pyproject.toml says more).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "edgevit needs Python >= 3.11 (found $$($(BIN)/python -V))"; exit 1; }
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[train,export,device,dev]'
+	$(BIN)/pip install -q --no-deps onnx2tf==1.29.24
+	@touch $(STAMP)
+	@echo "setup done: $(VENV)"
+
+info: $(STAMP)  ## params, MACs and attention blocks of every model
+	$(BIN)/edgevit info
+
+train: $(STAMP)  ## train edgevit_xs (and the MobileNetV2 baseline, same recipe) on the embedded digits
+	$(TRAIN_CMD)
+
+$(CKPT): | $(STAMP)
+	$(TRAIN_CMD)
+
+export: $(CKPT)  ## export the trained model to ONNX + TFLite fp32/fp16/int8 (trains first if missing)
+	$(BIN)/edgevit export $(CKPT) --out $(ART)
+
+demo: $(CKPT)  ## train (if needed), export, simulate on the AR-glasses profile, report
+	@echo "make demo: not implemented yet (issues #3 and #4)"; exit 1
+
+bench: $(STAMP)  ## benchmark suite: writes benchmarks/results/*.json and BENCHMARKS.md
+	@echo "make bench: not implemented yet (issue #5)"; exit 1
+
+test: $(STAMP)  ## the default test suite (slow tests excluded)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)  ## only the slow tests (full training, every variant through the converter)
+	$(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check edgevit export device_sim tests benchmarks
+
+clean:  ## remove runs/, artifacts/ and caches (keeps .venv)
+	rm -rf runs artifacts .pytest_cache .ruff_cache
