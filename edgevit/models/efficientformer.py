@@ -1,0 +1,207 @@
+"""edgevit: EfficientFormer-style vision transformers designed for the device.
+
+Follows the recipe of
+  Li et al., "EfficientFormer: Vision Transformers at MobileNet Speed", NeurIPS 2022, and
+  Li et al., "Rethinking Vision Transformers for MobileNet Size and Speed" (EfficientFormerV2), ICCV 2023:
+a conv stem, 4D stages of FFN blocks whose depthwise 3x3 conv is the local token mixer, stride-2
+Conv-BN downsampling, and multi-head self-attention with a learned relative-position bias only in
+the last, low-resolution stage. Every normalization is a BatchNorm directly after a conv (or, for
+the final norm, foldable into the classifier), so `edgevit.fuse.fuse_for_deploy` removes all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgevit.layers import ACTIVATIONS, ConvBN, make_act
+from edgevit.registry import check_options, register_model
+
+__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN"]
+
+# name -> (widths, depths, attention blocks at the end of each stage, heads)
+SIZES = {
+    "xxs": ((24, 48, 96, 160), (2, 2, 4, 3), (0, 0, 0, 2), 4),
+    "xs": ((32, 48, 96, 176), (2, 3, 6, 4), (0, 0, 0, 2), 4),
+    "s": ((32, 64, 144, 240), (2, 3, 8, 5), (0, 0, 0, 2), 6),
+}
+
+
+class FFN(nn.Module):
+    """Pointwise expand -> depthwise 3x3 (the local mixer) -> pointwise project, all Conv-BN."""
+
+    def __init__(self, dim: int, hidden: int, act: str):
+        super().__init__()
+        self.fc1 = ConvBN(dim, hidden, 1, act=act)
+        self.mid = ConvBN(hidden, hidden, 3, groups=hidden, act=act)
+        self.fc2 = ConvBN(hidden, dim, 1, zero_init=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.mid(self.fc1(x)))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over an HxW grid with a learned relative-position bias.
+
+    The bias table holds one value per head and (|dy|, |dx|) offset; `cache_bias()` expands it to a
+    (heads, N, N) constant once, so the deployed graph carries no gather.
+    """
+
+    def __init__(self, dim: int, resolution: int, *, num_heads: int, key_dim: int, attn_ratio: int, act: str):
+        super().__init__()
+        self.num_heads, self.key_dim = num_heads, key_dim
+        self.val_dim = attn_ratio * key_dim
+        self.resolution = resolution
+        self.scale = key_dim ** -0.5
+        self.q = ConvBN(dim, num_heads * key_dim)
+        self.k = ConvBN(dim, num_heads * key_dim)
+        self.v = ConvBN(dim, num_heads * self.val_dim)
+        self.act = make_act(act)
+        self.proj = ConvBN(num_heads * self.val_dim, dim, zero_init=True)
+
+        points = list(itertools.product(range(resolution), range(resolution)))
+        idx = [abs(p[0] - q[0]) * resolution + abs(p[1] - q[1]) for p in points for q in points]
+        n = len(points)
+        self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
+        self.register_buffer("bias_idx", torch.tensor(idx, dtype=torch.long).view(n, n), persistent=False)
+        self.register_buffer("cached_bias", None)  # set by fuse()
+
+    def bias(self) -> torch.Tensor:
+        return self.cached_bias if self.cached_bias is not None else self.attention_biases[:, self.bias_idx]
+
+    @torch.no_grad()
+    def fuse(self) -> Attention:
+        """Deploy form (children already fused): the 1/sqrt(d) scale folded into the query conv,
+        the bias table expanded once into a (heads, N, N) constant."""
+        q_conv = self.q if isinstance(self.q, nn.Conv2d) else self.q.fuse()
+        q_conv.weight.mul_(self.scale)
+        q_conv.bias.mul_(self.scale)
+        self.q, self.scale = q_conv, 1.0
+        self.cached_bias = self.attention_biases[:, self.bias_idx].clone()
+        del self.attention_biases
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        n = h * w
+        q = self.q(x).reshape(b, self.num_heads, self.key_dim, n).transpose(-2, -1)
+        k = self.k(x).reshape(b, self.num_heads, self.key_dim, n)
+        v = self.v(x).reshape(b, self.num_heads, self.val_dim, n).transpose(-2, -1)
+        attn = q @ k
+        if self.scale != 1.0:
+            attn = attn * self.scale
+        attn = attn + self.bias()
+        out = attn.softmax(dim=-1) @ v
+        out = out.transpose(-2, -1).reshape(b, self.num_heads * self.val_dim, h, w)
+        return self.proj(self.act(out))
+
+
+class Block(nn.Module):
+    """Residual FFN block, optionally preceded by residual self-attention."""
+
+    def __init__(self, dim: int, cfg: EdgeViTConfig, resolution: int | None):
+        super().__init__()
+        self.attn = None
+        if resolution is not None:
+            self.attn = Attention(dim, resolution, num_heads=cfg.num_heads, key_dim=cfg.key_dim,
+                                  attn_ratio=cfg.attn_ratio, act=cfg.act)
+        self.ffn = FFN(dim, dim * cfg.mlp_ratio, cfg.act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.attn is not None:
+            x = x + self.attn(x)
+        return x + self.ffn(x)
+
+
+@dataclass(frozen=True)
+class EdgeViTConfig:
+    widths: tuple[int, ...] = (32, 48, 96, 176)   # channels of the 4 stages (strides 4, 8, 16, 32)
+    depths: tuple[int, ...] = (2, 3, 6, 4)        # blocks per stage
+    num_vit: tuple[int, ...] = (0, 0, 0, 2)       # attention blocks at the end of each stage
+    mlp_ratio: int = 4                            # FFN hidden = mlp_ratio * width
+    num_heads: int = 4
+    key_dim: int = 16                             # per-head query/key channels
+    attn_ratio: int = 2                           # per-head value channels = attn_ratio * key_dim
+    act: str = "relu"                             # see ACTIVATIONS; issue #5 picks it by measurement
+    drop_rate: float = 0.0                        # dropout before the classifier
+
+    def __post_init__(self):
+        if not (len(self.widths) == len(self.depths) == len(self.num_vit) == 4):
+            raise ValueError("widths, depths and num_vit need one entry per stage (4 each)")
+        if any(v > d for v, d in zip(self.num_vit, self.depths)):
+            raise ValueError(f"num_vit {self.num_vit} exceeds depths {self.depths}")
+        if any(self.num_vit[:2]):
+            raise ValueError("attention is only allowed in the last two (low-resolution) stages")
+        if self.act not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if min(self.num_heads, self.key_dim, self.attn_ratio, self.mlp_ratio) < 1:
+            raise ValueError("num_heads, key_dim, attn_ratio and mlp_ratio must be >= 1")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+
+
+class EdgeViT(nn.Module):
+    def __init__(self, cfg: EdgeViTConfig, *, num_classes: int = 1000, img_size: int = 224):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.widths
+        self.stem = nn.Sequential(ConvBN(3, w[0] // 2, 3, 2, act=cfg.act), ConvBN(w[0] // 2, w[0], 3, 2, act=cfg.act))
+        stages = []
+        for i, (width, depth, n_vit) in enumerate(zip(w, cfg.depths, cfg.num_vit)):
+            resolution = img_size // (4 * 2 ** i)
+            layers = [ConvBN(w[i - 1], width, 3, 2)] if i else []
+            layers += [Block(width, cfg, resolution if j >= depth - n_vit else None) for j in range(depth)]
+            stages.append(nn.Sequential(*layers))
+        self.stages = nn.Sequential(*stages)
+        self.norm = nn.BatchNorm2d(w[-1])  # folds into `head` (pooling is linear)
+        self.drop = nn.Dropout(cfg.drop_rate)
+        self.head = nn.Linear(w[-1], num_classes)
+        self.num_attention_blocks = sum(cfg.num_vit)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.stages(self.stem(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> EdgeViT:
+        """Fold the final BatchNorm into the classifier: pooling is linear, so
+        head(mean(bn(x))) = (W*s) mean(x) + (b + W t) with s = gamma/sqrt(var+eps), t = beta - mu*s."""
+        if isinstance(self.norm, nn.BatchNorm2d):
+            s = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
+            t = self.norm.bias - self.norm.running_mean * s
+            self.head.bias.add_(self.head.weight @ t)
+            self.head.weight.mul_(s)
+            self.norm = nn.Identity()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x).mean(dim=(2, 3))
+        return self.head(self.drop(x))
+
+
+def _build(size: str, num_classes: int, img_size: int, **kwargs) -> EdgeViT:
+    widths, depths, num_vit, heads = SIZES[size]
+    base = EdgeViTConfig(widths=widths, depths=depths, num_vit=num_vit, num_heads=heads)
+    check_options(f"edgevit_{size}", kwargs, {f.name for f in dataclasses.fields(EdgeViTConfig)})
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return EdgeViT(dataclasses.replace(base, **kwargs), num_classes=num_classes, img_size=img_size)
+
+
+@register_model
+def edgevit_xxs(*, num_classes: int = 1000, img_size: int = 224, **kwargs) -> EdgeViT:
+    return _build("xxs", num_classes, img_size, **kwargs)
+
+
+@register_model
+def edgevit_xs(*, num_classes: int = 1000, img_size: int = 224, **kwargs) -> EdgeViT:
+    """EfficientFormerV2-S0 class: <= 3.6 M params, <= 0.45 GMACs at 224x224."""
+    return _build("xs", num_classes, img_size, **kwargs)
+
+
+@register_model
+def edgevit_s(*, num_classes: int = 1000, img_size: int = 224, **kwargs) -> EdgeViT:
+    """EfficientFormerV2-S1 class: <= 6.5 M params, <= 0.70 GMACs at 224x224."""
+    return _build("s", num_classes, img_size, **kwargs)

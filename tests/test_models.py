@@ -1,0 +1,144 @@
+"""Registry-driven model tests: every registered model is covered the day it is registered."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers_models import randomize_norms
+from torch import nn
+
+import edgevit
+from edgevit.info import count_macs, count_params
+
+MODELS = edgevit.list_models()
+MEAN, STD = (0.82, 0.5, 0.3), (0.31, 0.2, 0.25)
+
+
+def test_registry_has_the_family_and_the_baseline():
+    assert {"edgevit_xxs", "edgevit_xs", "edgevit_s", "mobilenetv2_100"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("img_size", [64, 96, 160])
+def test_forward_shape_and_finite(name, img_size):
+    torch.manual_seed(0)
+    model = edgevit.create_model(name, num_classes=7, img_size=img_size).eval()
+    out = model(torch.randn(2, 3, img_size, img_size))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fused_matches_unfused_and_has_no_batchnorm(name):
+    torch.manual_seed(1)
+    model = randomize_norms(edgevit.create_model(name, num_classes=10, img_size=64))
+    fused = edgevit.fuse_for_deploy(model)
+    assert not [m for m in fused.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()), "fuse_for_deploy must not touch the original"
+    x = torch.randn(4, 3, 64, 64) * 2
+    with torch.no_grad():
+        ref, out = model(x), fused(x)
+    assert ref.abs().max() > 1e-2, "degenerate reference: the test could not detect a wrong fold"
+    assert (ref - out).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n.startswith("edgevit")])
+def test_fused_attention_has_constant_bias_and_no_scale(name):
+    fused = edgevit.fuse_for_deploy(edgevit.create_model(name, num_classes=10, img_size=64))
+    attns = [m for m in fused.modules() if type(m).__name__ == "Attention"]
+    assert attns, "edgevit models have attention blocks"
+    for a in attns:
+        assert a.cached_bias is not None and a.cached_bias.shape[-1] == a.resolution ** 2
+        assert a.scale == 1.0 and not hasattr(a, "attention_biases")
+
+
+def _border_heavy_pixels(size: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (3, 3, size, size), generator=g).float()
+    x[0] = 0.0                      # black everywhere, borders included: far below the mean
+    x[1, :, :6, :] = 255.0          # saturated top and left edges
+    x[1, :, :, :6] = 255.0
+    x[2, :, -1, :] = 0.0            # one-pixel dark frame at the bottom/right
+    x[2, :, :, -1] = 0.0
+    return x
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_input_normalization_fold_is_exact_at_borders(name):
+    model = edgevit.fuse_for_deploy(randomize_norms(edgevit.create_model(name, num_classes=10, img_size=64), seed=2))
+    deploy = edgevit.fold_input_normalization(model, MEAN, STD)
+    x = _border_heavy_pixels(64)
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ref = model((x / 255 - mean) / std)
+        out = deploy(x)
+    assert (ref - out).abs().max().item() <= 1e-4
+    assert deploy.scale is None, "the scale should be folded into the stem conv"
+
+
+def test_naive_full_fold_would_be_inexact():
+    """Guards the reason for the subtraction: folding mean into the conv bias breaks the borders."""
+    model = edgevit.fuse_for_deploy(randomize_norms(edgevit.create_model("edgevit_xxs", num_classes=10, img_size=64)))
+    mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+    naive = edgevit.fold_input_normalization(model, MEAN, STD)
+    conv = naive.model.stem[0][0]
+    with torch.no_grad():
+        # move the subtraction into the conv bias: exact in the interior, wrong where padding enters
+        conv.bias.sub_((conv.weight * naive.shift).sum(dim=(1, 2, 3)))
+        naive.shift.zero_()
+        x = _border_heavy_pixels(64)
+        diff = (naive(x) - model((x / 255 - mean) / std)).abs().max().item()
+    assert diff > 10 * 1e-4  # ten times the tolerance the exact fold meets
+
+
+@pytest.mark.parametrize("name,max_params_m,max_gmacs", [
+    ("edgevit_xs", 3.6, 0.45), ("edgevit_s", 6.5, 0.70), ("mobilenetv2_100", 3.6, 0.32),
+])
+def test_size_class_at_224(name, max_params_m, max_gmacs):
+    model = edgevit.create_model(name, num_classes=1000, img_size=224)
+    params_m, gmacs = count_params(model) / 1e6, count_macs(model, 224) / 1e9
+    assert params_m <= max_params_m and gmacs <= max_gmacs, (params_m, gmacs)
+    assert gmacs > 0.1  # a real network, not an empty one
+
+
+def test_family_is_ordered_by_cost():
+    costs = [count_macs(edgevit.create_model(n, img_size=224), 224) for n in ("edgevit_xxs", "edgevit_xs", "edgevit_s")]
+    assert costs == sorted(costs) and len(set(costs)) == 3
+
+
+def test_mobilenetv2_matches_the_paper():
+    model = edgevit.create_model("mobilenetv2_100")
+    assert abs(count_params(model) / 1e6 - 3.50) < 0.02
+    assert abs(count_macs(model, 224) / 1e9 - 0.30) < 0.01
+
+
+@pytest.mark.parametrize("bad", [0, 63, 70, 32, 100])
+def test_bad_img_size(bad):
+    with pytest.raises(ValueError, match="multiple of 32"):
+        edgevit.create_model("edgevit_xs", img_size=bad)
+
+
+def test_unknown_model_lists_valid_ones():
+    with pytest.raises(ValueError) as e:
+        edgevit.create_model("edgevit_xl")
+    assert "edgevit_xs" in str(e.value) and "mobilenetv2_100" in str(e.value)
+
+
+@pytest.mark.parametrize("act", ["gelu", "relu", "hardswish"])
+def test_activation_is_a_constructor_choice(act):
+    model = edgevit.create_model("edgevit_xxs", num_classes=10, img_size=64, act=act)
+    kinds = {type(m).__name__.lower() for m in model.modules()}
+    assert act in kinds and not ({"gelu", "relu", "hardswish"} - {act}) & kinds
+
+
+def test_unknown_option_is_rejected():
+    with pytest.raises(ValueError, match="unknown option"):
+        edgevit.create_model("edgevit_xs", widht=3)
+    with pytest.raises(ValueError, match="unknown activation"):
+        edgevit.create_model("edgevit_xs", act="swish")
+
+
+def test_no_layernorm_anywhere():
+    for name in MODELS:
+        model = edgevit.create_model(name, num_classes=10, img_size=64)
+        assert not [m for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))]
