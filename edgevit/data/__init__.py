@@ -1,0 +1,29 @@
+"""Data sets: the embedded digits default, user ImageFolders and local CIFAR-10.
+
+`load_dataset(spec, img_size, seed=0)` where spec is "digits", "cifar10:PATH" or a folder path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgevit.data.resize import RESIZE_POLICY, center_square_resize
+from edgevit.data.splits import ImageSplits, stratified_split
+from edgevit.registry import check_img_size
+
+__all__ = ["ImageSplits", "load_dataset", "stratified_split", "center_square_resize", "RESIZE_POLICY"]
+
+
+def load_dataset(spec: str, img_size: int, *, seed: int = 0) -> ImageSplits:
+    check_img_size(img_size)
+    if spec == "digits":
+        from edgevit.data.digits import load_digits_splits
+
+        return load_digits_splits(img_size, seed=seed)
+    if spec.startswith("cifar10:"):
+        from edgevit.data.cifar import load_cifar10_splits
+
+        return load_cifar10_splits(Path(spec.split(":", 1)[1]), img_size, seed=seed)
+    from edgevit.data.folder import load_folder_splits
+
+    return load_folder_splits(Path(spec), img_size, seed=seed)

@@ -1,0 +1,50 @@
+"""User data in the ImageFolder layout: root/<class>/*.png|jpg|..., class names from folder names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgevit.data.resize import center_square_resize
+from edgevit.data.splits import ImageSplits, channel_stats, stratified_split
+
+__all__ = ["load_folder_splits", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def read_rgb(path: Path, size: int) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path}: not a valid image file (remove or replace it)")
+    return center_square_resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+
+
+def load_folder_splits(root: str | Path, img_size: int, *, seed: int = 0) -> ImageSplits:
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"data folder {root} does not exist; expected root/<class>/*.png (or use --data digits)")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise ValueError(f"data folder {root} needs at least 2 class subfolders (root/<class>/*.png), "
+                         f"found {len(class_dirs)}")
+    images, labels = [], []
+    for label, d in enumerate(class_dirs):
+        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"class folder {d} holds no images ({', '.join(IMAGE_SUFFIXES)}); add some or remove it")
+        images += [read_rgb(f, img_size) for f in files]
+        labels += [label] * len(files)
+    x, y = np.stack(images), np.asarray(labels, dtype=np.int64)
+    train, val, test = stratified_split(y, seed)
+    if min(len(train), len(val), len(test)) == 0:
+        raise ValueError(f"data folder {root} has too few images ({len(y)}) for a train/val/test split; "
+                         "give every class at least 10")
+    mean, std = channel_stats(x[train])
+    return ImageSplits(
+        name=str(root), class_names=tuple(d.name for d in class_dirs),
+        train_x=x[train], train_y=y[train], val_x=x[val], val_y=y[val], test_x=x[test], test_y=y[test],
+        split_seed=seed, mean=mean, std=std,
+    )
