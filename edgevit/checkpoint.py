@@ -1,0 +1,118 @@
+"""Self-contained checkpoints: weights plus everything needed to rebuild and deploy the model.
+
+Saved atomically (temp file, then rename) and loaded with `torch.load(weights_only=True)`, so a
+checkpoint can never execute code; a corrupt or foreign file gives a one-line ValueError.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_torch_save", "versions"]
+
+FORMAT = "edgevit-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    model_spec: dict[str, Any]          # create_model(**spec) rebuilds the architecture
+    state_dict: dict[str, torch.Tensor]
+    img_size: int
+    mean: tuple[float, float, float]    # input normalization, 0..1 units: (x/255 - mean) / std
+    std: tuple[float, float, float]
+    class_names: tuple[str, ...]
+    dataset: dict[str, Any] = field(default_factory=dict)    # name, split_seed, fractions
+    train_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    def build_model(self) -> nn.Module:
+        from edgevit.registry import create_model
+
+        spec = dict(self.model_spec)
+        model = create_model(spec.pop("name"), **spec)
+        missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint {self.path or '?'} does not match its model "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return model.eval()
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    import edgevit
+
+    return {"edgevit": str(edgevit.__version__), "torch": str(torch.__version__),
+            "numpy": str(numpy.__version__), "python": platform.python_version()}
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temp file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, std, class_names,
+                    dataset: dict | None = None, train_config: dict | None = None,
+                    metrics: dict | None = None) -> None:
+    spec = getattr(model, "model_spec", None)
+    if spec is None:
+        raise ValueError("model has no model_spec: build it with edgevit.create_model")
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    atomic_torch_save({
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model_spec": dict(spec), "state_dict": state,
+        "img_size": int(img_size), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+        "class_names": [str(c) for c in class_names], "dataset": dict(dataset or {}),
+        "train_config": dict(train_config or {}), "metrics": dict(metrics or {}), "versions": versions(),
+    }, path)
+
+
+def _reason(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    refused = [ln for ln in lines if "Unsupported global" in ln]
+    text = refused[0].split(" was not an allowed")[0] if refused else (lines[0] if lines else type(e).__name__)
+    return text[:160]
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path} does not exist (train one with `edgevit train` or `make train`)")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt zip, truncated file, or a pickle that weights_only refuses
+        raise ValueError(f"checkpoint {path} is corrupt or not a safe PyTorch checkpoint ({_reason(e)})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an edgevit checkpoint (no '{FORMAT}' header); "
+                         "export plain models through the Python API export.convert()")
+    if raw.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} has format version {raw['format_version']}; "
+                         f"this edgevit reads up to {FORMAT_VERSION}: upgrade edgevit")
+    try:
+        return Checkpoint(
+            model_spec=dict(raw["model_spec"]), state_dict=raw["state_dict"], img_size=int(raw["img_size"]),
+            mean=tuple(raw["mean"]), std=tuple(raw["std"]), class_names=tuple(raw["class_names"]),
+            dataset=raw.get("dataset", {}), train_config=raw.get("train_config", {}),
+            metrics=raw.get("metrics", {}), versions=raw.get("versions", {}), path=str(path),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint {path} is missing field {e}; it was not written by edgevit train") from None
