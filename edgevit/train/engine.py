@@ -1,0 +1,212 @@
+"""The training loop: AdamW + warmup/cosine, label smoothing, batch augmentation, optional EMA and
+knowledge distillation, best/last checkpoints, per-epoch CSV log and metrics.json.
+
+Runs single-process or under `torchrun` (DistributedDataParallel over gloo on CPU): every rank
+draws the same seeded batch order and takes its slice of each global batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from edgevit.checkpoint import load_checkpoint, save_checkpoint
+from edgevit.data import ImageSplits, load_dataset
+from edgevit.data.splits import SPLIT_FRACTIONS
+from edgevit.info import count_macs, count_params
+from edgevit.registry import create_model
+from edgevit.train import distributed as dist_utils
+from edgevit.train.augment import augment_batch
+from edgevit.train.config import TrainConfig
+from edgevit.train.ema import ModelEma
+
+__all__ = ["train", "evaluate", "normalize"]
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Raw 0..255 pixels (B, 3, H, W) -> (x/255 - mean)/std, the model's training input."""
+    return (x / 255.0 - mean) / std
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in 0..255."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: np.ndarray, labels: np.ndarray, mean, std, *,
+             batch_size: int = 256) -> dict[str, float]:
+    model.eval()
+    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    correct, loss = 0, 0.0
+    for i in range(0, len(images), batch_size):
+        x = normalize(to_tensor(images[i:i + batch_size]), mean_t, std_t)
+        y = torch.from_numpy(labels[i:i + batch_size])
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    return {"loss": loss / len(images), "acc": correct / len(images)}
+
+
+def _lr_at(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or "attention_biases" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None, cfg: TrainConfig):
+    ce = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    if teacher_logits is None:
+        return ce
+    t = cfg.distill_temp
+    kd = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                  reduction="batchmean", log_target=True) * t * t
+    return (1 - cfg.distill_alpha) * ce + cfg.distill_alpha * kd
+
+
+def _load_teacher(cfg: TrainConfig, splits: ImageSplits) -> nn.Module | None:
+    if cfg.teacher is None:
+        return None
+    ckpt = load_checkpoint(cfg.teacher)
+    if tuple(ckpt.class_names) != tuple(splits.class_names) or ckpt.img_size != cfg.img_size:
+        raise ValueError(f"teacher {cfg.teacher} was trained on other classes or img size "
+                         f"({ckpt.img_size}px, {len(ckpt.class_names)} classes); distill only between matching models")
+    teacher = ckpt.build_model()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def train(cfg: TrainConfig, splits: ImageSplits | None = None) -> dict:
+    """Train `cfg.model` (and `cfg.baseline` with the identical recipe). Returns the metrics written
+    to `cfg.out/metrics.json`."""
+    ctx = dist_utils.setup(cfg.threads)
+    splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
+    result = {"model": _train_one(cfg, splits, Path(cfg.out), ctx)}
+    if cfg.baseline:
+        base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
+        result["baseline"] = _train_one(base_cfg, splits, Path(cfg.out) / "baseline", ctx)
+    if ctx.is_main:
+        _write_json(Path(cfg.out) / "metrics.json", result)
+    dist_utils.teardown(ctx)
+    return result
+
+
+def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context) -> dict:
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, num_classes=splits.num_classes, img_size=cfg.img_size, **cfg.model_kwargs)
+    teacher = _load_teacher(cfg, splits)
+    info = {"name": cfg.model, "params_m": count_params(model) / 1e6,
+            "gmacs": count_macs(model, cfg.img_size) / 1e9}
+    ddp_model = dist_utils.wrap(model, ctx)
+    ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    mean_t = torch.tensor(splits.mean).view(1, 3, 1, 1)
+    std_t = torch.tensor(splits.std).view(1, 3, 1, 1)
+    train_x = to_tensor(splits.train_x)
+    train_y = torch.from_numpy(splits.train_y)
+    steps_per_epoch = len(train_x) // cfg.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"the train split has {len(train_x)} images, fewer than one batch of {cfg.batch_size}")
+    total, warmup = steps_per_epoch * cfg.epochs, int(cfg.warmup_epochs * steps_per_epoch)
+    g_order = torch.Generator().manual_seed(cfg.seed)                 # same on every rank
+    g_aug = torch.Generator().manual_seed(cfg.seed * 1000 + ctx.rank)  # each rank its own draws
+    ckpt_meta = dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
+                     dataset={"name": splits.name, "split_seed": splits.split_seed, "fractions": list(SPLIT_FRACTIONS)},
+                     train_config=cfg.as_dict())
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    log_rows, best_key, best_acc, best_epoch, step, t0 = [], (-1.0, 0.0), -1.0, 0, 0, time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        ddp_model.train()
+        perm = torch.randperm(len(train_x), generator=g_order)
+        bar = tqdm(range(steps_per_epoch), desc=f"{cfg.model} {epoch}/{cfg.epochs}", leave=False,
+                   disable=not (cfg.progress and ctx.is_main), dynamic_ncols=True)
+        seen, correct, loss_sum = 0, 0, 0.0
+        for b in bar:
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size][ctx.rank::ctx.world_size]
+            x = augment_batch(train_x[idx], g_aug, hflip=cfg.use_hflip())
+            x, y = normalize(x, mean_t, std_t), train_y[idx]
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, total, warmup, cfg)
+            logits = ddp_model(x)
+            with torch.no_grad():
+                t_logits = teacher(x) if teacher is not None else None
+            loss = _loss(logits, y, t_logits, cfg)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                ema.update(model)
+            step += 1
+            seen += len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            loss_sum += loss.item() * len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        dist_utils.sync_buffers(model, ctx)
+        eval_model = ema.module if ema is not None else model
+        val = evaluate(eval_model, splits.val_x, splits.val_y, splits.mean, splits.std)
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / seen,
+               "train_acc": correct / seen, "val_loss": val["loss"], "val_acc": val["acc"],
+               "seconds": time.perf_counter() - t0}
+        log_rows.append(row)
+        improved = (val["acc"], -val["loss"]) > best_key  # ties on accuracy go to the lower loss
+        if ctx.is_main:
+            tqdm.write(f"{cfg.model} epoch {epoch:3d}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
+                       f"train acc {row['train_acc']:.3f}  val acc {val['acc']:.3f}  ({row['seconds']:.0f}s)")
+            _write_csv(out / "log.csv", log_rows)
+            epoch_metrics = {"epoch": epoch, "val_acc": val["acc"]}
+            save_checkpoint(out / "last.pt", eval_model, metrics=epoch_metrics, **ckpt_meta)
+            if improved:
+                save_checkpoint(out / "best.pt", eval_model, metrics=epoch_metrics, **ckpt_meta)
+        if improved:
+            best_key, best_acc, best_epoch = (val["acc"], -val["loss"]), val["acc"], epoch
+    seconds = time.perf_counter() - t0
+    metrics = dict(info, epochs=cfg.epochs, best_epoch=best_epoch, val_acc=best_acc, train_seconds=seconds)
+    metrics["ddp"] = dist_utils.weight_agreement(model, ctx)
+    if ctx.is_main:
+        best = load_checkpoint(out / "best.pt")
+        test = evaluate(best.build_model(), splits.test_x, splits.test_y, splits.mean, splits.std)
+        metrics.update(test_acc=test["acc"], test_loss=test["loss"],
+                       last_test_acc=evaluate(eval_model, splits.test_x, splits.test_y, splits.mean, splits.std)["acc"])
+        # Re-save best.pt with its final metrics so the checkpoint is self-describing.
+        best_model = best.build_model()
+        save_checkpoint(out / "best.pt", best_model, metrics=metrics, **ckpt_meta)
+        _write_json(out / "metrics.json", {"model": metrics})
+        tqdm.write(f"{cfg.model}: best val acc {best_acc:.4f} (epoch {best_epoch}), "
+                   f"test acc {metrics['test_acc']:.4f}, {seconds:.0f}s -> {out / 'best.pt'}")
+    return metrics
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

@@ -1,0 +1,38 @@
+"""Shared fixtures: randomized models (so fold tests can fail), tiny data sets, CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m edgevit ARGS` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("EDGEVIT_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "edgevit", *args], cwd=cwd or ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A user mistake: non-zero exit, one line on stderr naming the problem, no traceback."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one error line, got:\n{proc.stderr}"
+    for frag in fragments:
+        assert frag.lower() in lines[0].lower(), f"{frag!r} not in {lines[0]!r}"
+
+
+@pytest.fixture(scope="session")
+def digits64():
+    from edgevit.data import load_dataset
+
+    return load_dataset("digits", 64)
