@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "ConvBN", "make_act", "fuse_conv_bn"]
+__all__ = ["ACTIVATIONS", "ConvBN", "make_act", "fuse_conv_bn", "global_pool"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
@@ -57,3 +57,10 @@ class ConvBN(nn.Sequential):
     def fuse(self) -> nn.Module:
         conv = fuse_conv_bn(self.conv, self.bn)
         return nn.Sequential(conv, self.act) if hasattr(self, "act") else conv
+
+
+def global_pool(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C) mean, taken over a channels-last view. Same numbers as
+    x.mean((2, 3)), but in the device's NHWC layout the permute is free, whereas a mean over NCHW
+    axes makes onnx2tf put a TRANSPOSE in front of the MEAN."""
+    return x.permute(0, 2, 3, 1).mean(dim=(1, 2))

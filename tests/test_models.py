@@ -48,8 +48,30 @@ def test_fused_attention_has_constant_bias_and_no_scale(name):
     attns = [m for m in fused.modules() if type(m).__name__ == "Attention"]
     assert attns, "edgevit models have attention blocks"
     for a in attns:
-        assert a.cached_bias is not None and a.cached_bias.shape[-1] == a.resolution ** 2
+        n = a.resolution ** 2
+        assert a.cached_bias is not None and tuple(a.cached_bias.shape) == (n, a.num_heads * n)
         assert a.scale == 1.0 and not hasattr(a, "attention_biases")
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if n.startswith("edgevit")])
+def test_block_diagonal_attention_equals_textbook_multihead(name):
+    """The deploy-friendly formulation must compute exactly softmax(q_i k_i^T * s + B_i) v_i per head."""
+    torch.manual_seed(4)
+    model = randomize_norms(edgevit.create_model(name, num_classes=10, img_size=128))
+    attn = next(m for m in model.modules() if type(m).__name__ == "Attention")
+    x = torch.randn(2, attn.qkv.conv.in_channels, attn.resolution, attn.resolution)
+    b, _, hh, ww = x.shape
+    h, kd, dv, n = attn.num_heads, attn.key_dim, attn.val_dim, hh * ww
+    with torch.no_grad():
+        t = attn.qkv(x).reshape(b, -1, n)
+        q = t[:, :h * kd].reshape(b, h, kd, n).transpose(-2, -1)
+        k = t[:, h * kd:2 * h * kd].reshape(b, h, kd, n)
+        v = t[:, 2 * h * kd:].reshape(b, h, dv, n).transpose(-2, -1)
+        bias = attn.attention_biases[:, attn.bias_idx]                       # (h, N, N)
+        ref = ((q @ k) * kd ** -0.5 + bias).softmax(-1) @ v                 # (b, h, N, dv)
+        ref = attn.proj(ref.transpose(-2, -1).reshape(b, h * dv, hh, ww))
+        assert (attn(x) - ref).abs().max().item() <= 1e-5
+        assert ref.abs().max() > 1e-2
 
 
 def _border_heavy_pixels(size: int) -> torch.Tensor:

@@ -3,10 +3,11 @@
 Follows the recipe of
   Li et al., "EfficientFormer: Vision Transformers at MobileNet Speed", NeurIPS 2022, and
   Li et al., "Rethinking Vision Transformers for MobileNet Size and Speed" (EfficientFormerV2), ICCV 2023:
-a conv stem, 4D stages of FFN blocks whose depthwise 3x3 conv is the local token mixer, stride-2
-Conv-BN downsampling, and multi-head self-attention with a learned relative-position bias only in
-the last, low-resolution stage. Every normalization is a BatchNorm directly after a conv (or, for
-the final norm, foldable into the classifier), so `edgevit.fuse.fuse_for_deploy` removes all of them.
+a conv stem, 4D stages of blocks (a depthwise 3x3 local token mixer, then a pointwise FFN), stride-2
+Conv-BN downsampling, and multi-head self-attention (in place of the local mixer) with a learned
+relative-position bias only in the last, low-resolution stage. Every normalization is a BatchNorm
+directly after a conv (or, for the final norm, foldable into the classifier), so
+`edgevit.fuse.fuse_for_deploy` removes all of them.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgevit.layers import ACTIVATIONS, ConvBN, make_act
+from edgevit.layers import ACTIVATIONS, ConvBN, global_pool
 from edgevit.registry import check_options, register_model
 
-__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN"]
+__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer"]
 
 # name -> (widths, depths, attention blocks at the end of each stage, heads)
 SIZES = {
@@ -31,89 +32,113 @@ SIZES = {
 }
 
 
+class LocalMixer(nn.Module):
+    """Depthwise 3x3 Conv-BN on the block's width: the 4D token mixer (ConvNeXt / EfficientFormer
+    style). It sits on `dim`, not on the FFN's expanded width: in per-channel int8 every output
+    channel carries ~28 bytes of scales, zero points and bias, as much as a 3x3 depthwise filter
+    itself, so a depthwise conv on 4x the channels would barely shrink in int8."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dw = ConvBN(dim, dim, 3, groups=dim, zero_init=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dw(x)
+
+
 class FFN(nn.Module):
-    """Pointwise expand -> depthwise 3x3 (the local mixer) -> pointwise project, all Conv-BN."""
+    """Pointwise expand -> activation -> pointwise project, Conv-BN each."""
 
     def __init__(self, dim: int, hidden: int, act: str):
         super().__init__()
         self.fc1 = ConvBN(dim, hidden, 1, act=act)
-        self.mid = ConvBN(hidden, hidden, 3, groups=hidden, act=act)
         self.fc2 = ConvBN(hidden, dim, 1, zero_init=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.mid(self.fc1(x)))
+        return self.fc2(self.fc1(x))
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over an HxW grid with a learned relative-position bias.
+    """Multi-head self-attention over an HxW grid with a learned relative-position bias, written so
+    that the exported NHWC graph needs ONE transpose per block.
 
-    The bias table holds one value per head and (|dy|, |dx|) offset; `cache_bias()` expands it to a
-    (heads, N, N) constant once, so the deployed graph carries no gather.
+    Tokens are taken in channels-last order ((B, H, W, C) -> (B, N, C)), which is free in the
+    device's NHWC layout. Instead of moving heads into a batch dimension (a transpose for q, k, v
+    and the output), all heads are computed in two plain matmuls against block-diagonal copies of
+    k^T and v: head i's queries only meet head i's keys because the other blocks are masked to
+    zero. That costs `num_heads` times the (tiny) score MACs at this resolution and saves three
+    layout shuffles per block. The bias table holds one value per head and (|dy|, |dx|) offset;
+    `fuse()` expands it once into a constant.
     """
 
-    def __init__(self, dim: int, resolution: int, *, num_heads: int, key_dim: int, attn_ratio: int, act: str):
+    def __init__(self, dim: int, resolution: int, *, num_heads: int, key_dim: int, attn_ratio: int):
         super().__init__()
         self.num_heads, self.key_dim = num_heads, key_dim
         self.val_dim = attn_ratio * key_dim
         self.resolution = resolution
         self.scale = key_dim ** -0.5
-        self.q = ConvBN(dim, num_heads * key_dim)
-        self.k = ConvBN(dim, num_heads * key_dim)
-        self.v = ConvBN(dim, num_heads * self.val_dim)
-        self.act = make_act(act)
-        self.proj = ConvBN(num_heads * self.val_dim, dim, zero_init=True)
+        h, n = num_heads, resolution * resolution
+        self.qkv = ConvBN(dim, h * (2 * key_dim + self.val_dim))   # channels: [q heads | k heads | v heads]
+        self.proj = ConvBN(h * self.val_dim, dim, zero_init=True)
 
         points = list(itertools.product(range(resolution), range(resolution)))
         idx = [abs(p[0] - q[0]) * resolution + abs(p[1] - q[1]) for p in points for q in points]
-        n = len(points)
-        self.attention_biases = nn.Parameter(torch.zeros(num_heads, resolution * resolution))
+        self.attention_biases = nn.Parameter(torch.zeros(h, n))
         self.register_buffer("bias_idx", torch.tensor(idx, dtype=torch.long).view(n, n), persistent=False)
         self.register_buffer("cached_bias", None)  # set by fuse()
+        self.register_buffer("k_mask", torch.block_diag(*[torch.ones(key_dim, n)] * h), persistent=False)
+        self.register_buffer("v_mask", torch.block_diag(*[torch.ones(n, self.val_dim)] * h), persistent=False)
 
     def bias(self) -> torch.Tensor:
-        return self.cached_bias if self.cached_bias is not None else self.attention_biases[:, self.bias_idx]
+        """(N, heads * N): row = query, column block i = head i's bias over the keys."""
+        if self.cached_bias is not None:
+            return self.cached_bias
+        n = self.resolution * self.resolution
+        return self.attention_biases[:, self.bias_idx].permute(1, 0, 2).reshape(n, self.num_heads * n)
 
     @torch.no_grad()
     def fuse(self) -> Attention:
-        """Deploy form (children already fused): the 1/sqrt(d) scale folded into the query conv,
-        the bias table expanded once into a (heads, N, N) constant."""
-        q_conv = self.q if isinstance(self.q, nn.Conv2d) else self.q.fuse()
-        q_conv.weight.mul_(self.scale)
-        q_conv.bias.mul_(self.scale)
-        self.q, self.scale = q_conv, 1.0
-        self.cached_bias = self.attention_biases[:, self.bias_idx].clone()
+        """Deploy form (children already fused): the 1/sqrt(d) scale folded into the query channels
+        of the qkv conv, the bias table expanded into a constant."""
+        qkv = self.qkv if isinstance(self.qkv, nn.Conv2d) else self.qkv.fuse()
+        q_channels = self.num_heads * self.key_dim
+        qkv.weight[:q_channels] *= self.scale
+        qkv.bias[:q_channels] *= self.scale
+        self.qkv, self.scale = qkv, 1.0
+        self.cached_bias = self.bias().clone()
         del self.attention_biases
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        n = h * w
-        q = self.q(x).reshape(b, self.num_heads, self.key_dim, n).transpose(-2, -1)
-        k = self.k(x).reshape(b, self.num_heads, self.key_dim, n)
-        v = self.v(x).reshape(b, self.num_heads, self.val_dim, n).transpose(-2, -1)
-        attn = q @ k
+        b, _, height, width = x.shape
+        h, n = self.num_heads, height * width
+        tokens = self.qkv(x).permute(0, 2, 3, 1).reshape(b, n, -1)            # (B, N, C): NHWC order
+        q, k, v = tokens.split([h * self.key_dim, h * self.key_dim, h * self.val_dim], dim=-1)
+        k_blocks = torch.cat([k.transpose(1, 2)] * h, dim=2) * self.k_mask     # (B, h*kd, h*N)
+        attn = q @ k_blocks                                                     # (B, N, h*N)
         if self.scale != 1.0:
             attn = attn * self.scale
-        attn = attn + self.bias()
-        out = attn.softmax(dim=-1) @ v
-        out = out.transpose(-2, -1).reshape(b, self.num_heads * self.val_dim, h, w)
-        return self.proj(self.act(out))
+        attn = (attn + self.bias()).reshape(b, n, h, n).softmax(dim=-1).reshape(b, n, h * n)
+        v_blocks = torch.cat([v] * h, dim=1) * self.v_mask                     # (B, h*N, h*dv)
+        out = (attn @ v_blocks).reshape(b, height, width, h * self.val_dim).permute(0, 3, 1, 2)
+        return self.proj(out)
 
 
 class Block(nn.Module):
-    """Residual FFN block, optionally preceded by residual self-attention."""
+    """Residual token mixer (depthwise local mixer, or self-attention in the low-resolution stage),
+    then a residual FFN."""
 
     def __init__(self, dim: int, cfg: EdgeViTConfig, resolution: int | None):
         super().__init__()
-        self.attn = None
         if resolution is not None:
-            self.attn = Attention(dim, resolution, num_heads=cfg.num_heads, key_dim=cfg.key_dim,
-                                  attn_ratio=cfg.attn_ratio, act=cfg.act)
+            self.mixer = Attention(dim, resolution, num_heads=cfg.num_heads, key_dim=cfg.key_dim,
+                                   attn_ratio=cfg.attn_ratio)
+        else:
+            self.mixer = LocalMixer(dim)
         self.ffn = FFN(dim, dim * cfg.mlp_ratio, cfg.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.attn is not None:
-            x = x + self.attn(x)
+        x = x + self.mixer(x)
         return x + self.ffn(x)
 
 
@@ -178,8 +203,7 @@ class EdgeViT(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x).mean(dim=(2, 3))
-        return self.head(self.drop(x))
+        return self.head(self.drop(global_pool(self.forward_features(x))))
 
 
 def _build(size: str, num_classes: int, img_size: int, **kwargs) -> EdgeViT:
