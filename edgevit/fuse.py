@@ -29,11 +29,14 @@ def _fuse_tree(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def fuse_for_deploy(model: nn.Module) -> nn.Module:
-    """A folded eval-mode copy of `model`: no BatchNorm left, attention constants precomputed."""
+def fuse_for_deploy(model: nn.Module, *, strict: bool = True) -> nn.Module:
+    """A folded eval-mode copy of `model`: no BatchNorm left, attention constants precomputed.
+
+    strict=False is for foreign models (any nn.Module): what has a `fuse()` is folded, other
+    BatchNorms stay (ONNX export still folds a BN that directly follows a conv)."""
     fused = _fuse_tree(copy.deepcopy(model).eval())
     left = [n for n, m in fused.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if left:
+    if left and strict:
         raise ValueError(f"BatchNorm that no conv or linear can absorb: {', '.join(left[:5])}")
     return fused.eval()
 

@@ -131,7 +131,8 @@ def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils
     g_order = torch.Generator().manual_seed(cfg.seed)                 # same on every rank
     g_aug = torch.Generator().manual_seed(cfg.seed * 1000 + ctx.rank)  # each rank its own draws
     ckpt_meta = dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
-                     dataset={"name": splits.name, "split_seed": splits.split_seed, "fractions": list(SPLIT_FRACTIONS)},
+                     dataset={"name": splits.name, "spec": cfg.data, "split_seed": splits.split_seed,
+                              "fractions": list(SPLIT_FRACTIONS)},
                      train_config=cfg.as_dict())
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -139,8 +140,9 @@ def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils
     for epoch in range(1, cfg.epochs + 1):
         ddp_model.train()
         perm = torch.randperm(len(train_x), generator=g_order)
+        # disable=None: bars on a terminal only; logs and CI get the one-line epoch summary below
         bar = tqdm(range(steps_per_epoch), desc=f"{cfg.model} {epoch}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and ctx.is_main), dynamic_ncols=True)
+                   disable=None if (cfg.progress and ctx.is_main) else True, dynamic_ncols=True)
         seen, correct, loss_sum = 0, 0, 0.0
         for b in bar:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size][ctx.rank::ctx.world_size]
