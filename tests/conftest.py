@@ -36,3 +36,21 @@ def digits64():
     from edgevit.data import load_dataset
 
     return load_dataset("digits", 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real, small training run: edgevit_xxs, 5 epochs on digits at 64x64 (~15 s)."""
+    out = tmp_path_factory.mktemp("tiny_run")
+    proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "5", "--out", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tmp_path_factory):
+    """`edgevit export` of the tiny run, all formats (~25 s)."""
+    out = tmp_path_factory.mktemp("tiny_export") / "art"
+    proc = run_cli("export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return out
