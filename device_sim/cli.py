@@ -1,0 +1,51 @@
+"""`edgevit simulate` / `python -m device_sim`: the camera-frame loop against a device profile."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True,
+                   help="export folder with model.tflite + model.json (e.g. artifacts/x/int8)")
+    p.add_argument("--profile", default="ar-glasses", help="ar-glasses (default), smartwatch, phone, or a .toml path")
+    p.add_argument("--source", default="synthetic", help="synthetic (default), video:PATH, camera:INDEX, folder:PATH")
+    p.add_argument("--samples", default=None, help="sample pack for the synthetic camera (default: beside the model)")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
+    p.add_argument("--frames", type=int, default=None, help="stop after this many captured frames")
+    p.add_argument("--max-speed", action="store_true", help="no real-time pacing: process every frame back to back")
+    p.add_argument("--threads", type=int, default=None, help="override the profile's thread count")
+    p.add_argument("--slowdown", type=float, default=None, help="override the profile's emulated CPU slowdown")
+    p.add_argument("--drop-policy", choices=("latest", "queue"), default=None, help="override the profile's policy")
+    p.add_argument("--queue-size", type=int, default=None, help="override the bound of the queue policy")
+    p.add_argument("--out", default="runs/simulate", help="output folder (default runs/simulate)")
+    p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic camera")
+
+
+def run(args: argparse.Namespace) -> int:
+    from device_sim.profiles import load_profile
+    from device_sim.simulate import apply_overrides, simulate
+
+    profile = apply_overrides(load_profile(args.profile), threads=args.threads, slowdown=args.slowdown,
+                              drop_policy=args.drop_policy, queue_size=args.queue_size)
+    code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source,
+                       samples=Path(args.samples) if args.samples else None,
+                       duration_s=None if args.frames and args.duration == 20.0 else args.duration,
+                       max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    from device_sim.errors import run_cli
+
+    parser = argparse.ArgumentParser(prog="python -m device_sim", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_cli(lambda: run(args), prog="device_sim")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""latency.png and memory.png. matplotlib is imported here only, after the loop has finished."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["plot_latency", "plot_memory"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_latency(path: Path, records, profile, title: str) -> None:
+    plt = _plt()
+    t = [r.capture_s for r in records]
+    fig, (ax, hist) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
+    ax.plot(t, [r.e2e_ms for r in records], lw=0.9, label="end-to-end (capture to result)")
+    ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference, emulated (x{profile.slowdown:g})")
+    if profile.slowdown > 1:
+        ax.plot(t, [r.inference_host_ms for r in records], lw=0.8, label="inference, host-measured")
+    ax.axhline(profile.latency_ms, color="red", ls="--", lw=1, label=f"budget {profile.latency_ms:g} ms")
+    missed = [r for r in records if not r.deadline_met]
+    if missed:
+        ax.scatter([r.capture_s for r in missed], [r.e2e_ms for r in missed], s=8, color="red", zorder=3,
+                   label=f"deadline missed ({len(missed)})")
+    ax.set_xlabel("capture time (s)")
+    ax.set_ylabel("ms")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    hist.hist([r.e2e_ms for r in records], bins=40, orientation="horizontal", color="tab:blue", alpha=0.8)
+    hist.axhline(profile.latency_ms, color="red", ls="--", lw=1)
+    hist.set_xlabel("frames")
+    hist.set_title("end-to-end latency", fontsize=10)
+    hist.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_memory(path: Path, records, profile, memory: dict, title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    ax.plot([r.capture_s for r in records], [r.rss_mb for r in records], lw=1, label="process RSS per frame")
+    ax.axhline(memory["before_load_mb"], color="gray", ls=":", lw=1,
+               label=f"before loading {memory['before_load_mb']:.1f} MB")
+    ax.axhline(memory["after_allocate_mb"], color="tab:green", ls=":", lw=1,
+               label=f"after allocate_tensors {memory['after_allocate_mb']:.1f} MB")
+    ax.axhline(profile.memory_mb, color="red", ls="--", lw=1, label=f"budget {profile.memory_mb:g} MB")
+    ax.set_ylim(0, max(profile.memory_mb, memory["peak_mb"]) * 1.15)
+    ax.set_xlabel("capture time (s)")
+    ax.set_ylabel("MB")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
