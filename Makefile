@@ -15,6 +15,7 @@ RUN      ?= runs/$(MODEL)-digits
 CKPT     := $(RUN)/best.pt
 ART      ?= artifacts/$(MODEL)-digits
 PROFILE  ?= ar-glasses
+DEMO_OUT ?= runs/demo-$(PROFILE)
 
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN)
 
@@ -49,8 +50,11 @@ $(CKPT): | $(STAMP)
 export: $(CKPT)  ## export the trained model to ONNX + TFLite fp32/fp16/int8 (trains first if missing)
 	$(BIN)/edgevit export $(CKPT) --out $(ART)
 
-demo: $(CKPT)  ## train (if needed), export, simulate on the AR-glasses profile, report
-	@echo "make demo: not implemented yet (issues #3 and #4)"; exit 1
+$(ART)/int8/model.json: $(CKPT) | $(STAMP)
+	$(BIN)/edgevit export $(CKPT) --out $(ART)
+
+demo: $(ART)/int8/model.json  ## train and export if needed, simulate on AR glasses for 20 s, report
+	$(BIN)/edgevit simulate --model $(ART)/int8 --profile $(PROFILE) --duration 20 --out $(DEMO_OUT)
 
 bench: $(STAMP)  ## benchmark suite: writes benchmarks/results/*.json and BENCHMARKS.md
 	@echo "make bench: not implemented yet (issue #5)"; exit 1

@@ -1,8 +1,8 @@
 """Batch augmentation on uint8 pixels, done in torch on the whole batch (no DataLoader workers).
 
 Geometric: small random affine (rotation, scale, translation) with border replication, optional
-horizontal flip. Photometric: brightness/contrast jitter and sensor noise, so a model also copes
-with the device camera's exposure changes. Output stays in raw 0..255 pixel units.
+horizontal flip. Photometric: slight blur, brightness/contrast jitter and sensor noise, so a model
+also copes with the device camera's defocus and exposure changes. Output stays in raw 0..255 pixel units.
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def augment_batch(x: torch.Tensor, g: torch.Generator, *, hflip: bool, max_rot_d
     ], dim=1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    contrast = uniform(0.75, 1.25).view(b, 1, 1, 1)
-    brightness = uniform(-30.0, 30.0).view(b, 1, 1, 1)
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)  # defocus / motion
+    x = torch.where((torch.rand(b, generator=g) < 0.3).view(b, 1, 1, 1), blurred, x)
+    # exposure: auto-exposure on a head-mounted camera swings paper white down to mid grey
+    contrast = uniform(0.7, 1.25).view(b, 1, 1, 1)
+    brightness = uniform(-60.0, 30.0).view(b, 1, 1, 1)
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * contrast + mean + brightness
     x = x + torch.randn(x.shape, generator=g) * uniform(0.0, 6.0).view(b, 1, 1, 1)
