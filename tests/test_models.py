@@ -53,25 +53,30 @@ def test_fused_attention_has_constant_bias_and_no_scale(name):
         assert a.scale == 1.0 and not hasattr(a, "attention_biases")
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS if n.startswith("edgevit")])
-def test_block_diagonal_attention_equals_textbook_multihead(name):
-    """The deploy-friendly formulation must compute exactly softmax(q_i k_i^T * s + B_i) v_i per head."""
+@pytest.mark.parametrize("impl", ["bounded", "blockdiag", "heads"])
+def test_attention_formulations_equal_textbook_multihead(impl):
+    """Every formulation computes softmax(q_i k_i^T * s + B_i) v_i per head (with tanh on k and v
+    for "bounded"), fused or not."""
     torch.manual_seed(4)
-    model = randomize_norms(edgevit.create_model(name, num_classes=10, img_size=128))
+    model = randomize_norms(edgevit.create_model("edgevit_xs", num_classes=10, img_size=128, attention=impl))
     attn = next(m for m in model.modules() if type(m).__name__ == "Attention")
+    assert attn.impl == impl
     x = torch.randn(2, attn.qkv.conv.in_channels, attn.resolution, attn.resolution)
     b, _, hh, ww = x.shape
     h, kd, dv, n = attn.num_heads, attn.key_dim, attn.val_dim, hh * ww
+    squash = torch.tanh if impl == "bounded" else (lambda t: t)
     with torch.no_grad():
         t = attn.qkv(x).reshape(b, -1, n)
         q = t[:, :h * kd].reshape(b, h, kd, n).transpose(-2, -1)
-        k = t[:, h * kd:2 * h * kd].reshape(b, h, kd, n)
-        v = t[:, 2 * h * kd:].reshape(b, h, dv, n).transpose(-2, -1)
+        k = squash(t[:, h * kd:2 * h * kd].reshape(b, h, kd, n))
+        v = squash(t[:, 2 * h * kd:].reshape(b, h, dv, n).transpose(-2, -1))
         bias = attn.attention_biases[:, attn.bias_idx]                       # (h, N, N)
         ref = ((q @ k) * kd ** -0.5 + bias).softmax(-1) @ v                 # (b, h, N, dv)
         ref = attn.proj(ref.transpose(-2, -1).reshape(b, h * dv, hh, ww))
-        assert (attn(x) - ref).abs().max().item() <= 1e-5
         assert ref.abs().max() > 1e-2
+        assert (attn(x) - ref).abs().max().item() <= 1e-5
+        fused = edgevit.fuse_for_deploy(attn)
+        assert (fused(x) - ref).abs().max().item() <= 1e-4
 
 
 def _border_heavy_pixels(size: int) -> torch.Tensor:

@@ -22,13 +22,17 @@ from torch import nn
 from edgevit.layers import ACTIVATIONS, ConvBN, global_pool
 from edgevit.registry import check_options, register_model
 
-__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer"]
+__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer", "ATTENTION_IMPLS"]
 
-# name -> (widths, depths, attention blocks at the end of each stage, heads)
+ATTENTION_IMPLS = ("bounded", "blockdiag", "heads")
+
+# name -> (widths, depths, attention blocks at the end of each stage, heads). Shallow early stages and
+# wide late ones: in int8 every conv pays a fixed cost per output pixel on this runtime, so work at
+# 1/4 resolution is the least efficient (BENCHMARKS.md has the measurements behind this).
 SIZES = {
-    "xxs": ((24, 48, 96, 160), (2, 2, 4, 3), (0, 0, 0, 2), 4),
-    "xs": ((32, 48, 96, 176), (2, 3, 6, 4), (0, 0, 0, 2), 4),
-    "s": ((32, 64, 144, 240), (2, 3, 8, 5), (0, 0, 0, 2), 6),
+    "xxs": ((24, 48, 96, 160), (1, 2, 4, 3), (0, 0, 0, 2), 4),
+    "xs": ((32, 64, 128, 192), (1, 2, 6, 4), (0, 0, 0, 2), 4),
+    "s": ((32, 64, 160, 256), (1, 2, 8, 4), (0, 0, 0, 2), 6),
 }
 
 
@@ -59,21 +63,27 @@ class FFN(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over an HxW grid with a learned relative-position bias, written so
-    that the exported NHWC graph needs ONE transpose per block.
+    """Multi-head self-attention over an HxW grid with a learned relative-position bias, shaped for
+    the int8 runtime. Three formulations of the same layer (`impl`), measured in BENCHMARKS.md:
 
-    Tokens are taken in channels-last order ((B, H, W, C) -> (B, N, C)), which is free in the
-    device's NHWC layout. Instead of moving heads into a batch dimension (a transpose for q, k, v
-    and the output), all heads are computed in two plain matmuls against block-diagonal copies of
-    k^T and v: head i's queries only meet head i's keys because the other blocks are masked to
-    zero. That costs `num_heads` times the (tiny) score MACs at this resolution and saves three
-    layout shuffles per block. The bias table holds one value per head and (|dy|, |dx|) offset;
-    `fuse()` expands it once into a constant.
+    - "bounded" (default): tokens are taken channels-last ((B, H, W, C) -> (B, N, C)), free in the
+      device's NHWC layout; all heads run in two plain matmuls against block-diagonal copies of k^T
+      and v (head i's queries only meet head i's keys, the other blocks are zero), so the exported
+      graph needs ONE transpose per block. Keys and values pass through tanh as the last op before
+      each matmul: tanh has a fixed, symmetric int8 scale (zero point 0), which is what XNNPACK needs
+      to run an int8 BATCH_MATMUL whose second operand is an activation. Without it both matmuls
+      fall back to TFLite's reference-speed int8 kernel (about 9x slower than XNNPACK here).
+    - "blockdiag": the same without tanh (the matmuls leave XNNPACK in int8).
+    - "heads": the textbook layout, heads moved into a batch dimension (four transposes per block).
+
+    The bias table holds one value per head and (|dy|, |dx|) offset; `fuse()` expands it once into
+    a constant and folds the 1/sqrt(d) scale into the query channels of the qkv conv.
     """
 
-    def __init__(self, dim: int, resolution: int, *, num_heads: int, key_dim: int, attn_ratio: int):
+    def __init__(self, dim: int, resolution: int, *, num_heads: int, key_dim: int, attn_ratio: int,
+                 impl: str = "bounded"):
         super().__init__()
-        self.num_heads, self.key_dim = num_heads, key_dim
+        self.num_heads, self.key_dim, self.impl = num_heads, key_dim, impl
         self.val_dim = attn_ratio * key_dim
         self.resolution = resolution
         self.scale = key_dim ** -0.5
@@ -90,16 +100,17 @@ class Attention(nn.Module):
         self.register_buffer("v_mask", torch.block_diag(*[torch.ones(n, self.val_dim)] * h), persistent=False)
 
     def bias(self) -> torch.Tensor:
-        """(N, heads * N): row = query, column block i = head i's bias over the keys."""
+        """"heads": (heads, N, N). Otherwise (N, heads * N): row = query, column block i = head i."""
         if self.cached_bias is not None:
             return self.cached_bias
+        table = self.attention_biases[:, self.bias_idx]
+        if self.impl == "heads":
+            return table
         n = self.resolution * self.resolution
-        return self.attention_biases[:, self.bias_idx].permute(1, 0, 2).reshape(n, self.num_heads * n)
+        return table.permute(1, 0, 2).reshape(n, self.num_heads * n)
 
     @torch.no_grad()
     def fuse(self) -> Attention:
-        """Deploy form (children already fused): the 1/sqrt(d) scale folded into the query channels
-        of the qkv conv, the bias table expanded into a constant."""
         qkv = self.qkv if isinstance(self.qkv, nn.Conv2d) else self.qkv.fuse()
         q_channels = self.num_heads * self.key_dim
         qkv.weight[:q_channels] *= self.scale
@@ -109,18 +120,29 @@ class Attention(nn.Module):
         del self.attention_biases
         return self
 
+    def _scaled(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores if self.scale == 1.0 else scores * self.scale   # 1.0 once fused: no op exported
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, height, width = x.shape
-        h, n = self.num_heads, height * width
+        h, n, kd, dv = self.num_heads, height * width, self.key_dim, self.val_dim
         tokens = self.qkv(x).permute(0, 2, 3, 1).reshape(b, n, -1)            # (B, N, C): NHWC order
-        q, k, v = tokens.split([h * self.key_dim, h * self.key_dim, h * self.val_dim], dim=-1)
-        k_blocks = torch.cat([k.transpose(1, 2)] * h, dim=2) * self.k_mask     # (B, h*kd, h*N)
-        attn = q @ k_blocks                                                     # (B, N, h*N)
-        if self.scale != 1.0:
-            attn = attn * self.scale
-        attn = (attn + self.bias()).reshape(b, n, h, n).softmax(dim=-1).reshape(b, n, h * n)
-        v_blocks = torch.cat([v] * h, dim=1) * self.v_mask                     # (B, h*N, h*dv)
-        out = (attn @ v_blocks).reshape(b, height, width, h * self.val_dim).permute(0, 3, 1, 2)
+        q, k, v = tokens.split([h * kd, h * kd, h * dv], dim=-1)
+        if self.impl == "heads":
+            q = q.reshape(b, n, h, kd).transpose(1, 2)                          # (B, h, N, kd)
+            k = k.reshape(b, n, h, kd).permute(0, 2, 3, 1)                      # (B, h, kd, N)
+            v = v.reshape(b, n, h, dv).transpose(1, 2)                          # (B, h, N, dv)
+            attn = (self._scaled(q @ k) + self.bias()).softmax(dim=-1)
+            out = (attn @ v).transpose(1, 2)                                    # (B, N, h, dv)
+        else:
+            k_blocks = torch.cat([k.transpose(1, 2)] * h, dim=2) * self.k_mask  # (B, h*kd, h*N)
+            v_blocks = torch.cat([v] * h, dim=1) * self.v_mask                  # (B, h*N, h*dv)
+            if self.impl == "bounded":
+                k_blocks, v_blocks = torch.tanh(k_blocks), torch.tanh(v_blocks)
+            attn = self._scaled(q @ k_blocks) + self.bias()                     # (B, N, h*N)
+            attn = attn.reshape(b, n, h, n).softmax(dim=-1).reshape(b, n, h * n)
+            out = attn @ v_blocks                                               # (B, N, h*dv)
+        out = out.reshape(b, height, width, h * dv).permute(0, 3, 1, 2)
         return self.proj(out)
 
 
@@ -132,7 +154,7 @@ class Block(nn.Module):
         super().__init__()
         if resolution is not None:
             self.mixer = Attention(dim, resolution, num_heads=cfg.num_heads, key_dim=cfg.key_dim,
-                                   attn_ratio=cfg.attn_ratio)
+                                   attn_ratio=cfg.attn_ratio, impl=cfg.attention)
         else:
             self.mixer = LocalMixer(dim)
         self.ffn = FFN(dim, dim * cfg.mlp_ratio, cfg.act)
@@ -144,14 +166,15 @@ class Block(nn.Module):
 
 @dataclass(frozen=True)
 class EdgeViTConfig:
-    widths: tuple[int, ...] = (32, 48, 96, 176)   # channels of the 4 stages (strides 4, 8, 16, 32)
-    depths: tuple[int, ...] = (2, 3, 6, 4)        # blocks per stage
+    widths: tuple[int, ...] = (32, 64, 128, 192)  # channels of the 4 stages (strides 4, 8, 16, 32)
+    depths: tuple[int, ...] = (1, 2, 6, 4)        # blocks per stage
     num_vit: tuple[int, ...] = (0, 0, 0, 2)       # attention blocks at the end of each stage
     mlp_ratio: int = 4                            # FFN hidden = mlp_ratio * width
     num_heads: int = 4
     key_dim: int = 16                             # per-head query/key channels
     attn_ratio: int = 2                           # per-head value channels = attn_ratio * key_dim
-    act: str = "relu"                             # see ACTIVATIONS; issue #5 picks it by measurement
+    act: str = "relu"                             # see ACTIVATIONS; chosen by measurement (BENCHMARKS.md)
+    attention: str = "bounded"                    # see ATTENTION_IMPLS; chosen by measurement
     drop_rate: float = 0.0                        # dropout before the classifier
 
     def __post_init__(self):
@@ -161,6 +184,8 @@ class EdgeViTConfig:
             raise ValueError(f"num_vit {self.num_vit} exceeds depths {self.depths}")
         if any(self.num_vit[:2]):
             raise ValueError("attention is only allowed in the last two (low-resolution) stages")
+        if self.attention not in ATTENTION_IMPLS:
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_IMPLS)}")
         if self.act not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
         if min(self.num_heads, self.key_dim, self.attn_ratio, self.mlp_ratio) < 1:

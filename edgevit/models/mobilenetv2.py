@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgevit.layers import ConvBN
+from edgevit.layers import ConvBN, global_pool
 from edgevit.registry import check_options, register_model
 
 __all__ = ["MobileNetV2", "InvertedResidual"]
@@ -55,7 +55,7 @@ class MobileNetV2(nn.Module):
         self.num_attention_blocks = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(self.features(x).mean(dim=(2, 3))))
+        return self.head(self.drop(global_pool(self.features(x))))
 
 
 @register_model
