@@ -6,13 +6,15 @@ Why this route (../shared/TOOLCHAIN.md): onnx2tf's own int8 path broke on attent
 custom calibration data and took minutes; TFLiteConverter on its SavedModel takes seconds and gives
 the same ops. onnx2tf needs two things offline: `onnxsim` on PATH (it runs it as a subprocess) and
 its validation sample file in the working directory (else it downloads one); both are provided here,
-the sample built from our own calibration images.
+the sample built from our own calibration images. The TensorFlow work runs in export.tf_worker, a
+fresh process per conversion (its docstring says why).
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,97 +22,76 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from export.quiet import captured_output, last_error_line
+from export.quiet import last_error_line
+from export.tf_worker import ONNX2TF_SAMPLE
 
 __all__ = ["onnx_to_tflite", "saved_model_to_int8", "check_builtin_ops", "NotConvertibleError"]
-
-_ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-
 
 class NotConvertibleError(ValueError):
     """The model contains an op the light TFLite runtimes cannot run (Flex/custom or float in int8)."""
 
 
-@contextlib.contextmanager
-def _in_dir(path: Path):
-    old = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def _write_onnx2tf_sample(work: Path, images: np.ndarray) -> None:
     """onnx2tf validates its layout choices on 20 images of 128x128 in 0..1 (denormalized to 0..255
-    below); give it ours instead of letting it download its own."""
+    by the worker); give it ours instead of letting it download its own."""
     picks = [images[i % len(images)] for i in range(20)]
     sample = np.stack([cv2.resize(im, (128, 128), interpolation=cv2.INTER_LINEAR) for im in picks])
-    np.save(work / _ONNX2TF_SAMPLE, (sample.astype(np.float32) / 255.0))
+    np.save(work / ONNX2TF_SAMPLE, (sample.astype(np.float32) / 255.0))
+
+
+def _run_worker(request: dict, work: Path, log: Path) -> dict:
+    """Runs export.tf_worker in a fresh process (see its docstring for why); its output goes to `log`."""
+    work.mkdir(parents=True, exist_ok=True)
+    req_path, res_path = work / f"{request['task']}-request.json", work / f"{request['task']}-result.json"
+    req_path.write_text(json.dumps(request))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    bin_dir = str(Path(sys.executable).parent)   # onnx2tf runs `onnxsim` as a subprocess: keep the venv on PATH
+    if bin_dir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    with open(log, "ab") as out:
+        subprocess.run([sys.executable, "-m", "export.tf_worker", str(req_path), str(res_path)], stdout=out,
+                       stderr=subprocess.STDOUT, env=env, cwd=work)
+    if not res_path.is_file():
+        raise ValueError(f"the {request['task']} converter process died: {last_error_line(log)} (log: {log})")
+    result = json.loads(res_path.read_text())
+    if result["ok"]:
+        return result
+    if result["kind"] == "not_convertible":
+        raise _not_convertible(result["message"])
+    detail = result["message"].splitlines()[0][:200]
+    if request["task"] == "onnx2tf":
+        detail = f"{detail}; {last_error_line(log)}" if "exit" in detail else detail
+    raise ValueError(f"{request['task']} failed: {detail} (log: {log})")
 
 
 def onnx_to_tflite(onnx_path: Path, work: Path, sample_images: np.ndarray, log: Path) -> dict[str, Path]:
     """Returns {"saved_model": dir, "fp32": .tflite, "fp16": .tflite} inside `work`."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    try:
-        with captured_output(log):   # importing TensorFlow prints a screenful of CUDA/absl chatter
-            import onnx2tf
-    except ImportError:
-        raise ValueError("onnx2tf is not installed; run `make setup` (it installs onnx2tf==1.29.24)") from None
     work.mkdir(parents=True, exist_ok=True)
     _write_onnx2tf_sample(work, sample_images)
-    out_dir = work / "saved_model"
-    try:
-        with captured_output(log), _in_dir(work):
-            onnx2tf.convert(
-                input_onnx_file_path=str(onnx_path.resolve()), output_folder_path=str(out_dir),
-                non_verbose=True, copy_onnx_input_output_names_to_tflite=True,
-                check_onnx_tf_outputs_sample_data_normalization="denorm",
-            )
-    except SystemExit as e:  # onnx2tf calls sys.exit(1) on unsupported ops
-        raise ValueError(f"onnx2tf failed (exit {e.code}): {last_error_line(log)}") from None
-    except Exception as e:  # noqa: BLE001 - report the converter's own words, one line
-        raise ValueError(f"onnx2tf failed: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}; "
-                         f"log: {log}") from None
-    stem = onnx_path.stem
-    result = {"saved_model": out_dir, "fp32": out_dir / f"{stem}_float32.tflite",
-              "fp16": out_dir / f"{stem}_float16.tflite"}
-    for key, path in result.items():
+    result = _run_worker({"task": "onnx2tf", "onnx": str(onnx_path.resolve()), "work": str(work.resolve())}, work, log)
+    paths = {key: Path(result[key]) for key in ("saved_model", "fp32", "fp16")}
+    for key, path in paths.items():
         if not path.exists():
             raise ValueError(f"onnx2tf did not produce the {key} model ({path.name}); log: {log}")
-    return result
+    return paths
 
 
 def saved_model_to_int8(saved_model: Path, calibration: Sequence[np.ndarray], out_path: Path, log: Path) -> None:
     """Full int8: int8 weights (per-channel) and activations, uint8 image input and uint8 logits.
-    Only TFLITE_BUILTINS_INT8 are allowed, so an op that would stay float fails the conversion."""
-    with captured_output(log):
-        import tensorflow as tf
+    Only TFLITE_BUILTINS_INT8 are allowed, so an op that would stay float fails the conversion
+    (and check_builtin_ops checks the result again)."""
+    calib_path = out_path.parent / "calibration.npy"
+    np.save(calib_path, np.stack(list(calibration)).astype(np.uint8))
+    _run_worker({"task": "int8", "saved_model": str(saved_model.resolve()), "calibration": str(calib_path.resolve()),
+                 "out": str(out_path.resolve())}, out_path.parent, log)
 
-    def representative():
-        for image in calibration:
-            yield [image[None].astype(np.float32)]   # raw 0..255 NHWC, exactly what the device feeds
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-    try:
-        with captured_output(log):
-            flatbuffer = converter.convert()
-    except Exception as e:  # noqa: BLE001
-        msg = " ".join(str(e).split())
-        op = _op_in_message(msg)
-        if op:
-            raise NotConvertibleError(f"int8: op {op} has no int8 TFLite builtin (only Select TF ops could run it, "
-                                      "and the light runtime has none); replace it in the model") from None
-        raise NotConvertibleError(f"int8 conversion failed: {msg[:240]}") from None
-    out_path.write_bytes(flatbuffer)
+def _not_convertible(msg: str) -> NotConvertibleError:
+    op = _op_in_message(msg)
+    if op:
+        return NotConvertibleError(f"int8: op {op} has no int8 TFLite builtin (only Select TF ops could run it, "
+                                   "and the light runtime has none); replace it in the model")
+    return NotConvertibleError(f"int8 conversion failed: {msg[:240]}")
 
 
 def _op_in_message(msg: str) -> str:
