@@ -52,7 +52,13 @@ class RawPixelInput(nn.Module):
         self.register_buffer("scale", None if scale is None else scale.reshape(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x - self.shift
+        # Subtract in a channels-last row view, (B, H, W*C) minus one (W*C) row: the same numbers as
+        # x - shift, but on the device (NHWC) the views are free and the broadcast runs along a long
+        # contiguous row. Broadcasting a 3-value vector over every pixel made this int8 SUB cost 0.26 ms
+        # at 224x224 on XNNPACK; as a row it costs 0.04 ms.
+        b, c, h, w = x.shape
+        row = self.shift.reshape(1, 1, c).repeat(1, 1, w)
+        x = (x.permute(0, 2, 3, 1).reshape(b, h, w * c) - row).reshape(b, h, w, c).permute(0, 3, 1, 2)
         if self.scale is not None:
             x = x * self.scale
         return self.model(x)
