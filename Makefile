@@ -56,8 +56,8 @@ $(ART)/int8/model.json: $(CKPT) | $(STAMP)
 demo: $(ART)/int8/model.json  ## train and export if needed, simulate on AR glasses for 20 s, report
 	$(BIN)/edgevit simulate --model $(ART)/int8 --profile $(PROFILE) --duration 20 --out $(DEMO_OUT)
 
-bench: $(STAMP)  ## benchmark suite: writes benchmarks/results/*.json and BENCHMARKS.md
-	@echo "make bench: not implemented yet (issue #5)"; exit 1
+bench: $(CKPT)  ## benchmark suite (~10 min): benchmarks/results/*.json, BENCHMARKS.md and its plots
+	$(BIN)/python -m benchmarks.run --run-dir $(RUN)
 
 test: $(STAMP)  ## the default test suite (slow tests excluded)
 	$(BIN)/python -m pytest

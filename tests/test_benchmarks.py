@@ -1,0 +1,52 @@
+"""The benchmark suite's smoke run: one small model, few rounds; checks the JSON has every field the
+report needs. It asserts no timing: speed targets live in BENCHMARKS.md, not in unit tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+MODEL_KEYS = {"params_m", "gmacs", "attention_blocks", "graph", "latency_ms", "memory_mb"}
+GRAPH_KEYS = {"num_ops", "transposes", "delegate_partitions", "ops_outside_delegate", "size_mb"}
+LATENCY_KEYS = {"min", "p50", "p90", "mean", "runs"}
+
+
+def test_smoke_benchmark_writes_every_field(tiny_run, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--img-size", "64", "--rounds", "3",
+                           "--warmup", "1", "--run-dir", str(tiny_run), "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    files = list((tmp_path / "benchmarks" / "results").glob("*-smoke.json"))
+    assert len(files) == 1
+    res = json.loads(files[0].read_text())
+    assert {"schema", "created", "smoke", "host", "versions", "settings", "models", "ceiling", "probes", "designs",
+            "digits", "digits_latency", "simulator", "goals", "seconds"} <= set(res)
+    assert res["smoke"] is True and {"cpu", "isa", "cores"} <= set(res["host"])
+    assert {"ai-edge-litert", "onnxruntime", "torch", "tensorflow", "onnx2tf"} <= set(res["versions"])
+    model = res["models"]["edgevit_xxs"]
+    assert MODEL_KEYS <= set(model)
+    assert {"onnx", "fp32", "fp16", "int8"} == set(model["graph"])
+    assert all(GRAPH_KEYS <= set(g) for g in model["graph"].values())
+    configs = {f"{rt}|t{t}" for rt in ("litert-fp32", "litert-fp16", "litert-int8") for t in (1, 2)}
+    configs |= {"onnxruntime-fp32|t1", "torch-fp32|t1"}
+    assert configs == set(model["latency_ms"])
+    assert all(LATENCY_KEYS <= set(s) and s["runs"] == 3 for s in model["latency_ms"].values())
+    assert {"peak_mb", "init_footprint_mb"} <= set(model["memory_mb"]["int8"])
+    assert {"gmacs", "latency_ms"} <= set(res["ceiling"]) and len(res["ceiling"]["latency_ms"]) == 4
+    assert {"stem1", "stem2"} == set(res["probes"])
+    assert res["designs"][0]["name"] == "default"
+    digits = res["digits"]["default"]
+    assert {"pytorch_acc", "fp32_acc", "int8_acc", "int8_agreement", "int8_mb", "transposes"} <= set(digits)
+    rows = res["simulator"]["rows"]
+    assert {r["mode"] for r in rows} == {"back-to-back", "camera cadence"}
+    assert all({"simulator_inference_p50_ms", "bench_p50_ms", "ratio", "agree"} <= set(r) for r in rows)
+    assert "overhead_p50_ms" in next(r for r in rows if r["mode"] == "back-to-back")
+    assert [g["id"] for g in res["goals"]] == [1, 2, 3, 4, 5]
+    assert all({"title", "target", "met", "evaluated", "summary", "details"} <= set(g) for g in res["goals"])
+    md = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "## Goals" in md and "edgevit_xxs" in md
+    for png in ("latency_vs_macs.png", "latency_vs_accuracy.png"):
+        assert (tmp_path / "benchmarks" / "plots" / png).stat().st_size > 10_000
