@@ -200,12 +200,9 @@ def _in_fresh_process(args: argparse.Namespace, threads: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from device_sim.errors import run_cli
+    from device_sim.errors import module_main
 
-    parser = argparse.ArgumentParser(prog="python -m device_sim.bench", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_cli(lambda: run(args), prog="device_sim.bench")
+    return module_main(sys.modules[__name__], argv, prog="device_sim.bench")
 
 
 if __name__ == "__main__":

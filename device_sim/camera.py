@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from device_sim.errors import SimError
+from device_sim.quiet import quiet_stderr
 
 __all__ = ["SourceFailed", "SyntheticCamera", "VideoSource", "FolderSource", "open_source"]
 
@@ -109,7 +110,8 @@ class VideoSource:
         self.width, self.height = width, height
         if isinstance(target, int):
             self.name, self.replayable = f"camera:{target}", False
-            self.cap = cv2.VideoCapture(target)
+            with quiet_stderr():   # OpenCV's backends log their own failure; the SimError says it once
+                self.cap = cv2.VideoCapture(target)
             if not self.cap.isOpened():
                 raise SimError(f"camera index {target} does not open (no such device, or it is busy)")
             self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -120,8 +122,9 @@ class VideoSource:
             if not path.is_file():
                 raise SimError(f"video {path} does not exist")
             self.name, self.replayable, self.path = f"video:{path}", True, path
-            self.cap = cv2.VideoCapture(str(path))
-            ok, _ = self.cap.read() if self.cap.isOpened() else (False, None)
+            with quiet_stderr():
+                self.cap = cv2.VideoCapture(str(path))
+                ok, _ = self.cap.read() if self.cap.isOpened() else (False, None)
             if not ok:
                 raise SimError(f"{path} is not a video OpenCV can decode (mp4/avi/mkv with a common codec)")
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)

@@ -39,12 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from device_sim.errors import run_cli
+    from device_sim.errors import module_main
 
-    parser = argparse.ArgumentParser(prog="python -m device_sim", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_cli(lambda: run(args), prog="device_sim")
+    return module_main(sys.modules[__name__], argv, prog="device_sim")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["SimError", "run_cli"]
+__all__ = ["SimError", "run_cli", "module_main"]
 
 
 class SimError(ValueError):
@@ -25,3 +25,13 @@ def run_cli(fn, *, prog: str) -> int:
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
+
+
+def module_main(module, argv: list[str] | None, *, prog: str) -> int:
+    """`python -m device_sim...` entry: the module's add_arguments/run behind run_cli."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=module.__doc__.splitlines()[0])
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_cli(lambda: module.run(args), prog=prog)

@@ -6,15 +6,15 @@ into a drop policy; the inference thread takes what the policy hands it. Drops a
 - queue: a bounded FIFO; a frame that finds it full is dropped, the others wait (queueing delay).
 Max-speed mode (--max-speed): capture and inference alternate in one thread, no pacing, no drops.
 
-The emulated target CPU: after each real invoke of t ms, the loop sleeps (slowdown - 1) * m, where m
-is the median host time of the last frames, so the device's inference time (about m * slowdown) is
-spent in wall-clock time and the pipeline reacts to it. The typical time is stretched by the factor;
-this host's frame-to-frame noise (other processes, cache state) is kept as it is, not amplified by it.
+The emulated target CPU: after each real invoke of t ms, the loop sleeps (slowdown - 1) * r, where r
+is this host's warm inference time measured once before the loop, so the device's inference time
+(t + (slowdown - 1) * r, about r * slowdown) is spent in wall-clock time and the pipeline reacts to
+it. The device's speed is a property of the device: this shared host's drift and frame-to-frame
+noise are kept as they are, not amplified by the factor.
 """
 
 from __future__ import annotations
 
-import statistics
 import threading
 import time
 from collections import deque
@@ -120,11 +120,10 @@ class BoundedQueue:
 
 
 def run_loop(model, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
-             on_frame=None) -> LoopResult:
+             reference_s: float = 0.0, on_frame=None) -> LoopResult:
     """Runs until the duration or frame count is reached or the source ends or fails."""
     state = {"captured": 0, "reason": "", "failed": False}
     records: list[FrameRecord] = []
-    recent_host: deque[float] = deque(maxlen=15)
     t0 = time.perf_counter()
 
     def done(count: int) -> str:
@@ -152,8 +151,7 @@ def run_loop(model, source, profile, *, duration_s: float | None, max_frames: in
         t2 = time.perf_counter()
         host = t2 - t1
         if profile.slowdown > 1.0:
-            recent_host.append(host)
-            sleep_until(t2 + statistics.median(recent_host) * (profile.slowdown - 1.0))
+            sleep_until(t2 + (reference_s or host) * (profile.slowdown - 1.0))
         t3 = time.perf_counter()
         pred = model.postprocess(raw)
         t4 = time.perf_counter()

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from device_sim.errors import SimError
+from device_sim.quiet import quiet_stderr
 from device_sim.runtime import Interpreter
 
 __all__ = ["DeployedModel", "Prediction", "resolve_sidecar", "sidecar_candidate"]
@@ -72,8 +73,9 @@ class DeployedModel:
         self.rgb = inp.get("color", "RGB").upper() == "RGB"
         t0 = time.perf_counter()
         try:
-            self.interpreter = Interpreter(model_path=str(tflite), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with quiet_stderr():   # the runtime announces its delegate on stderr; errors still raise
+                self.interpreter = Interpreter(model_path=str(tflite), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise SimError(f"the runtime cannot load {tflite}: {str(e).splitlines()[0][:200]}") from None
         self.init_seconds = time.perf_counter() - t0
@@ -136,6 +138,18 @@ class DeployedModel:
         self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._out["index"])
+
+    def warm_reference(self, x: np.ndarray, runs: int = 30) -> float:
+        """Median seconds of `runs` back-to-back invokes after a warm-up: the host speed the
+        simulator's slowdown is applied to."""
+        for _ in range(5):
+            self.invoke(x)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            self.invoke(x)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
 
     def postprocess(self, raw: np.ndarray) -> Prediction:
         logits = raw[0].astype(np.float32)

@@ -61,11 +61,15 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
         f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} thread(s), "
         f"slowdown x{profile.slowdown:g} (emulated)")
     expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
+    reference_s = 0.0
+    if profile.slowdown > 1.0:
+        rgb = np.full((1, model.height, model.width, 3), 128, np.uint8)
+        reference_s = model.warm_reference(model.to_input(rgb))
     bar = _progress(expected, progress)
     on_frame = (lambda rec: bar.update(1)) if bar is not None else None
     try:
         result = run_loop(model, cam, profile, duration_s=duration_s, max_frames=max_frames, max_speed=max_speed,
-                          on_frame=on_frame)
+                          reference_s=reference_s, on_frame=on_frame)
     finally:
         if bar is not None:
             bar.close()
@@ -88,6 +92,8 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
         "model": {k: model.sidecar.get(k) for k in ("name", "format", "file", "sha256", "labels", "input", "output")}
         | {"path": str(model.tflite), "size_mb": model.size_mb, "init_ms": model.init_seconds * 1e3},
         "host": host_info(), "runtime": runtime_version(), "source": cam.name,
+        "emulation": {"slowdown": profile.slowdown, "host_reference_ms": reference_s * 1e3,
+                      "note": "inference on the target = host time + (slowdown - 1) x host_reference_ms"},
         "latency_ms": {
             "end_to_end": summarize(e2e),
             "inference_emulated": summarize(r.inference_ms for r in recs),

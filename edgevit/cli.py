@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 __all__ = ["main", "COMMANDS"]
@@ -45,17 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_user_command(fn, *, prog: str) -> int:
     """Runs fn(); a user mistake (ValueError, missing or unwritable file) becomes one line on stderr
-    and exit code 2. Set EDGEVIT_DEBUG=1 to see the traceback instead."""
-    try:
-        return int(fn() or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, OSError) as e:
-        if os.environ.get("EDGEVIT_DEBUG"):
-            raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    and exit code 2. Set EDGEVIT_DEBUG=1 to see the traceback instead. The handler is device_sim's
+    (the lightest package, importable everywhere), so every command reports errors the same way."""
+    from device_sim.errors import run_cli
+
+    return run_cli(fn, prog=prog)
 
 
 if __name__ == "__main__":

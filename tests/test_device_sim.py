@@ -237,26 +237,22 @@ def test_outputs_open(tiny_export, tmp_path):
 
 # -- drop policies ----------------------------------------------------------------------------------
 def _slowdown_for(tiny_export, tmp_path, fps: float, periods: float) -> float:
-    """Slowdown that makes the emulated inference last `periods` frame periods on this host. Host time
-    depends on the pipeline's own rhythm (idle gaps cool caches and threads), so calibrate twice: once
-    paced at the camera rate, once under the first guess."""
-    target = periods * 1000.0 / fps
-    slowdown = 1.0
-    for _ in range(2):
-        probe = load_profile(write_profile(tmp_path, "probe.toml", fps=fps, slowdown=round(slowdown, 3)))
-        _, report = simulate(tiny_export / "int8", probe, out=tmp_path / "probe", duration_s=1.5, video=False,
-                             plots=False, progress=False, log=quiet)
-        slowdown *= target / report["latency_ms"]["inference_emulated"]["p50"]
-    return slowdown
+    """Slowdown that makes the emulated inference last `periods` frame periods: the simulator stretches
+    this host's warm inference time, which a short probe run reports."""
+    probe = load_profile(write_profile(tmp_path, "probe.toml", fps=fps, slowdown=2.0))
+    _, report = simulate(tiny_export / "int8", probe, out=tmp_path / "probe", max_frames=5, video=False,
+                         plots=False, progress=False, log=quiet)
+    return periods * (1000.0 / fps) / report["emulation"]["host_reference_ms"]
 
 
 DROP_FPS = 20.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def two_period_slowdown(tiny_export, tmp_path_factory):
-    """Inference ~1.8 frame periods: ~2, a little under so 'latest' stays below 3 periods at p95."""
-    return _slowdown_for(tiny_export, tmp_path_factory.mktemp("calibrate"), DROP_FPS, 1.8)
+    """Inference ~1.7 frame periods: ~2, a little under so 'latest' stays below 3 periods at p95 even
+    when this shared host drifts between calibration and run. Calibrated right before each test."""
+    return _slowdown_for(tiny_export, tmp_path_factory.mktemp("calibrate"), DROP_FPS, 1.7)
 
 
 def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path, two_period_slowdown):
@@ -266,7 +262,7 @@ def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path
     profile = load_profile(write_profile(tmp_path, "latest.toml", fps=fps, slowdown=round(slowdown, 3)))
     _, report = simulate(tiny_export / "int8", profile, out=tmp_path / "latest", duration_s=5.0, video=False,
                          plots=False, progress=False, log=quiet)
-    assert 0.30 <= report["drop_rate"] <= 0.65, report["drop_rate"]
+    assert 0.30 <= report["drop_rate"] <= 0.60, report["drop_rate"]   # ideal: 1 - 1/1.7 = 0.41
     assert report["latency_ms"]["end_to_end"]["p95"] < 3 * period, report["latency_ms"]["end_to_end"]
     assert report["latency_ms"]["queue"]["p95"] < 1.25 * period   # only the newest frame ever waits
 
@@ -293,3 +289,17 @@ def test_queue_policy_delay_grows_to_its_bound(tiny_export, tmp_path, two_period
     assert (delays <= ahead + 5.0).all(), (delays - ahead).max()   # ... up to the bound, not beyond
     assert delays[-third:].mean() >= (bound - 1.5) * inference         # and stays near it
     assert report["drop_rate"] > 0.2                      # a full queue drops
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--threads", "0"], "--threads must be >= 1"),
+    (["--profile", "hololens"], "unknown profile"),
+    (["--source", "camera:57"], "camera index 57 does not open"),
+])
+def test_cli_bad_input_is_one_line(tiny_export, tmp_path, args, fragment):
+    from conftest import assert_user_error, run_cli
+
+    proc = run_cli("simulate", "--model", str(tiny_export / "int8"), "--frames", "5", "--out", str(tmp_path / "o"),
+                   *args)
+    assert_user_error(proc, fragment)
+    assert not (tmp_path / "o").exists()
