@@ -32,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distill-alpha", type=float, default=d.distill_alpha)
     p.add_argument("--distill-temp", type=float, default=d.distill_temp)
     p.add_argument("--act", default=None, help="activation of edgevit models (relu, gelu, hardswish, relu6)")
+    p.add_argument("--attention", default=None, help="attention layout of edgevit models (bounded, blockdiag, heads)")
     p.add_argument("--baseline", default=None,
                    help="also train this model with the identical recipe, e.g. mobilenetv2_100")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -45,7 +46,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     data_name = "digits" if args.data == "digits" else Path(args.data.split(":")[-1]).name or "data"
     return TrainConfig(
         out=args.out or f"runs/{args.model}-{data_name}", model=args.model,
-        model_kwargs={"act": args.act} if args.act else {}, data=args.data, img_size=args.img_size,
+        model_kwargs={k: v for k, v in (("act", args.act), ("attention", args.attention)) if v},
+        data=args.data, img_size=args.img_size,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing, hflip=args.hflip,
         ema_decay=args.ema_decay, teacher=args.teacher, distill_alpha=args.distill_alpha,
@@ -69,7 +71,7 @@ def check_writable(folder: str | Path) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if cfg.model_kwargs and not cfg.model.startswith("edgevit"):
-        raise ValueError(f"--act applies to edgevit models only, not {cfg.model}")
+        raise ValueError(f"--act and --attention apply to edgevit models only, not {cfg.model}")
     from edgevit.registry import create_model
 
     create_model(cfg.model, num_classes=2, img_size=cfg.img_size, **cfg.model_kwargs)  # options valid?
