@@ -139,7 +139,7 @@ class DeployedModel:
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._out["index"])
 
-    def warm_reference(self, x: np.ndarray, runs: int = 30) -> float:
+    def warm_reference(self, x: np.ndarray, runs: int = 100) -> float:
         """Median seconds of `runs` back-to-back invokes after a warm-up: the host speed the
         simulator's slowdown is applied to."""
         for _ in range(5):

@@ -236,12 +236,22 @@ def test_outputs_open(tiny_export, tmp_path):
 
 
 # -- drop policies ----------------------------------------------------------------------------------
+def _simulate_cli(model, profile, out, *args) -> dict:
+    """A simulator run as users start it, in a process of its own: the test runner's own threads
+    (torch's OpenMP pool) would otherwise share the two cores with the measured loop."""
+    from conftest import run_cli
+
+    proc = run_cli("simulate", "--model", str(model), "--profile", str(profile), "--no-video", "--out", str(out),
+                   *args)
+    assert proc.returncode in (0, 3), proc.stderr
+    return json.loads((out / "report.json").read_text())
+
+
 def _slowdown_for(tiny_export, tmp_path, fps: float, periods: float) -> float:
     """Slowdown that makes the emulated inference last `periods` frame periods: the simulator stretches
     this host's warm inference time, which a short probe run reports."""
-    probe = load_profile(write_profile(tmp_path, "probe.toml", fps=fps, slowdown=2.0))
-    _, report = simulate(tiny_export / "int8", probe, out=tmp_path / "probe", max_frames=5, video=False,
-                         plots=False, progress=False, log=quiet)
+    probe = write_profile(tmp_path, "probe.toml", fps=fps, slowdown=2.0)
+    report = _simulate_cli(tiny_export / "int8", probe, tmp_path / "probe", "--frames", "5")
     return periods * (1000.0 / fps) / report["emulation"]["host_reference_ms"]
 
 
@@ -259,9 +269,8 @@ def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path
     fps = DROP_FPS
     period = 1000.0 / fps
     slowdown = two_period_slowdown
-    profile = load_profile(write_profile(tmp_path, "latest.toml", fps=fps, slowdown=round(slowdown, 3)))
-    _, report = simulate(tiny_export / "int8", profile, out=tmp_path / "latest", duration_s=5.0, video=False,
-                         plots=False, progress=False, log=quiet)
+    profile = write_profile(tmp_path, "latest.toml", fps=fps, slowdown=round(slowdown, 3))
+    report = _simulate_cli(tiny_export / "int8", profile, tmp_path / "latest", "--duration", "5")
     assert 0.30 <= report["drop_rate"] <= 0.60, report["drop_rate"]   # ideal: 1 - 1/1.7 = 0.41
     assert report["latency_ms"]["end_to_end"]["p95"] < 3 * period, report["latency_ms"]["end_to_end"]
     assert report["latency_ms"]["queue"]["p95"] < 1.25 * period   # only the newest frame ever waits
@@ -271,10 +280,9 @@ def test_queue_policy_delay_grows_to_its_bound(tiny_export, tmp_path, two_period
     fps, bound = DROP_FPS, 4
     period = 1000.0 / fps
     slowdown = two_period_slowdown
-    profile = load_profile(write_profile(tmp_path, "queue.toml", fps=fps, slowdown=round(slowdown, 3),
-                                         policy="queue", queue=bound))
-    _, report = simulate(tiny_export / "int8", profile, out=tmp_path / "queue", duration_s=5.0, video=False,
-                         plots=False, progress=False, log=quiet)
+    profile = write_profile(tmp_path, "queue.toml", fps=fps, slowdown=round(slowdown, 3), policy="queue",
+                            queue=bound)
+    report = _simulate_cli(tiny_export / "int8", profile, tmp_path / "queue", "--duration", "5")
     import csv
 
     rows = list(csv.DictReader(open(tmp_path / "queue" / "frames.csv")))
