@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["natural_images", "latency_ready", "Ceiling", "StemProbe", "NATURAL_MEAN", "NATURAL_STD"]
+__all__ = ["natural_images", "latency_ready", "Ceiling", "Prefix", "NATURAL_MEAN", "NATURAL_STD"]
 
 NATURAL_MEAN = (0.485, 0.456, 0.406)   # the usual ImageNet normalization, per channel
 NATURAL_STD = (0.229, 0.224, 0.225)
@@ -73,13 +73,14 @@ class Ceiling(nn.Module):
         return self.head(y.permute(0, 2, 3, 1).mean(dim=(1, 2)))
 
 
-class StemProbe(nn.Module):
-    """The first `depth` stem convs of a model, output flattened: isolates what the full-resolution
-    convs cost in each format."""
+class Prefix(nn.Module):
+    """The stem and the first `stages` stages of an edgevit model, globally pooled (a tiny output, so
+    nothing but the layers themselves is timed). Consecutive prefixes, timed side by side, split the
+    model's latency into segments."""
 
-    def __init__(self, model: nn.Module, depth: int):
+    def __init__(self, model: nn.Module, stages: int):
         super().__init__()
-        self.stem = model.stem[:depth]
+        self.body = nn.Sequential(model.stem, *model.stages[:stages])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stem(x).permute(0, 2, 3, 1).flatten(1)
+        return self.body(x).mean((2, 3))

@@ -128,7 +128,7 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
             f"| {_f(lat('litert-fp16'))} | {_f(lat('litert-int8'))} | {_f(lat('litert-fp32', 2))} "
             f"| {_f(lat('litert-int8', 2))} | {_f(lat('onnxruntime-fp32'))} | {_f(lat('torch-fp32'))} "
             f"| {_f(_ratio(lat('litert-int8'), lat('litert-fp32')))} | {_f(rate, '.0f')} "
-            f"| {_f(None if rate is None or not ceil_rate else 100 * rate / ceil_rate, '.0f')}% "
+            f"| {_f(_share(rate, ceil_rate), '.0f')}% "
             f"| {g8['delegate_partitions']} | {outside} | {g8['transposes']} "
             f"| {m['memory_mb']['int8']['peak_mb']:.1f} |")
     lines += ["", "Latency in ms. Peak MB: resident memory of a fresh process that loads and runs the int8 model "
@@ -141,7 +141,7 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
                  f"| {_f(p50(c, 'litert-fp32', 2))} | {_f(p50(c, 'litert-int8', 2))} "
                  f"| {_f(_ratio(p50(c, 'litert-int8'), p50(c, 'litert-fp32')))} "
                  f"| {_f(_rate(c['gmacs'], p50(c, 'litert-fp32')), '.0f')} | {_f(ceil_rate, '.0f')} |")
-    lines += ["", *_design_section(res), "", "## Trained on digits", "",
+    lines += ["", *_segment_section(res, ceil_rate), "", *_design_section(res), "", "## Trained on digits", "",
               "| model | design | PyTorch acc | fp32 TFLite acc | int8 acc | int8 agreement | int8 MB | fp32 ms "
               "| int8 ms |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -154,6 +154,53 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
               "", "## Plots", ""]
     lines += [f"![{p.stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
+
+
+def segments(res: dict) -> list[dict]:
+    """The model the prefixes were cut from, split into stem, stages and head: each segment's MACs and
+    p50 latency (1 thread) are differences of consecutive prefixes, timed interleaved in one run."""
+    name = res.get("probes_of")
+    if not name or name not in res["models"]:
+        return []
+    size = res["settings"]["img_size"]
+    probes = sorted(res["probes"].values(), key=lambda pr: pr["stages"])
+    points = [(pr["gmacs"], p50(pr, "litert-fp32"), p50(pr, "litert-int8")) for pr in probes]
+    full = res["models"][name]
+    points.append((full["gmacs"], p50(full, "litert-fp32"), p50(full, "litert-int8")))
+    labels = ["input + stem (two 3x3 stride-2 convs)"] + [f"stage {k}" for k in range(1, len(probes))]
+    labels.append(f"stage {len(probes)} (attention) + head")
+    rows, prev = [], (0.0, 0.0, 0.0)
+    for i, (label, point) in enumerate(zip(labels, points)):
+        gmacs, fp32, int8 = (None if a is None or b is None else a - b for a, b in zip(point, prev))
+        res_hw = size // (4 * 2 ** max(i - 1, 0))
+        rows.append({"segment": label, "resolution": res_hw, "gmacs": gmacs, "fp32_ms": fp32, "int8_ms": int8,
+                     "int8_over_fp32": _ratio(int8, fp32)})
+        prev = point
+    return rows
+
+
+def _segment_section(res: dict, ceil_rate) -> list[str]:
+    rows = segments(res)
+    if not rows:
+        return []
+    lines = [f"## Where the time goes ({res['probes_of']}, 1 thread)", "",
+             "The stem alone, then the stem with each further stage, each globally pooled and exported like the "
+             "model, timed interleaved with everything else; each row is the difference of two consecutive "
+             "prefixes (the last one: the full model minus the first three stages). Differences of noisy medians: "
+             "read the ratios, not the third digit.", "",
+             "| segment | output | MMACs | fp32 ms | int8 ms | int8/fp32 | int8 GMAC/s | % of int8 ceiling |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rate = _rate(r["gmacs"], r["int8_ms"]) if (r["int8_ms"] or 0) > 0 else None
+        lines.append(f"| {r['segment']} | {r['resolution']}x{r['resolution']} | {r['gmacs'] * 1e3:.1f} "
+                     f"| {_f(r['fp32_ms'], '.3f')} | {_f(r['int8_ms'], '.3f')} | {_f(r['int8_over_fp32'])} "
+                     f"| {_f(rate, '.0f')} | {_f(_share(rate, ceil_rate), '.0f')}% |")
+    return lines
+
+
+def _share(rate, ceil_rate):
+    """Percent of the ceiling's GMAC/s."""
+    return None if rate is None or not ceil_rate else 100 * rate / ceil_rate
 
 
 def _rate(gmacs, ms):
@@ -214,22 +261,26 @@ def _goal_prose(res: dict) -> list[str]:
     g = {x["id"]: x for x in res["goals"]}
     out = ["### What the goals say here", ""]
     d2, d4 = g[2]["details"], g[4]["details"]
-    probes, ceil_rate = res["probes"], d4["ceiling_int8_gmacs_per_s"]
-    stem1, stem2 = probes.get("stem1"), probes.get("stem2")
+    ceil_rate = d4["ceiling_int8_gmacs_per_s"]
     if g[2]["evaluated"] and not g[2]["met"]:
         text = (f"- **Goal 2** is not met: edgevit_xs runs int8 at {_f(d2['edgevit_xs_int8_over_fp32'])}x its fp32 "
                 f"time, the ceiling conv at {_f(d2['ceiling_int8_over_fp32'])}x, MobileNetV2 at "
                 f"{_f(d2['mobilenetv2_int8_over_fp32'])}x. This host's int8 units ({', '.join(res['host']['isa'])}) "
                 "make a large 1x1 conv several times faster in int8 than in fp32; the layers of a real network are "
                 "not large 1x1 convs.")
-        if stem1 and stem2:
-            i1, f1 = p50(stem1, "litert-int8"), p50(stem1, "litert-fp32")
-            i2, f2 = p50(stem2, "litert-int8"), p50(stem2, "litert-fp32")
-            text += (" The stem probes show where int8 loses: the input conversion, the folded normalization and "
-                     f"the first 3x3 stride-2 conv (3 input channels, {stem1['gmacs'] * 1e3:.1f} MMACs, output copied "
-                     f"out) take {_f(i1)} ms in int8 against {_f(f1)} ms in fp32; adding the second conv (16 to 32 "
-                     f"channels, {(stem2['gmacs'] - stem1['gmacs']) * 1e3:.1f} MMACs more, at a quarter of the "
-                     f"pixels) gives {_f(i2)} ms int8 against {_f(f2)} ms fp32.")
+        rows = segments(res)
+        if rows:
+            stem, late = rows[0], rows[2:]
+            late_fp32 = sum(r["fp32_ms"] or 0 for r in late)
+            late_int8 = sum(r["int8_ms"] or 0 for r in late)
+            text += (f" Where it loses (the segment table below): the input conversion and the stem take "
+                     f"{_f(stem['int8_ms'])} ms in int8 against {_f(stem['fp32_ms'])} ms in fp32 "
+                     f"({_f(stem['int8_over_fp32'])}x): its first conv sees 3 input channels, which XNNPACK's int8 "
+                     f"kernels pad per tap, and every int8 conv pays a fixed cost per output pixel. "
+                     f"{rows[1]['segment'].capitalize()} at {rows[1]['resolution']}x{rows[1]['resolution']} runs at "
+                     f"{_f(rows[1]['int8_over_fp32'])}x; the stages from {late[0]['resolution']}x"
+                     f"{late[0]['resolution']} down run at {_f(_ratio(late_int8, late_fp32))}x together, next to the "
+                     f"ceiling's ratio.")
         text += (" Int8 SOFTMAX is not taken by XNNPACK, so each attention block leaves the delegate once (the "
                  "partitions column). What was done, each measured below: ReLU (GELU and Hardswish leave XNNPACK "
                  "in int8), attention whose two matmuls stay in XNNPACK (tanh-bounded keys and values have zero "

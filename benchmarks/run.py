@@ -1,8 +1,8 @@
 """`make bench`: the benchmark suite behind BENCHMARKS.md.
 
 Exports the family (edgevit_xxs/xs/s, mobilenetv2_100 at 224x224, 1000 classes, latency-ready random
-weights), the compute ceiling, stem probes, the design variants of edgevit_xs, and the trained digits
-models; times every artifact interleaved round-robin on ai-edge-litert (fp32/fp16/int8, 1 and 2
+weights), the compute ceiling, prefixes of edgevit_xs (where its time goes), its design variants, and
+the trained digits models; times every artifact interleaved round-robin on ai-edge-litert (fp32/fp16/int8, 1 and 2
 threads), ONNX Runtime and PyTorch eager; measures the peak memory of a process that loads and runs
 each .tflite (device_sim.bench); checks the simulator against the on-device benchmark; evaluates the
 goals; writes benchmarks/results/<date>-<host>.json and regenerates BENCHMARKS.md with its plots.
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from benchmarks.goals import evaluate_goals
-from benchmarks.models import NATURAL_MEAN, NATURAL_STD, Ceiling, StemProbe, latency_ready, natural_images
+from benchmarks.models import NATURAL_MEAN, NATURAL_STD, Ceiling, Prefix, latency_ready, natural_images
 from benchmarks.sim_check import sim_vs_bench
 from benchmarks.timing import interleaved, litert_runner, onnxruntime_runner, torch_runner
 
@@ -115,16 +115,8 @@ def collect(args) -> dict:
         runners[f"{name}|onnxruntime-fp32|t1"] = onnxruntime_runner(work / name / "model.onnx", threads=1)
         deploy = fold_input_normalization(fuse_for_deploy(model), NATURAL_MEAN, NATURAL_STD, img_size=size)
         runners[f"{name}|torch-fp32|t1"] = torch_runner(deploy, size)
-        if name == family[-1 if args.smoke else 1]:   # edgevit_xs (xxs in a smoke run): its stem, alone
-            for depth in (1, 2):
-                probe = StemProbe(model, depth).eval()
-                key = f"stem{depth}"
-                _export(probe, size, work / key, "fp32,int8", calib[:8], eval_images=calib[:2])
-                out_hw = size // 2 ** depth
-                res["probes"][key] = {"gmacs": count_macs(probe, size) / 1e9, "output_pixels": out_hw * out_hw,
-                                      "latency_ms": {}}
-                for fmt in ("fp32", "int8"):
-                    runners[f"{key}|litert-{fmt}|t1"] = litert_runner(work / key / fmt / "model.tflite", threads=1)
+        if name == family[-1 if args.smoke else 1]:   # edgevit_xs (xxs in a smoke run): where its time goes
+            _collect_prefixes(name, model, size, work, calib, res, runners)
 
     log("export the ceiling (1x1 conv 56x56x256->256)")
     torch.manual_seed(0)
@@ -153,6 +145,21 @@ def collect(args) -> dict:
                                                                              threads=(1,) if args.smoke else THREADS)}
     res["seconds_collect"] = time.perf_counter() - t0
     return res
+
+
+def _collect_prefixes(name: str, model, size: int, work: Path, calib, res: dict, runners: dict) -> None:
+    """The stem alone, then stem + stage 1, + stage 2, + stage 3 (pooled), exported like the model: the
+    differences of consecutive prefixes (and the full model) are the segments of BENCHMARKS.md."""
+    from edgevit.info import count_macs
+
+    res["probes_of"] = name
+    for k in range(len(model.stages)):
+        probe, key = Prefix(model, k).eval(), f"prefix{k}"
+        _export(probe, size, work / key, "fp32,int8", calib[:8], eval_images=calib[:2])
+        res["probes"][key] = {"stages": k, "gmacs": count_macs(probe, size) / 1e9,
+                              "resolution": size // (4 * 2 ** max(k - 1, 0)), "latency_ms": {}}
+        for fmt in ("fp32", "int8"):
+            runners[f"{key}|litert-{fmt}|t1"] = litert_runner(work / key / fmt / "model.tflite", threads=1)
 
 
 def _collect_designs(args, designs, calib, res, runners) -> None:

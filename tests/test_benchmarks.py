@@ -36,7 +36,8 @@ def test_smoke_benchmark_writes_every_field(tiny_run, tmp_path):
     assert all(LATENCY_KEYS <= set(s) and s["runs"] == 3 for s in model["latency_ms"].values())
     assert {"peak_mb", "init_footprint_mb"} <= set(model["memory_mb"]["int8"])
     assert {"gmacs", "latency_ms"} <= set(res["ceiling"]) and len(res["ceiling"]["latency_ms"]) == 4
-    assert {"stem1", "stem2"} == set(res["probes"])
+    assert {"prefix0", "prefix1", "prefix2", "prefix3"} == set(res["probes"]) and res["probes_of"] == "edgevit_xxs"
+    assert all({"stages", "gmacs", "resolution", "latency_ms"} <= set(pr) for pr in res["probes"].values())
     assert res["designs"][0]["name"] == "default"
     digits = res["digits"]["default"]
     assert {"pytorch_acc", "fp32_acc", "int8_acc", "int8_agreement", "int8_mb", "transposes"} <= set(digits)
