@@ -105,7 +105,8 @@ def collect(args) -> dict:
         log(f"export {name} @ {size}")
         torch.manual_seed(0)
         model = latency_ready(edgevit.create_model(name, num_classes=1000, img_size=size), calib)
-        report = _export(model, size, work / name, "onnx,fp32,fp16,int8", calib, name=name)
+        pack = (calib, np.zeros(len(calib), np.int64))   # frames for the simulator check (labels unused)
+        report = _export(model, size, work / name, "onnx,fp32,fp16,int8", calib, name=name, sample_pack=pack)
         res["models"][name] = {"params_m": count_params(model) / 1e6, "gmacs": count_macs(model, size) / 1e9,
                                "attention_blocks": getattr(model, "num_attention_blocks", 0),
                                "graph": _graph(report), "latency_ms": {}, "memory_mb": {}}
@@ -140,9 +141,12 @@ def collect(args) -> dict:
     for name in family:
         for fmt in ("fp32", "fp16", "int8"):
             res["models"][name]["memory_mb"][fmt] = _peak_memory(work / name / fmt / "model.tflite")
-    log("simulator vs on-device benchmark (trained digits model, int8)")
-    res["simulator"] = {"model": "digits-default/int8", "rows": sim_vs_bench(work / "digits" / "default" / "int8",
-                                                                             threads=(1,) if args.smoke else THREADS)}
+    log("simulator vs on-device benchmark (trained digits model, and edgevit_xs at full size, int8)")
+    checked = {"digits-default/int8": work / "digits" / "default" / "int8"}
+    if not args.smoke:
+        checked[f"edgevit_xs@{size}/int8"] = work / "edgevit_xs" / "int8"
+    res["simulator"] = {"rows": [dict(row, model=label) for label, path in checked.items()
+                                 for row in sim_vs_bench(path, threads=(1,) if args.smoke else THREADS)]}
     res["seconds_collect"] = time.perf_counter() - t0
     return res
 

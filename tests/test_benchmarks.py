@@ -43,7 +43,7 @@ def test_smoke_benchmark_writes_every_field(tiny_run, tmp_path):
     assert {"pytorch_acc", "fp32_acc", "int8_acc", "int8_agreement", "int8_mb", "transposes"} <= set(digits)
     rows = res["simulator"]["rows"]
     assert {r["mode"] for r in rows} == {"back-to-back", "camera cadence"}
-    assert all({"simulator_inference_p50_ms", "bench_p50_ms", "ratio", "agree"} <= set(r) for r in rows)
+    assert all({"model", "simulator_inference_p50_ms", "bench_p50_ms", "ratio", "agree"} <= set(r) for r in rows)
     assert "overhead_p50_ms" in next(r for r in rows if r["mode"] == "back-to-back")
     assert [g["id"] for g in res["goals"]] == [1, 2, 3, 4, 5]
     assert all({"title", "target", "met", "evaluated", "summary", "details"} <= set(g) for g in res["goals"])
