@@ -220,7 +220,8 @@ def _design_section(res: dict) -> list[str]:
     for d in res["designs"]:
         b, g = res["models"].get(d["latency_key"]), d["graph"]["int8"]
         acc = res["digits"].get(d["name"]) or {}
-        opts = ", ".join(f"{k}={v}" for k, v in d["options"].items()) or "act=relu, attention=bounded (shipped)"
+        opts = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v}"   # JSON turns tuples into lists
+                         for k, v in d["options"].items()) or "act=relu, attention=bounded (shipped)"
         outside = ", ".join(f"{k} x{n}" for k, n in g["ops_outside_delegate"].items()) or "-"
         lines.append(f"| {d['name']} | {opts} | {_f(b['params_m'])} | {_f(b['gmacs'], '.3f')} "
                      f"| {_f(p50(b, 'litert-int8'))} | {_f(p50(b, 'litert-fp32'))} "
@@ -279,8 +280,8 @@ def _goal_prose(res: dict) -> list[str]:
             late_int8 = sum(r["int8_ms"] or 0 for r in late)
             text += (f" Where it loses (the segment table below): the input conversion and the stem take "
                      f"{_f(stem['int8_ms'])} ms in int8 against {_f(stem['fp32_ms'])} ms in fp32 "
-                     f"({_f(stem['int8_over_fp32'])}x): its first conv sees 3 input channels, which XNNPACK's int8 "
-                     f"kernels pad per tap, and every int8 conv pays a fixed cost per output pixel. "
+                     f"({_f(stem['int8_over_fp32'])}x): its first conv does few MACs per output pixel (3 input "
+                     f"channels), and an int8 conv pays a fixed cost per output pixel. "
                      f"{rows[1]['segment'].capitalize()} at {rows[1]['resolution']}x{rows[1]['resolution']} runs at "
                      f"{_f(rows[1]['int8_over_fp32'])}x; the stages from {late[0]['resolution']}x"
                      f"{late[0]['resolution']} down run at {_f(_ratio(late_int8, late_fp32))}x together, next to the "
