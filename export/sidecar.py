@@ -30,11 +30,8 @@ _PACKAGES = ("torch", "onnx", "onnxscript", "onnxruntime", "onnx2tf", "tensorflo
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def toolchain_versions() -> dict[str, str]:
