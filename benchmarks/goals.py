@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["evaluate_goals", "p50", "TIE_BAND"]
+__all__ = ["evaluate_goals", "p50", "ratio", "rate", "TIE_BAND"]
 
 TIE_BAND = 0.05   # latency differences under 5% are within this machine's run-to-run noise
 
@@ -18,38 +18,44 @@ def _goal(gid: int, title: str, target: str, measured: str | None, met: bool | N
             else False, "evaluated": met is not None, "summary": summary, "details": details}
 
 
-def _div(a, b):
+def ratio(a, b):
+    """a / b, or None when either is missing (or b is 0)."""
     return a / b if a is not None and b else None
+
+
+def rate(gmacs, ms):
+    """GMAC/s of `gmacs` done in `ms` milliseconds, or None."""
+    return gmacs / (ms / 1e3) if gmacs and ms else None
 
 
 def evaluate_goals(res: dict) -> list[dict]:
     models, ceil, digits = res["models"], res["ceiling"], res["digits"]
     xs, mb = models.get("edgevit_xs"), models.get("mobilenetv2_100")
     ceil_fp32, ceil_int8 = p50(ceil, "litert-fp32"), p50(ceil, "litert-int8")
-    ceil_ratio = _div(ceil_int8, ceil_fp32)
+    ceil_ratio = ratio(ceil_int8, ceil_fp32)
     goals = []
 
     xs_int8, mb_int8 = p50(xs, "litert-int8"), p50(mb, "litert-int8")
     acc_xs = (digits.get("default") or {}).get("pytorch_acc")
     acc_mb = (digits.get("mobilenetv2_100") or {}).get("pytorch_acc")
-    ratio = _div(xs_int8, mb_int8)
-    met = None if ratio is None or acc_xs is None or acc_mb is None else ratio <= 1.0 and acc_xs >= acc_mb
+    speed = ratio(xs_int8, mb_int8)
+    met = None if speed is None or acc_xs is None or acc_mb is None else speed <= 1.0 and acc_xs >= acc_mb
     goals.append(_goal(1, "MobileNet speed", "edgevit_xs int8 p50 <= 1.0x mobilenetv2_100 int8 p50 (224, 1 thread) "
                        "and digits accuracy >= MobileNetV2's",
-                       None if met is None else f"{ratio:.2f}x ({xs_int8:.2f} vs {mb_int8:.2f} ms); digits "
+                       None if met is None else f"{speed:.2f}x ({xs_int8:.2f} vs {mb_int8:.2f} ms); digits "
                        f"{100 * acc_xs:.2f}% vs {100 * acc_mb:.2f}%", met,
-                       {"edgevit_xs_int8_ms": xs_int8, "mobilenetv2_int8_ms": mb_int8, "ratio": ratio,
+                       {"edgevit_xs_int8_ms": xs_int8, "mobilenetv2_int8_ms": mb_int8, "ratio": speed,
                         "edgevit_xs_digits_acc": acc_xs, "mobilenetv2_digits_acc": acc_mb}))
 
     xs_fp32 = p50(xs, "litert-fp32")
-    xs_ratio = _div(xs_int8, xs_fp32)
+    xs_ratio = ratio(xs_int8, xs_fp32)
     bound = None if ceil_ratio is None else 1.1 * ceil_ratio
     met = None if xs_ratio is None or bound is None else xs_ratio <= bound
     goals.append(_goal(2, "int8 as fast as the hardware allows", "edgevit_xs int8/fp32 <= 1.1x the ceiling conv's "
                        "int8/fp32", None if met is None else f"{xs_ratio:.2f} vs bound {bound:.2f} "
                        f"(ceiling {ceil_ratio:.2f})", met,
                        {"edgevit_xs_int8_over_fp32": xs_ratio, "ceiling_int8_over_fp32": ceil_ratio, "bound": bound,
-                        "mobilenetv2_int8_over_fp32": _div(mb_int8, p50(mb, "litert-fp32"))}))
+                        "mobilenetv2_int8_over_fp32": ratio(mb_int8, p50(mb, "litert-fp32"))}))
 
     per_block = {}
     for name, m in models.items():
@@ -66,15 +72,15 @@ def evaluate_goals(res: dict) -> list[dict]:
                        None if worst is None else worst <= 2, {"per_block": per_block}))
 
     gmacs = xs["gmacs"] if xs else None
-    xs_rate = _div(gmacs, None if xs_int8 is None else xs_int8 / 1e3)
-    ceil_rate = _div(ceil["gmacs"], None if ceil_int8 is None else ceil_int8 / 1e3)
-    fraction = _div(xs_rate, ceil_rate)
+    xs_rate = rate(gmacs, xs_int8)
+    ceil_rate = rate(ceil["gmacs"], ceil_int8)
+    fraction = ratio(xs_rate, ceil_rate)
     goals.append(_goal(4, "close to the machine", "edgevit_xs int8 >= 60% of the int8 ceiling's GMAC/s",
                        None if fraction is None else f"{100 * fraction:.0f}% ({xs_rate:.0f} of {ceil_rate:.0f} GMAC/s)",
                        None if fraction is None else fraction >= 0.6,
                        {"edgevit_xs_int8_gmacs_per_s": xs_rate, "ceiling_int8_gmacs_per_s": ceil_rate,
-                        "fraction": fraction, "mobilenetv2_fraction": _div(_div(mb["gmacs"] if mb else None,
-                            None if mb_int8 is None else mb_int8 / 1e3), ceil_rate)}))
+                        "fraction": fraction, "mobilenetv2_fraction": ratio(rate(mb["gmacs"] if mb else None, mb_int8),
+                                                      ceil_rate)}))
 
     goals.append(_design_goal(res))
     return goals

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from benchmarks.goals import TIE_BAND, p50
+from benchmarks.goals import TIE_BAND, p50, rate, ratio
 
 __all__ = ["write_outputs"]
 
@@ -111,7 +111,7 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
               "| int8 t2 | ORT fp32 | torch fp32 | int8/fp32 | int8 GMAC/s | % of ceiling | int8 partitions "
               "| ops outside XNNPACK (int8) | transposes | peak MB (int8) |",
               "|---|" + "---|" * 19]
-    ceil_rate = _rate(res["ceiling"]["gmacs"], p50(res["ceiling"], "litert-int8"))
+    ceil_rate = rate(res["ceiling"]["gmacs"], p50(res["ceiling"], "litert-int8"))
     for name, m in res["models"].items():
         if m.get("design_only"):
             continue
@@ -120,15 +120,15 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
         def lat(config: str, threads: int = 1, m=m):
             return p50(m, config, threads)
 
-        rate = _rate(m["gmacs"], lat("litert-int8"))
+        gmac_s = rate(m["gmacs"], lat("litert-int8"))
         outside = ", ".join(f"{k} x{n}" for k, n in g8["ops_outside_delegate"].items()) or "-"
         lines.append(
             f"| {name} | {m['params_m']:.2f} | {m['gmacs']:.3f} | {m['graph']['fp32']['size_mb']:.2f} "
             f"| {m['graph']['fp16']['size_mb']:.2f} | {g8['size_mb']:.2f} | {_f(lat('litert-fp32'))} "
             f"| {_f(lat('litert-fp16'))} | {_f(lat('litert-int8'))} | {_f(lat('litert-fp32', 2))} "
             f"| {_f(lat('litert-int8', 2))} | {_f(lat('onnxruntime-fp32'))} | {_f(lat('torch-fp32'))} "
-            f"| {_f(_ratio(lat('litert-int8'), lat('litert-fp32')))} | {_f(rate, '.0f')} "
-            f"| {_f(_share(rate, ceil_rate), '.0f')}% "
+            f"| {_f(ratio(lat('litert-int8'), lat('litert-fp32')))} | {_f(gmac_s, '.0f')} "
+            f"| {_f(_share(gmac_s, ceil_rate), '.0f')}% "
             f"| {g8['delegate_partitions']} | {outside} | {g8['transposes']} "
             f"| {m['memory_mb']['int8']['peak_mb']:.1f} |")
     lines += ["", "Latency in ms. Peak MB: resident memory of a fresh process that loads and runs the int8 model "
@@ -139,8 +139,8 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
     lines.append(f"| 1x1 conv 56x56x256->256 | {c['gmacs']:.3f} | {_f(p50(c, 'litert-fp32'))} "
                  f"| {_f(p50(c, 'litert-int8'))} "
                  f"| {_f(p50(c, 'litert-fp32', 2))} | {_f(p50(c, 'litert-int8', 2))} "
-                 f"| {_f(_ratio(p50(c, 'litert-int8'), p50(c, 'litert-fp32')))} "
-                 f"| {_f(_rate(c['gmacs'], p50(c, 'litert-fp32')), '.0f')} | {_f(ceil_rate, '.0f')} |")
+                 f"| {_f(ratio(p50(c, 'litert-int8'), p50(c, 'litert-fp32')))} "
+                 f"| {_f(rate(c['gmacs'], p50(c, 'litert-fp32')), '.0f')} | {_f(ceil_rate, '.0f')} |")
     lines += ["", *_segment_section(res, ceil_rate), "", *_design_section(res), "", "## Trained on digits", "",
               "| model | design | PyTorch acc | fp32 TFLite acc | int8 acc | int8 agreement | int8 MB | fp32 ms "
               "| int8 ms |",
@@ -174,7 +174,7 @@ def segments(res: dict) -> list[dict]:
         gmacs, fp32, int8 = (None if a is None or b is None else a - b for a, b in zip(point, prev))
         res_hw = size // (4 * 2 ** max(i - 1, 0))
         rows.append({"segment": label, "resolution": res_hw, "gmacs": gmacs, "fp32_ms": fp32, "int8_ms": int8,
-                     "int8_over_fp32": _ratio(int8, fp32)})
+                     "int8_over_fp32": ratio(int8, fp32)})
         prev = point
     return rows
 
@@ -191,24 +191,16 @@ def _segment_section(res: dict, ceil_rate) -> list[str]:
              "| segment | output | MMACs | fp32 ms | int8 ms | int8/fp32 | int8 GMAC/s | % of int8 ceiling |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        rate = _rate(r["gmacs"], r["int8_ms"]) if (r["int8_ms"] or 0) > 0 else None
+        gmac_s = rate(r["gmacs"], r["int8_ms"]) if (r["int8_ms"] or 0) > 0 else None
         lines.append(f"| {r['segment']} | {r['resolution']}x{r['resolution']} | {r['gmacs'] * 1e3:.1f} "
                      f"| {_f(r['fp32_ms'], '.3f')} | {_f(r['int8_ms'], '.3f')} | {_f(r['int8_over_fp32'])} "
-                     f"| {_f(rate, '.0f')} | {_f(_share(rate, ceil_rate), '.0f')}% |")
+                     f"| {_f(gmac_s, '.0f')} | {_f(_share(gmac_s, ceil_rate), '.0f')}% |")
     return lines
 
 
-def _share(rate, ceil_rate):
+def _share(gmac_s, ceil_rate):
     """Percent of the ceiling's GMAC/s."""
-    return None if rate is None or not ceil_rate else 100 * rate / ceil_rate
-
-
-def _rate(gmacs, ms):
-    return gmacs / (ms / 1e3) if gmacs and ms else None
-
-
-def _ratio(a, b):
-    return a / b if a is not None and b else None
+    return None if gmac_s is None or not ceil_rate else 100 * gmac_s / ceil_rate
 
 
 def _design_section(res: dict) -> list[str]:
@@ -225,7 +217,7 @@ def _design_section(res: dict) -> list[str]:
         outside = ", ".join(f"{k} x{n}" for k, n in g["ops_outside_delegate"].items()) or "-"
         lines.append(f"| {d['name']} | {opts} | {_f(b['params_m'])} | {_f(b['gmacs'], '.3f')} "
                      f"| {_f(p50(b, 'litert-int8'))} | {_f(p50(b, 'litert-fp32'))} "
-                     f"| {_f(_ratio(p50(b, 'litert-int8'), p50(b, 'litert-fp32')))} | {g['delegate_partitions']} "
+                     f"| {_f(ratio(p50(b, 'litert-int8'), p50(b, 'litert-fp32')))} | {g['delegate_partitions']} "
                      f"| {outside} | {g['transposes']} | {_f(_pct(acc.get('pytorch_acc')))} "
                      f"| {_f(_pct(acc.get('int8_acc')))} |")
     return lines
@@ -284,7 +276,7 @@ def _goal_prose(res: dict) -> list[str]:
                      f"channels), and an int8 conv pays a fixed cost per output pixel. "
                      f"{rows[1]['segment'].capitalize()} at {rows[1]['resolution']}x{rows[1]['resolution']} runs at "
                      f"{_f(rows[1]['int8_over_fp32'])}x; the stages from {late[0]['resolution']}x"
-                     f"{late[0]['resolution']} down run at {_f(_ratio(late_int8, late_fp32))}x together, next to the "
+                     f"{late[0]['resolution']} down run at {_f(ratio(late_int8, late_fp32))}x together, next to the "
                      f"ceiling's ratio.")
         text += (" Int8 SOFTMAX is not taken by XNNPACK, so each attention block leaves the delegate once (the "
                  "partitions column). What was done, each measured below: ReLU (GELU and Hardswish leave XNNPACK "
@@ -298,7 +290,7 @@ def _goal_prose(res: dict) -> list[str]:
         s0 = res["models"].get("design-s0_layout")
         s0_frac = None
         if s0 and ceil_rate:
-            s0_frac = (_rate(s0["gmacs"], p50(s0, "litert-int8")) or 0) / ceil_rate
+            s0_frac = (rate(s0["gmacs"], p50(s0, "litert-int8")) or 0) / ceil_rate
         out.append(
             f"- **Goal 4** is not met: edgevit_xs reaches {_f(100 * (d4['fraction'] or 0), '.0f')}% of the int8 "
             f"ceiling's {_f(ceil_rate, '.0f')} GMAC/s "
