@@ -3,11 +3,10 @@ run's JSON; only the prose is written here."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from benchmarks.goals import TIE_BAND, p50, rate, ratio
+from device_sim.report import atomic_write, write_json
 
 __all__ = ["write_outputs"]
 
@@ -16,20 +15,14 @@ def _f(v, spec=".2f", none="-") -> str:
     return none if v is None else format(v, spec)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_outputs(res: dict, out: Path) -> list[Path]:
     stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
     json_path = out / "benchmarks" / "results" / f"{stamp}{'-smoke' if res['smoke'] else ''}.json"
-    _atomic_text(json_path, json.dumps(res, indent=2) + "\n")
+    write_json(json_path, res)
     plots = _plots(res, out / "benchmarks" / "plots")
     md_path = out / "BENCHMARKS.md"
-    _atomic_text(md_path, _markdown(res, json_path.relative_to(out), [p.relative_to(out) for p in plots]))
+    markdown = _markdown(res, json_path.relative_to(out), [p.relative_to(out) for p in plots])
+    atomic_write(md_path, lambda tmp: tmp.write_text(markdown))
     return [json_path, md_path, *plots]
 
 

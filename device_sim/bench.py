@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from device_sim.report import write_json
 
 __all__ = ["add_arguments", "run", "bench_once", "main"]
 
@@ -178,10 +179,7 @@ def run(args: argparse.Namespace) -> int:
     print(_table(results))
     if args.json:
         path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"results": results}, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json(path, {"results": results})
         print(f"wrote {path}")
     return 0
 

@@ -8,7 +8,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["host_info", "write_json", "write_frames_csv"]
+__all__ = ["host_info", "atomic_write", "write_json", "write_frames_csv"]
 
 
 def host_info() -> dict:
@@ -23,14 +23,16 @@ def host_info() -> dict:
             "note": "latency measured on this host; 'emulated' numbers stretch inference by the profile's slowdown"}
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """write(tmp) beside `path`, then rename: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
 
 
 def write_json(path: Path, obj: dict) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def write_frames_csv(path: Path, rows: list[dict]) -> None:
@@ -40,4 +42,4 @@ def write_frames_csv(path: Path, rows: list[dict]) -> None:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-    _atomic_write(path, write)
+    atomic_write(path, write)
