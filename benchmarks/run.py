@@ -49,13 +49,9 @@ def log(msg: str) -> None:
 
 
 def host_info() -> dict:
-    flags, cpu = set(), platform.processor()
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), cpu)
-        flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
-    except OSError:
-        pass
+    from device_sim.report import cpu_info
+
+    cpu, flags = cpu_info()
     wanted = ("sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_tile")
     isa = [f for f in wanted if f in flags]
     return {"cpu": cpu, "isa": isa, "cores": os.cpu_count(), "machine": platform.machine(),

@@ -8,17 +8,25 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["host_info", "atomic_write", "write_json", "write_frames_csv"]
+__all__ = ["host_info", "cpu_info", "atomic_write", "write_json", "write_frames_csv"]
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """(CPU model name, ISA flags) from /proc/cpuinfo; the platform's processor string and no flags
+    where there is no /proc/cpuinfo."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                key, _, value = ln.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields.get("model name") or platform.processor() or "", set(fields.get("flags", "").split())
 
 
 def host_info() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),
+    return {"cpu": cpu_info()[0], "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),
             "python": platform.python_version(),
             "note": "latency measured on this host; 'emulated' numbers stretch inference by the profile's slowdown"}
 
