@@ -10,7 +10,7 @@ from pathlib import Path
 
 from device_sim.errors import SimError
 
-__all__ = ["DeviceProfile", "load_profile", "builtin_profiles", "PROFILE_DIR"]
+__all__ = ["DeviceProfile", "load_profile", "check_override", "builtin_profiles", "PROFILE_DIR"]
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 DROP_POLICIES = ("latest", "queue")
@@ -58,6 +58,17 @@ _SCHEMA = {
                 "model_size_mb": ("model_size_mb", float, lambda v: v > 0, "> 0")},
 }
 _OPTIONAL = {"description": "", "queue_size": 4, "slowdown": 1.0}
+
+
+def check_override(field_name: str, value) -> None:
+    """A command-line override of a profile field (e.g. --threads) meets the same check as the TOML."""
+    for keys in _SCHEMA.values():
+        for name, _, check, meaning in keys.values():
+            if name == field_name:
+                if not check(value):
+                    raise SimError(f"--{field_name.replace('_', '-')} must be {meaning}, got {value!r}")
+                return
+    raise ValueError(f"{field_name!r} is not a profile field")
 
 
 def builtin_profiles() -> list[str]:

@@ -21,6 +21,7 @@ from device_sim.errors import SimError
 from device_sim.loop import run_loop
 from device_sim.memory import peak_rss_mb, rss_mb
 from device_sim.model import DeployedModel, resolve_sidecar
+from device_sim.profiles import check_override
 from device_sim.report import host_info, write_frames_csv, write_json
 from device_sim.runtime import runtime_version
 from device_sim.stats import summarize
@@ -172,12 +173,6 @@ def _check_writable(out: Path) -> None:
 def apply_overrides(profile, **overrides):
     """A copy of the profile with the CLI's explicit overrides (None = keep), validated like the TOML."""
     changes = {k: v for k, v in overrides.items() if v is not None}
-    if "threads" in changes and changes["threads"] < 1:
-        raise SimError(f"--threads must be >= 1, got {changes['threads']}")
-    if "slowdown" in changes and changes["slowdown"] < 1:
-        raise SimError(f"--slowdown must be >= 1, got {changes['slowdown']}")
-    if "drop_policy" in changes and changes["drop_policy"] not in ("latest", "queue"):
-        raise SimError(f"--drop-policy must be latest or queue, got {changes['drop_policy']!r}")
-    if "queue_size" in changes and changes["queue_size"] < 1:
-        raise SimError(f"--queue-size must be >= 1, got {changes['queue_size']}")
+    for name, value in changes.items():
+        check_override(name, value)
     return dataclasses.replace(profile, **changes)

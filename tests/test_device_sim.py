@@ -300,7 +300,7 @@ def test_queue_policy_delay_grows_to_its_bound(tiny_export, tmp_path, two_period
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["--threads", "0"], "--threads must be >= 1"),
+    (["--threads", "0"], "--threads must be 1..64"),
     (["--profile", "hololens"], "unknown profile"),
     (["--source", "camera:57"], "camera index 57 does not open"),
 ])
