@@ -82,6 +82,7 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
     memory.update(peak_mb=max(peak_rss_mb(), sampled_peak), loop_peak_sampled_mb=sampled_peak,
                   model_arena_mb=memory["after_allocate_mb"] - memory["before_load_mb"])
     e2e = [r.e2e_ms for r in recs]
+    e2e_stats = summarize(e2e)
     budgets = check_budgets(profile, e2e_ms=e2e, peak_memory_mb=memory["peak_mb"], model_size_mb=model.size_mb)
     labelled = [r for r in recs if r.correct is not None]
     span = recs[-1].capture_s - recs[0].capture_s
@@ -96,7 +97,7 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
         "emulation": {"slowdown": profile.slowdown, "host_reference_ms": reference_s * 1e3,
                       "note": "inference on the target = host time + (slowdown - 1) x host_reference_ms"},
         "latency_ms": {
-            "end_to_end": summarize(e2e),
+            "end_to_end": e2e_stats,
             "inference_emulated": summarize(r.inference_ms for r in recs),
             "inference_host": summarize(r.inference_host_ms for r in recs),
             "preprocess": summarize(r.preprocess_ms for r in recs),
@@ -104,7 +105,7 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
             "queue": summarize(r.queue_ms for r in recs),
             "overhead": summarize(r.e2e_ms - r.inference_ms for r in recs),
         },
-        "jitter_ms": summarize(e2e)["jitter"],
+        "jitter_ms": e2e_stats["jitter"],
         "achieved_fps": (len(recs) - 1) / span if span > 0 else None,
         "drop_rate": result.dropped / result.captured if result.captured else 0.0,
         "deadline_miss_rate": float(np.mean([not r.deadline_met for r in recs])),
