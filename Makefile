@@ -18,6 +18,7 @@ PROFILE  ?= ar-glasses
 DEMO_OUT ?= runs/demo-$(PROFILE)
 
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN)
+EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
 .PHONY: help setup info train export demo bench test test-slow lint clean
 
@@ -48,10 +49,10 @@ $(CKPT): | $(STAMP)
 	$(TRAIN_CMD)
 
 export: $(CKPT)  ## export the trained model to ONNX + TFLite fp32/fp16/int8 (trains first if missing)
-	$(BIN)/edgevit export $(CKPT) --out $(ART)
+	$(EXPORT_CMD)
 
 $(ART)/int8/model.json: $(CKPT) | $(STAMP)
-	$(BIN)/edgevit export $(CKPT) --out $(ART)
+	$(EXPORT_CMD)
 
 demo: $(ART)/int8/model.json  ## train and export if needed, simulate on AR glasses for 20 s, report
 	$(BIN)/edgevit simulate --model $(ART)/int8 --profile $(PROFILE) --duration 20 --out $(DEMO_OUT)
