@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
-
-from edgevit.train.config import TrainConfig
-
-_DEFAULTS = TrainConfig(out="runs/default", data="digits")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = _DEFAULTS
+    from edgevit.train.config import TrainConfig
+
+    d = TrainConfig(out="runs/default", data="digits")   # the defaults, shown in --help
     p.add_argument("--model", default=d.model, help=f"registered model name (default {d.model}; see `edgevit info`)")
     p.add_argument("--data", default=d.data,
                    help="digits (embedded, default), cifar10:PATH, or an ImageFolder root/<class>/*.png")
@@ -42,7 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace):
+    from edgevit.train.config import TrainConfig
+
     data_name = "digits" if args.data == "digits" else Path(args.data.split(":")[-1]).name or "data"
     return TrainConfig(
         out=args.out or f"runs/{args.model}-{data_name}", model=args.model,
@@ -56,19 +55,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def check_writable(folder: str | Path) -> None:
-    """Fail before hours of work if the output folder cannot be written."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise ValueError(f"cannot write to output folder {folder} ({e.strerror}); choose another --out") from None
-
-
 def run(args: argparse.Namespace) -> int:
+    from contract.files import check_writable
+
     cfg = config_from_args(args)
     if cfg.model_kwargs and not cfg.model.startswith("edgevit"):
         raise ValueError(f"--act and --attention apply to edgevit models only, not {cfg.model}")

@@ -1,9 +1,8 @@
-"""`edgevit simulate` / `python -m device_sim`: the camera-frame loop against a device profile."""
+"""`edgevit simulate` (also `python -m device_sim`): the camera-frame loop against a device profile."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -13,7 +12,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="ar-glasses", help="ar-glasses (default), smartwatch, phone, or a .toml path")
     p.add_argument("--source", default="synthetic", help="synthetic (default), video:PATH, camera:INDEX, folder:PATH")
     p.add_argument("--samples", default=None, help="sample pack for the synthetic camera (default: beside the model)")
-    p.add_argument("--duration", type=float, default=20.0, help="seconds to run (default 20)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds to run (default 20, or no limit when --frames is given)")
     p.add_argument("--frames", type=int, default=None, help="stop after this many captured frames")
     p.add_argument("--max-speed", action="store_true", help="no real-time pacing: process every frame back to back")
     p.add_argument("--threads", type=int, default=None, help="override the profile's thread count")
@@ -27,22 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from device_sim.profiles import load_profile
-    from device_sim.simulate import apply_overrides, simulate
+    from device_sim.simulate import DEFAULT_DURATION_S, apply_overrides, simulate
 
     profile = apply_overrides(load_profile(args.profile), threads=args.threads, slowdown=args.slowdown,
                               drop_policy=args.drop_policy, queue_size=args.queue_size)
+    duration = args.duration if args.duration is not None else None if args.frames else DEFAULT_DURATION_S
     code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source,
-                       samples=Path(args.samples) if args.samples else None,
-                       duration_s=None if args.frames and args.duration == 20.0 else args.duration,
+                       samples=Path(args.samples) if args.samples else None, duration_s=duration,
                        max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed)
     return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    from device_sim.errors import module_main
-
-    return module_main(sys.modules[__name__], argv, prog="device_sim")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,140 @@
+"""The model card, `model.json` beside every .tflite: the contract between export and the device.
+
+Schema "edgevit.model/1":
+  name, format, file, sha256, size_bytes, labels,
+  input:  name, shape [1, H, W, 3] (NHWC), layout, dtype, quantization {scale, zero_point} or null,
+          color (RGB|BGR), value_range, resize (see contract.images), normalization (what is folded inside)
+  output: name, shape, dtype, quantization, softmax_applied, meaning
+  source, toolchain, fidelity: provenance and this artifact's measured numbers (free-form objects)
+export builds it with `build_card` and writes it with `write_card`; device_sim reads it with `read_card`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from contract.errors import UserError
+from contract.files import sha256_file, write_json
+from contract.images import RESIZE_POLICY, check_resize_policy
+
+__all__ = ["SCHEMA", "CARD_NAME", "tensor_spec", "build_card", "validate_card", "read_card", "write_card",
+           "card_candidate", "resolve_card", "check_artifact"]
+
+SCHEMA = "edgevit.model/1"
+CARD_NAME = "model.json"
+INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
+_REQUIRED = {"schema": str, "file": str, "sha256": str, "labels": list, "input": dict, "output": dict}
+
+
+def tensor_spec(detail: dict) -> dict:
+    """A TFLite tensor detail (get_input_details()[i]) -> the card's tensor object."""
+    import numpy as np
+
+    scale, zero = detail["quantization"]
+    dtype = np.dtype(detail["dtype"]).name
+    quant = {"scale": float(scale), "zero_point": int(zero)} if dtype in ("uint8", "int8") and scale else None
+    return {"name": detail["name"], "shape": [int(v) for v in detail["shape"]], "dtype": dtype, "quantization": quant}
+
+
+def build_card(*, name: str, fmt: str, tflite: Path, input_detail: dict, output_detail: dict, labels: list[str],
+               mean=None, std=None, source: dict | None = None, fidelity: dict | None = None,
+               toolchain: dict | None = None) -> dict:
+    """The card of an exported classifier that takes raw 0..255 RGB pixels (normalization folded inside)."""
+    folded = mean is not None
+    card = {
+        "schema": SCHEMA, "name": name, "format": fmt, "file": tflite.name, "sha256": sha256_file(tflite),
+        "size_bytes": tflite.stat().st_size, "labels": [str(v) for v in labels],
+        "input": {**tensor_spec(input_detail), "layout": "NHWC", "color": "RGB", "value_range": [0, 255],
+                  "resize": dict(RESIZE_POLICY),
+                  "normalization": {"folded": folded, "mean": list(mean) if folded else None,
+                                    "std": list(std) if folded else None,
+                                    "note": "feed raw pixels; (x/255 - mean)/std happens inside the model"}},
+        "output": {**tensor_spec(output_detail), "softmax_applied": False, "meaning": "logits"},
+        "source": dict(source or {}), "toolchain": dict(toolchain or {}), "fidelity": dict(fidelity or {}),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    validate_card(card, Path(tflite).with_name(CARD_NAME))
+    return card
+
+
+def validate_card(card: dict, path: Path) -> dict:
+    """Raises UserError naming the first bad field; returns the card."""
+    def bad(what: str) -> UserError:
+        return UserError(f"{path} is malformed: {what}; re-run `edgevit export`")
+
+    if not isinstance(card, dict):
+        raise UserError(f"{path} is not an edgevit model card (expected a JSON object)")
+    for key, kind in _REQUIRED.items():
+        if not isinstance(card.get(key), kind):
+            raise bad(f"field '{key}' is missing or not a {kind.__name__}")
+    if card["schema"] != SCHEMA:
+        raise UserError(f"{path} has schema {card['schema']!r}; this edgevit reads {SCHEMA!r}")
+    inp, out = card["input"], card["output"]
+    shape = inp.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 4 and shape[0] == 1 and shape[3] == 3
+            and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise bad(f"input.shape must be [1, H, W, 3], got {shape!r}")
+    if inp.get("dtype") not in INPUT_DTYPES:
+        raise bad(f"input.dtype {inp.get('dtype')!r} is not one of {', '.join(INPUT_DTYPES)}")
+    if inp.get("layout", "NHWC") != "NHWC":
+        raise bad(f"only NHWC inputs are supported, got input.layout {inp.get('layout')!r}")
+    if str(inp.get("color", "RGB")).upper() not in ("RGB", "BGR"):
+        raise bad(f"input.color must be RGB or BGR, got {inp.get('color')!r}")
+    try:
+        check_resize_policy(inp.get("resize", RESIZE_POLICY))
+    except ValueError as e:
+        raise bad(str(e)) from None
+    if not card["labels"]:
+        raise bad("labels is empty")
+    for where, spec in (("input", inp), ("output", out)):
+        q = spec.get("quantization")
+        if q is not None and not (isinstance(q, dict) and isinstance(q.get("scale"), (int, float))
+                                  and q["scale"] > 0 and isinstance(q.get("zero_point"), int)):
+            raise bad(f"{where}.quantization must be null or {{scale > 0, zero_point}}, got {q!r}")
+    return card
+
+
+def card_candidate(path: str | Path) -> Path:
+    """Folder, model.json or model.tflite -> where its card would be (it may not exist)."""
+    path = Path(path)
+    if path.is_dir():
+        return path / CARD_NAME
+    return path.with_name(CARD_NAME) if path.suffix == ".tflite" else path
+
+
+def resolve_card(path: str | Path) -> Path:
+    """Folder, model.json or model.tflite -> the card's path, which must exist."""
+    candidate = card_candidate(path)
+    if not candidate.is_file():
+        raise UserError(f"{CARD_NAME} not found at {candidate}; point --model at an export folder "
+                        "(e.g. artifacts/edgevit_xs-digits/int8) made by `edgevit export`")
+    return candidate
+
+
+def read_card(path: str | Path) -> tuple[dict, Path]:
+    """(validated card, its path) from a folder, model.json or model.tflite."""
+    card_path = resolve_card(path)
+    try:
+        card = json.loads(card_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{card_path} is not valid JSON ({e}); it should be the {CARD_NAME} "
+                        "written by `edgevit export`") from None
+    return validate_card(card, card_path), card_path
+
+
+def check_artifact(card: dict, card_path: Path) -> Path:
+    """The .tflite the card names, which must exist and match its sha256."""
+    tflite = card_path.parent / card["file"]
+    if not tflite.is_file():
+        raise UserError(f"{tflite} is missing (named by {card_path}); re-run `edgevit export`")
+    if sha256_file(tflite) != card["sha256"]:
+        raise UserError(f"{tflite} does not match the sha256 in {card_path}: the file is corrupt or was replaced; "
+                        "re-run `edgevit export`")
+    return tflite
+
+
+def write_card(path: Path, card: dict) -> None:
+    validate_card(card, path)
+    write_json(path, card)

@@ -1,0 +1,87 @@
+"""sha256 of a file, atomic writes, and JSON that is always valid JSON (no NaN, no Infinity)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["sha256_file", "atomic_write", "write_json", "to_json", "check_writable"]
+
+
+def sha256_file(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """write(tmp) to a temp file beside `path`, then rename: a reader never sees a half-written file,
+    and a failure leaves the old file (if any) untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _plain(o):
+    """numpy scalars/arrays and Paths as JSON values (numpy is optional here)."""
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item") and getattr(o, "ndim", None) == 0:
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _finite(o, where: str = "$"):
+    if isinstance(o, float) and not math.isfinite(o):
+        raise ValueError(f"refusing to write {o} at {where} into JSON (not a JSON number)")
+    if isinstance(o, dict):
+        for k, v in o.items():
+            _finite(v, f"{where}.{k}")
+    elif isinstance(o, (list, tuple)):
+        for i, v in enumerate(o):
+            _finite(v, f"{where}[{i}]")
+
+
+def to_json(obj) -> str:
+    """Indented JSON; NaN or infinity anywhere is an error naming where, never `NaN` in the file."""
+    plain = json.loads(json.dumps(obj, default=_plain))
+    _finite(plain)
+    return json.dumps(plain, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, obj) -> None:
+    text = to_json(obj)
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def check_writable(folder: str | Path, *, option: str = "--out") -> None:
+    """Fail before any work, creating nothing, when `folder` (or the nearest existing folder above it)
+    cannot be written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise _user_error(f"output {folder} exists and is not a folder; choose another {option}")
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise _user_error(f"cannot write to output folder {folder} ({probe} is not a writable folder); "
+                          f"choose another {option}")
+
+
+def _user_error(message: str):
+    from contract.errors import UserError
+
+    return UserError(message)

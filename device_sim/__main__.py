@@ -1,5 +1,0 @@
-import sys
-
-from device_sim.cli import main
-
-sys.exit(main())

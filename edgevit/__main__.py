@@ -1,5 +1,0 @@
-import sys
-
-from edgevit.cli import main
-
-sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from edgevit_cli.main import main
+
+sys.exit(main())
