@@ -1,24 +1,92 @@
-"""Budgets of a device profile checked against a run: PASS/FAIL per budget, printed as a table."""
+"""Budgets: what a device profile limits, how each is measured and how it is reported.
+
+Each budget is one `Budget` registered by `register_budget`. The profile schema's [budgets] section,
+the budget table, report.json and the plots' limit lines are all driven from this registry, so a new
+budget is one object (here or in any module imported before the profile is loaded):
+
+    register_budget(Budget(key="preprocess_p95_ms", title="preprocess p95", unit="ms", plot="latency",
+                           how="95th percentile of the per-frame preprocessing time",
+                           measure=lambda run: run.percentile([r.preprocess_ms for r in run.records], 95)))
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import numpy as np
 
-__all__ = ["check_budgets", "budget_table"]
+__all__ = ["Budget", "RunFacts", "BUDGETS", "register_budget", "check_budgets", "budget_table"]
 
 
-def check_budgets(profile, *, e2e_ms, peak_memory_mb: float, model_size_mb: float) -> list[dict]:
-    pct = profile.latency_percentile
-    latency = float(np.percentile(np.asarray(e2e_ms), pct)) if len(e2e_ms) else None
-    emulated = ", emulated" if profile.slowdown > 1 else ""
-    rows = [
-        {"budget": f"latency p{pct:g} (end-to-end{emulated})", "limit": profile.latency_ms, "unit": "ms",
-         "value": latency},
-        {"budget": "peak memory (process RSS)", "limit": profile.memory_mb, "unit": "MB", "value": peak_memory_mb},
-        {"budget": "model file size", "limit": profile.model_size_mb, "unit": "MB", "value": model_size_mb},
-    ]
-    for row in rows:
-        row["pass"] = row["value"] is not None and row["value"] <= row["limit"]
+@dataclass(frozen=True)
+class RunFacts:
+    """What a finished run measured; budgets read their value from it."""
+    records: list                       # device_sim.loop.FrameRecord, one per processed frame
+    memory_mb: dict                     # before_load_mb, after_allocate_mb, peak_mb, ...
+    model_size_mb: float
+    latency_percentile: float           # the profile's percentile for latency budgets
+    emulated: bool                      # inference stretched by the profile's slowdown
+    extra: dict = field(default_factory=dict)
+
+    @staticmethod
+    def percentile(values, pct: float) -> float | None:
+        values = list(values)
+        return float(np.percentile(np.asarray(values, dtype=np.float64), pct)) if values else None
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str                                   # the profile's [budgets] key that holds the limit
+    title: str                                 # the table's row name; may use {pct} and {emulated}
+    unit: str                                  # "ms", "MB", ...
+    how: str                                   # how it is measured (written into report.json)
+    measure: Callable[[RunFacts], float | None]
+    required: bool = False                     # must every profile set it?
+    plot: str | None = None                    # "latency" or "memory": draw the limit on that plot
+
+    def __post_init__(self):
+        if not self.key.isidentifier():
+            raise ValueError(f"budget key {self.key!r} must be a TOML-friendly identifier")
+        if not self.unit or not self.how:
+            raise ValueError(f"budget {self.key!r} needs a unit and a description of how it is measured")
+
+
+BUDGETS: dict[str, Budget] = {}
+
+
+def register_budget(budget: Budget) -> Budget:
+    if budget.key in BUDGETS:
+        raise ValueError(f"budget {budget.key!r} registered twice")
+    BUDGETS[budget.key] = budget
+    return budget
+
+
+register_budget(Budget(
+    key="latency_ms", title="latency p{pct:g} (end-to-end{emulated})", unit="ms", required=True, plot="latency",
+    how="percentile (the profile's latency_percentile) of capture-to-result time per processed frame",
+    measure=lambda run: run.percentile((r.e2e_ms for r in run.records), run.latency_percentile)))
+register_budget(Budget(
+    key="memory_mb", title="peak memory (process RSS)", unit="MB", required=True, plot="memory",
+    how="peak resident memory of the simulator process (VmHWM), sampled per frame too",
+    measure=lambda run: run.memory_mb.get("peak_mb")))
+register_budget(Budget(
+    key="model_size_mb", title="model file size", unit="MB", required=True,
+    how="size of the .tflite file", measure=lambda run: run.model_size_mb))
+
+
+def check_budgets(limits: dict[str, float], run: RunFacts) -> list[dict]:
+    """One row per budget the profile sets: measured value, limit, pass. A budget that cannot be
+    measured (no frames) fails."""
+    rows = []
+    for key, limit in limits.items():
+        b = BUDGETS[key]
+        value = b.measure(run)
+        ok = value is not None and math.isfinite(value) and value <= limit
+        rows.append({"budget": key, "title": b.title.format(pct=run.latency_percentile,
+                                                            emulated=", emulated" if run.emulated else ""),
+                     "unit": b.unit, "limit": limit, "value": value, "pass": ok, "how": b.how})
     return rows
 
 
@@ -27,5 +95,5 @@ def budget_table(rows: list[dict], profile_name: str) -> str:
     for r in rows:
         value = "n/a" if r["value"] is None else f"{r['value']:.2f} {r['unit']}"
         limit = f"{r['limit']:.2f} {r['unit']}"
-        lines.append(f"  {r['budget']:<40} {value:>12} {limit:>12}  {'PASS' if r['pass'] else 'FAIL'}")
+        lines.append(f"  {r['title']:<40} {value:>12} {limit:>12}  {'PASS' if r['pass'] else 'FAIL'}")
     return "\n".join(lines)

@@ -20,8 +20,8 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 
-from device_sim.camera import SourceFailed
 from device_sim.memory import rss_mb
+from device_sim.sources.base import SourceFailed
 
 __all__ = ["FrameRecord", "LoopResult", "run_loop", "LatestSlot", "BoundedQueue", "sleep_until"]
 
@@ -119,31 +119,36 @@ class BoundedQueue:
             self._cond.notify_all()
 
 
-def run_loop(model, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
-             reference_s: float = 0.0, on_frame=None) -> LoopResult:
-    """Runs until the duration or frame count is reached or the source ends or fails."""
-    state = {"captured": 0, "reason": "", "failed": False}
-    records: list[FrameRecord] = []
-    t0 = time.perf_counter()
+class _Run:
+    """One loop's shared state: the clock, the stop rule, the records."""
 
-    def done(count: int) -> str:
-        if max_frames is not None and count >= max_frames:
-            return f"{max_frames} frames reached"
-        if duration_s is not None and time.perf_counter() - t0 >= duration_s:
-            return f"duration {duration_s:g} s reached"
+    def __init__(self, model, source, profile, *, duration_s, max_frames, reference_s, on_frame):
+        self.model, self.source, self.profile = model, source, profile
+        self.duration_s, self.max_frames = duration_s, max_frames
+        self.reference_s, self.on_frame = reference_s, on_frame
+        self.captured, self.reason, self.failed = 0, "", False
+        self.records: list[FrameRecord] = []
+        self.t0 = time.perf_counter()
+
+    def done(self, count: int) -> str:
+        if self.max_frames is not None and count >= self.max_frames:
+            return f"{self.max_frames} frames reached"
+        if self.duration_s is not None and time.perf_counter() - self.t0 >= self.duration_s:
+            return f"duration {self.duration_s:g} s reached"
         return ""
 
-    def read():
+    def read(self):
         try:
-            got = source.read()
+            got = self.source.read()
         except SourceFailed as e:
-            state["reason"], state["failed"] = f"source failed: {e}", True
+            self.reason, self.failed = f"source failed: {e}", True
             return None
         if got is None:
-            state["reason"] = f"source ended after {state['captured']} frames"
+            self.reason = f"source ended after {self.captured} frames"
         return got
 
-    def process(item: _Item, dropped: int) -> None:
+    def process(self, item: _Item, dropped: int) -> None:
+        model, profile, t0 = self.model, self.profile, self.t0
         t_start = time.perf_counter()
         x = model.preprocess(item.frame)
         t1 = time.perf_counter()
@@ -151,7 +156,7 @@ def run_loop(model, source, profile, *, duration_s: float | None, max_frames: in
         t2 = time.perf_counter()
         host = t2 - t1
         if profile.slowdown > 1.0:
-            sleep_until(t2 + (reference_s or host) * (profile.slowdown - 1.0))
+            sleep_until(t2 + (self.reference_s or host) * (profile.slowdown - 1.0))
         t3 = time.perf_counter()
         pred = model.postprocess(raw)
         t4 = time.perf_counter()
@@ -159,49 +164,65 @@ def run_loop(model, source, profile, *, duration_s: float | None, max_frames: in
         rec = FrameRecord(
             index=item.index, capture_s=item.t, queue_ms=(t_start - t0 - item.t) * 1e3,
             preprocess_ms=(t1 - t_start) * 1e3, inference_host_ms=host * 1e3, inference_ms=(t3 - t1) * 1e3,
-            postprocess_ms=(t4 - t3) * 1e3, e2e_ms=e2e, deadline_met=e2e <= profile.latency_ms,
+            postprocess_ms=(t4 - t3) * 1e3, e2e_ms=e2e, deadline_met=e2e <= profile.deadline_ms,
             label=item.label, pred=pred.label, confidence=pred.confidence,
             correct=None if item.label is None else pred.label == item.label, rss_mb=rss_mb(), dropped_so_far=dropped,
         )
-        records.append(rec)
-        if on_frame is not None:
-            on_frame(rec)
+        self.records.append(rec)
+        if self.on_frame is not None:
+            self.on_frame(rec)
 
-    if max_speed:
-        while not (reason := done(state["captured"])):
-            got = read()
-            if got is None:
-                break
-            state["captured"] += 1
-            process(_Item(state["captured"] - 1, time.perf_counter() - t0, *got), 0)
-        return LoopResult(records, state["captured"], 0, state["reason"] or reason, state["failed"],
-                          time.perf_counter() - t0)
+    def result(self, dropped: int, reason: str = "") -> LoopResult:
+        return LoopResult(self.records, self.captured, dropped, self.reason or reason, self.failed,
+                          time.perf_counter() - self.t0)
 
+
+def run_loop(model, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
+             reference_s: float = 0.0, on_frame=None) -> LoopResult:
+    """Runs until the duration or frame count is reached or the source ends or fails."""
+    run = _Run(model, source, profile, duration_s=duration_s, max_frames=max_frames, reference_s=reference_s,
+               on_frame=on_frame)
+    return _max_speed(run) if max_speed else _real_time(run)
+
+
+def _max_speed(run: _Run) -> LoopResult:
+    """Capture and inference alternate in this thread: no pacing, no drops."""
+    while not (reason := run.done(run.captured)):
+        got = run.read()
+        if got is None:
+            break
+        run.captured += 1
+        run.process(_Item(run.captured - 1, time.perf_counter() - run.t0, *got), 0)
+    return run.result(0, reason)
+
+
+def _real_time(run: _Run) -> LoopResult:
+    """A capture thread delivers frames at the camera's rate into the drop policy; this thread infers."""
+    profile = run.profile
     policy = LatestSlot() if profile.drop_policy == "latest" else BoundedQueue(profile.queue_size)
     period = 1.0 / profile.fps
 
     def capture() -> None:
         i = 0
         while True:
-            if reason := done(i):
-                state["reason"] = reason
+            if reason := run.done(i):
+                run.reason = reason
                 break
-            sleep_until(t0 + i * period)
-            got = read()
+            sleep_until(run.t0 + i * period)
+            got = run.read()
             if got is None:
                 break
-            policy.put(_Item(i, time.perf_counter() - t0, *got))
+            policy.put(_Item(i, time.perf_counter() - run.t0, *got))
             i += 1
-            state["captured"] = i
+            run.captured = i
         policy.close()
 
     thread = threading.Thread(target=capture, name="camera", daemon=True)
     thread.start()
     while (item := policy.get()) is not None:
-        process(item, policy.dropped)
+        run.process(item, policy.dropped)
     thread.join()
-    return LoopResult(records, state["captured"], policy.dropped, state["reason"], state["failed"],
-                      time.perf_counter() - t0)
+    return run.result(policy.dropped)
 
 
 def sleep_until(deadline: float) -> None:

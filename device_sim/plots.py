@@ -1,10 +1,13 @@
-"""latency.png and memory.png. matplotlib is imported here only, after the loop has finished."""
+"""latency.png and memory.png. matplotlib is imported here only, after the loop has finished. The
+limit lines are the profile's budgets that the budget registry assigns to each plot."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 __all__ = ["plot_latency", "plot_memory"]
+
+LIMIT_STYLES = ("--", "-.", ":")
 
 
 def _plt():
@@ -16,7 +19,13 @@ def _plt():
     return plt
 
 
-def plot_latency(path: Path, records, profile, title: str) -> None:
+def _limits(ax, limits: list[tuple[str, float]], unit: str) -> None:
+    for i, (title, value) in enumerate(limits):
+        ax.axhline(value, color="red", ls=LIMIT_STYLES[i % len(LIMIT_STYLES)], lw=1,
+                   label=f"budget: {title} {value:g} {unit}")
+
+
+def plot_latency(path: Path, records, profile, title: str, limits: list[tuple[str, float]]) -> None:
     plt = _plt()
     t = [r.capture_s for r in records]
     fig, (ax, hist) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
@@ -24,7 +33,7 @@ def plot_latency(path: Path, records, profile, title: str) -> None:
     ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference, emulated (x{profile.slowdown:g})")
     if profile.slowdown > 1:
         ax.plot(t, [r.inference_host_ms for r in records], lw=0.8, label="inference, host-measured")
-    ax.axhline(profile.latency_ms, color="red", ls="--", lw=1, label=f"budget {profile.latency_ms:g} ms")
+    _limits(ax, limits, "ms")
     missed = [r for r in records if not r.deadline_met]
     if missed:
         ax.scatter([r.capture_s for r in missed], [r.e2e_ms for r in missed], s=8, color="red", zorder=3,
@@ -35,7 +44,7 @@ def plot_latency(path: Path, records, profile, title: str) -> None:
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     hist.hist([r.e2e_ms for r in records], bins=40, orientation="horizontal", color="tab:blue", alpha=0.8)
-    hist.axhline(profile.latency_ms, color="red", ls="--", lw=1)
+    _limits(hist, limits, "ms")
     hist.set_xlabel("frames")
     hist.set_title("end-to-end latency", fontsize=10)
     hist.grid(alpha=0.3)
@@ -44,7 +53,7 @@ def plot_latency(path: Path, records, profile, title: str) -> None:
     plt.close(fig)
 
 
-def plot_memory(path: Path, records, profile, memory: dict, title: str) -> None:
+def plot_memory(path: Path, records, memory: dict, title: str, limits: list[tuple[str, float]]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 3.8))
     ax.plot([r.capture_s for r in records], [r.rss_mb for r in records], lw=1, label="process RSS per frame")
@@ -52,8 +61,8 @@ def plot_memory(path: Path, records, profile, memory: dict, title: str) -> None:
                label=f"before loading {memory['before_load_mb']:.1f} MB")
     ax.axhline(memory["after_allocate_mb"], color="tab:green", ls=":", lw=1,
                label=f"after allocate_tensors {memory['after_allocate_mb']:.1f} MB")
-    ax.axhline(profile.memory_mb, color="red", ls="--", lw=1, label=f"budget {profile.memory_mb:g} MB")
-    ax.set_ylim(0, max(profile.memory_mb, memory["peak_mb"]) * 1.15)
+    _limits(ax, limits, "MB")
+    ax.set_ylim(0, max([memory["peak_mb"], *(v for _, v in limits)]) * 1.15)
     ax.set_xlabel("capture time (s)")
     ax.set_ylabel("MB")
     ax.set_title(title, fontsize=10)

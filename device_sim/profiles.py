@@ -1,19 +1,24 @@
 """Device profiles: TOML files (device_sim/profiles/*.toml or a user's path) validated on load into
-frozen dataclasses. Unknown sections or keys and out-of-range values are errors, never ignored.
+frozen dataclasses. Unknown sections or keys, out-of-range and non-finite values are errors, never
+ignored. The [budgets] section takes `latency_percentile` plus one limit per registered budget
+(device_sim.budgets); the budgets marked required must be set.
 """
 
 from __future__ import annotations
 
+import math
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from device_sim.errors import SimError
+from contract.errors import UserError
+from device_sim.budgets import BUDGETS
 
-__all__ = ["DeviceProfile", "load_profile", "check_override", "builtin_profiles", "PROFILE_DIR"]
+__all__ = ["DeviceProfile", "load_profile", "check_override", "builtin_profiles", "PROFILE_DIR", "DROP_POLICIES"]
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 DROP_POLICIES = ("latest", "queue")
+MAX_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -28,45 +33,59 @@ class DeviceProfile:
     drop_policy: str            # "latest" or "queue"
     queue_size: int
     latency_percentile: float
-    latency_ms: float
-    memory_mb: float
-    model_size_mb: float
+    budgets: dict = field(default_factory=dict)   # budget key -> limit, for every budget this profile sets
     source: str = ""
 
     @property
     def frame_period_ms(self) -> float:
         return 1000.0 / self.fps
 
+    @property
+    def deadline_ms(self) -> float:
+        """A frame's deadline: the latency budget, or one frame period when the profile sets none."""
+        return self.budgets.get("latency_ms", self.frame_period_ms)
+
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _finite(check):
+    return lambda v: math.isfinite(v) and check(v)
+
+
 # section -> key -> (field name, type, check, what the check means)
-_SCHEMA = {
+_FIXED = {
     "": {"name": ("name", str, lambda v: bool(v.strip()), "a non-empty string"),
          "description": ("description", str, lambda v: True, "a string")},
     "camera": {"width": ("camera_width", int, lambda v: 16 <= v <= 8192, "16..8192"),
                "height": ("camera_height", int, lambda v: 16 <= v <= 8192, "16..8192"),
-               "fps": ("fps", float, lambda v: 0 < v <= 240, "> 0 and <= 240")},
-    "runtime": {"threads": ("threads", int, lambda v: 1 <= v <= 64, "1..64"),
-                "slowdown": ("slowdown", float, lambda v: 1.0 <= v <= 1000, ">= 1 (1 = as fast as this host)")},
+               "fps": ("fps", float, _finite(lambda v: 0 < v <= 240), "> 0 and <= 240")},
+    "runtime": {"threads": ("threads", int, lambda v: 1 <= v <= MAX_THREADS, f"1..{MAX_THREADS}"),
+                "slowdown": ("slowdown", float, _finite(lambda v: 1.0 <= v <= 1000),
+                             ">= 1 and <= 1000 (1 = as fast as this host)")},
     "pipeline": {"drop_policy": ("drop_policy", str, lambda v: v in DROP_POLICIES, " or ".join(DROP_POLICIES)),
                  "queue_size": ("queue_size", int, lambda v: 1 <= v <= 1000, "1..1000")},
-    "budgets": {"latency_percentile": ("latency_percentile", float, lambda v: 50 <= v <= 100, "50..100"),
-                "latency_ms": ("latency_ms", float, lambda v: v > 0, "> 0"),
-                "memory_mb": ("memory_mb", float, lambda v: v > 0, "> 0"),
-                "model_size_mb": ("model_size_mb", float, lambda v: v > 0, "> 0")},
+    "budgets": {"latency_percentile": ("latency_percentile", float, _finite(lambda v: 50 <= v <= 100), "50..100")},
 }
-_OPTIONAL = {"description": "", "queue_size": 4, "slowdown": 1.0}
+_OPTIONAL = {"description": "", "drop_policy": "latest", "queue_size": 4, "slowdown": 1.0, "latency_percentile": 95.0}
+_LIMIT = (float, _finite(lambda v: v > 0), "a finite number > 0")
+
+
+def _schema() -> dict:
+    """The fixed keys plus one [budgets] key per registered budget (read at load time, so budgets
+    registered by any imported module count)."""
+    budgets = {key: (f"budget:{key}", *_LIMIT) for key in BUDGETS}
+    return {**_FIXED, "budgets": {**_FIXED["budgets"], **budgets}}
 
 
 def check_override(field_name: str, value) -> None:
     """A command-line override of a profile field (e.g. --threads) meets the same check as the TOML."""
-    for keys in _SCHEMA.values():
-        for name, _, check, meaning in keys.values():
+    for keys in _FIXED.values():
+        for name, kind, check, meaning in keys.values():
             if name == field_name:
-                if not check(value):
-                    raise SimError(f"--{field_name.replace('_', '-')} must be {meaning}, got {value!r}")
+                if isinstance(value, bool) or not isinstance(value, (kind, int) if kind is float else kind) \
+                        or not check(value):
+                    raise UserError(f"--{field_name.replace('_', '-')} must be {meaning}, got {value!r}")
                 return
     raise ValueError(f"{field_name!r} is not a profile field")
 
@@ -79,12 +98,12 @@ def _path_for(spec: str | Path) -> Path:
     path = Path(spec)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise SimError(f"profile file {path} does not exist")
+            raise UserError(f"profile file {path} does not exist")
         return path
     builtin = PROFILE_DIR / f"{spec}.toml"
     if not builtin.is_file():
-        raise SimError(f"unknown profile {spec!r}; built-in profiles: {', '.join(builtin_profiles())}, "
-                       "or give a path to your own .toml")
+        raise UserError(f"unknown profile {spec!r}; built-in profiles: {', '.join(builtin_profiles())}, "
+                        "or give a path to your own .toml")
     return builtin
 
 
@@ -94,34 +113,36 @@ def load_profile(spec: str | Path) -> DeviceProfile:
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SimError(f"profile {path} is not valid TOML ({e})") from None
-    values: dict = {}
+        raise UserError(f"profile {path} is not valid TOML ({e})") from None
+    schema, values = _schema(), {}
     for section, value in data.items():
         if isinstance(value, dict):
-            if section not in _SCHEMA or section == "":
-                raise SimError(f"profile {path}: unknown section [{section}]; "
-                               f"valid: {', '.join('[' + s + ']' for s in _SCHEMA if s)}")
-            _read_section(path, section, value, values)
+            if section not in schema or section == "":
+                raise UserError(f"profile {path}: unknown section [{section}]; "
+                                f"valid: {', '.join('[' + s + ']' for s in schema if s)}")
+            _read_section(path, schema, section, value, values)
         else:
-            _read_section(path, "", {section: value}, values)
+            _read_section(path, schema, "", {section: value}, values)
     for field_name, default in _OPTIONAL.items():
         values.setdefault(field_name, default)
-    missing = [key for sec, keys in _SCHEMA.items() for key, spec_ in keys.items() if spec_[0] not in values]
-    if missing:
-        raise SimError(f"profile {path}: missing {', '.join(missing)}")
-    return DeviceProfile(**values, source=str(path))
+    required = [k for sec, keys in _FIXED.items() for k, spec_ in keys.items() if spec_[0] not in values]
+    required += [k for k, b in BUDGETS.items() if b.required and f"budget:{k}" not in values]
+    if required:
+        raise UserError(f"profile {path}: missing {', '.join(required)}")
+    budgets = {k.split(":", 1)[1]: values.pop(k) for k in list(values) if k.startswith("budget:")}
+    return DeviceProfile(**values, budgets=budgets, source=str(path))
 
 
-def _read_section(path: Path, section: str, table: dict, values: dict) -> None:
+def _read_section(path: Path, schema: dict, section: str, table: dict, values: dict) -> None:
     where = f"[{section}] " if section else ""
     for key, raw in table.items():
-        if key not in _SCHEMA[section]:
-            raise SimError(f"profile {path}: unknown key {where}{key!r}; valid: {', '.join(_SCHEMA[section])}")
-        field_name, kind, check, meaning = _SCHEMA[section][key]
+        if key not in schema[section]:
+            raise UserError(f"profile {path}: unknown key {where}{key!r}; valid: {', '.join(schema[section])}")
+        field_name, kind, check, meaning = schema[section][key]
         if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
             raw = float(raw)
         if not isinstance(raw, kind) or isinstance(raw, bool):
-            raise SimError(f"profile {path}: {where}{key} must be {kind.__name__}, got {raw!r}")
+            raise UserError(f"profile {path}: {where}{key} must be {kind.__name__}, got {raw!r}")
         if not check(raw):
-            raise SimError(f"profile {path}: {where}{key} = {raw!r} is out of range ({meaning})")
+            raise UserError(f"profile {path}: {where}{key} = {raw!r} is out of range ({meaning})")
         values[field_name] = raw

@@ -1,14 +1,15 @@
-"""report.json and frames.csv of a simulation run (written atomically)."""
+"""Host facts and frames.csv of a simulation run (JSON and atomic writes come from contract.files)."""
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 from pathlib import Path
 
-__all__ = ["host_info", "cpu_info", "atomic_write", "write_json", "write_frames_csv"]
+from contract.files import atomic_write
+
+__all__ = ["host_info", "cpu_info", "write_frames_csv"]
 
 
 def cpu_info() -> tuple[str, set[str]]:
@@ -29,18 +30,6 @@ def host_info() -> dict:
     return {"cpu": cpu_info()[0], "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),
             "python": platform.python_version(),
             "note": "latency measured on this host; 'emulated' numbers stretch inference by the profile's slowdown"}
-
-
-def atomic_write(path: Path, write) -> None:
-    """write(tmp) beside `path`, then rename: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def write_frames_csv(path: Path, rows: list[dict]) -> None:

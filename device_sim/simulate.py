@@ -1,13 +1,14 @@
-"""One simulation run: load the model from its sidecar, open the camera, run the frame loop, check
-the profile's budgets, write report.json, frames.csv, latency.png, memory.png and demo.mp4.
+"""One simulation run: load the model from its card, open the camera, run the frame loop, check the
+profile's budgets, write report.json, frames.csv, latency.png, memory.png and demo.mp4.
 
-Exit codes: 0 all budgets met, 3 a budget exceeded, 4 the source failed mid-stream (the report is
-written and marked partial).
+Exit codes (contract.errors): 0 all budgets met, 3 a budget exceeded, 4 the source failed mid-stream
+(the report is written and marked partial).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -15,20 +16,91 @@ from pathlib import Path
 
 import numpy as np
 
-from device_sim.budgets import budget_table, check_budgets
-from device_sim.camera import open_source
-from device_sim.errors import SimError
+from contract.card import resolve_card
+from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
+from contract.files import check_writable, write_json
+from contract.runtime import runtime_version
+from device_sim.budgets import BUDGETS, RunFacts, budget_table, check_budgets
 from device_sim.loop import run_loop
 from device_sim.memory import peak_rss_mb, rss_mb
-from device_sim.model import DeployedModel, resolve_sidecar
+from device_sim.model import DeployedModel
 from device_sim.profiles import check_override
-from device_sim.report import host_info, write_frames_csv, write_json
-from device_sim.runtime import runtime_version
+from device_sim.report import host_info, write_frames_csv
+from device_sim.sources import open_source
 from device_sim.stats import summarize
 
-__all__ = ["simulate", "EXIT_OK", "EXIT_BUDGET", "EXIT_SOURCE_FAILED"]
+__all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S", "SAMPLE_PACK"]
 
-EXIT_OK, EXIT_BUDGET, EXIT_SOURCE_FAILED = 0, 3, 4
+DEFAULT_DURATION_S = 20.0
+SAMPLE_PACK = "samples.npz"     # written by export beside the format folders
+
+
+def simulate(model_path, profile, *, out: Path, source: str = "synthetic", samples: Path | None = None,
+             duration_s: float | None = DEFAULT_DURATION_S, max_frames: int | None = None, max_speed: bool = False,
+             video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True,
+             log=print) -> tuple[int, dict]:
+    """duration_s=None and max_frames=None: run until the source ends. Returns (exit code, report)."""
+    _check_stop_rule(duration_s, max_frames)
+    card_path = resolve_card(model_path)
+    threads = _threads_for(profile, log)
+    out = Path(out)
+    memory = {"before_load_mb": rss_mb()}
+    model = DeployedModel.load(card_path, threads=threads)
+    memory["after_allocate_mb"] = rss_mb()
+    cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
+                      samples=Path(samples or card_path.parent.parent / SAMPLE_PACK), labels=model.labels, seed=seed)
+    try:
+        check_writable(out)
+        mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
+        log(f"simulating {model.card.get('name', '?')} [{model.card.get('format', '?')}] on {profile.name}: "
+            f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} thread(s), "
+            f"slowdown x{profile.slowdown:g} (emulated)")
+        reference_s = _host_reference(model, profile)
+        expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
+        result = _loop_with_progress(model, cam, profile, expected, progress, duration_s=duration_s,
+                                     max_frames=max_frames, max_speed=max_speed, reference_s=reference_s)
+        if not result.records:
+            raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
+        report = _report(result, model, profile, memory, threads=threads, max_speed=max_speed, source=cam.name,
+                         reference_s=reference_s)
+        _write_outputs(out, report, result.records, cam, model, profile, plots=plots, video=video, log=log)
+    finally:
+        cam.close()
+    _print_summary(report, profile, log)
+    code = EXIT_SOURCE_FAILED if result.failed else EXIT_OK if report["pass"] else EXIT_TARGETS_MISSED
+    return code, report
+
+
+def _check_stop_rule(duration_s, max_frames) -> None:
+    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
+        raise UserError(f"--duration must be a finite number of seconds > 0, got {duration_s}")
+    if max_frames is not None and max_frames < 1:
+        raise UserError(f"--frames must be >= 1, got {max_frames}")
+
+
+def _threads_for(profile, log) -> int:
+    threads = min(profile.threads, os.cpu_count() or profile.threads)
+    if threads < profile.threads:
+        log(f"note: profile asks for {profile.threads} threads; this host has {os.cpu_count()} cores, using {threads}")
+    return threads
+
+
+def _host_reference(model, profile) -> float:
+    """Warm host inference time the slowdown stretches (0 when nothing is emulated)."""
+    if profile.slowdown <= 1.0:
+        return 0.0
+    gray = np.full((1, model.height, model.width, 3), 128, np.uint8)
+    return model.warm_reference(model.to_input(gray))
+
+
+def _loop_with_progress(model, cam, profile, expected, progress: bool, **loop_kw):
+    bar = _progress(expected, progress)
+    try:
+        return run_loop(model, cam, profile, on_frame=(lambda rec: bar.update(1)) if bar is not None else None,
+                        **loop_kw)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _progress(total: int | None, enabled: bool):
@@ -39,61 +111,26 @@ def _progress(total: int | None, enabled: bool):
     return tqdm(total=total, unit="frame", disable=None if enabled else True, dynamic_ncols=True, leave=False)
 
 
-def simulate(model_path, profile, *, out: Path, source: str = "synthetic", samples: Path | None = None,
-             duration_s: float | None = 20.0, max_frames: int | None = None, max_speed: bool = False,
-             video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True,
-             log=print) -> tuple[int, dict]:
-    if duration_s is not None and duration_s <= 0 or max_frames is not None and max_frames < 1:
-        raise SimError("--duration must be > 0 and --frames >= 1")
-    sidecar = resolve_sidecar(model_path)
-    threads = min(profile.threads, os.cpu_count() or profile.threads)
-    if threads < profile.threads:
-        log(f"note: profile asks for {profile.threads} threads; this host has {os.cpu_count()} cores, using {threads}")
-    out = Path(out)
-    memory = {"before_load_mb": rss_mb()}
-    model = DeployedModel.load(sidecar, threads=threads)
-    memory["after_allocate_mb"] = rss_mb()
-    samples = samples or sidecar.parent.parent / "samples.npz"
-    cam = open_source(source, width=profile.camera_width, height=profile.camera_height, samples=Path(samples),
-                      labels=model.labels, seed=seed)
-    _check_writable(out)
-    mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
-    log(f"simulating {model.sidecar.get('name', '?')} [{model.sidecar.get('format', '?')}] on {profile.name}: "
-        f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} thread(s), "
-        f"slowdown x{profile.slowdown:g} (emulated)")
-    expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
-    reference_s = 0.0
-    if profile.slowdown > 1.0:
-        rgb = np.full((1, model.height, model.width, 3), 128, np.uint8)
-        reference_s = model.warm_reference(model.to_input(rgb))
-    bar = _progress(expected, progress)
-    on_frame = (lambda rec: bar.update(1)) if bar is not None else None
-    try:
-        result = run_loop(model, cam, profile, duration_s=duration_s, max_frames=max_frames, max_speed=max_speed,
-                          reference_s=reference_s, on_frame=on_frame)
-    finally:
-        if bar is not None:
-            bar.close()
+def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bool, source: str,
+            reference_s: float) -> dict:
     recs = result.records
-    if not recs:
-        cam.close()
-        raise SimError(f"no frame was processed ({result.stop_reason}); nothing to report")
     sampled_peak = max(r.rss_mb for r in recs)
     memory.update(peak_mb=max(peak_rss_mb(), sampled_peak), loop_peak_sampled_mb=sampled_peak,
                   model_arena_mb=memory["after_allocate_mb"] - memory["before_load_mb"])
-    e2e = [r.e2e_ms for r in recs]
-    e2e_stats = summarize(e2e)
-    budgets = check_budgets(profile, e2e_ms=e2e, peak_memory_mb=memory["peak_mb"], model_size_mb=model.size_mb)
+    facts = RunFacts(records=recs, memory_mb=memory, model_size_mb=model.size_mb,
+                     latency_percentile=profile.latency_percentile, emulated=profile.slowdown > 1)
+    budgets = check_budgets(profile.budgets, facts)
     labelled = [r for r in recs if r.correct is not None]
     span = recs[-1].capture_s - recs[0].capture_s
-    report = {
+    e2e_stats = summarize(r.e2e_ms for r in recs)
+    return {
         "partial": result.failed, "stop_reason": result.stop_reason,
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
         "mode": "max-speed" if max_speed else "real-time",
         "profile": profile.as_dict(), "threads_used": threads,
-        "model": {k: model.sidecar.get(k) for k in ("name", "format", "file", "sha256", "labels", "input", "output")}
+        "model": {k: model.card.get(k) for k in ("name", "format", "file", "sha256", "labels", "input", "output")}
         | {"path": str(model.tflite), "size_mb": model.size_mb, "init_ms": model.init_seconds * 1e3},
-        "host": host_info(), "runtime": runtime_version(), "source": cam.name,
+        "host": host_info(), "runtime": runtime_version(), "source": source,
         "emulation": {"slowdown": profile.slowdown, "host_reference_ms": reference_s * 1e3,
                       "note": "inference on the target = host time + (slowdown - 1) x host_reference_ms"},
         "latency_ms": {
@@ -114,41 +151,40 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
         "memory_mb": memory, "budgets": budgets, "pass": all(b["pass"] for b in budgets),
         "wall_seconds": result.wall_s,
     }
+
+
+def _write_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool, log) -> None:
     out.mkdir(parents=True, exist_ok=True)
     outputs = {"report": out / "report.json", "frames": out / "frames.csv"}
     write_frames_csv(outputs["frames"], [r.as_row() for r in recs])
-    title = (f"{model.sidecar.get('name')} {model.sidecar.get('format')} on {profile.name} "
-             f"(host latency x{profile.slowdown:g} emulated, {threads} thr)")
+    title = (f"{model.card.get('name')} {model.card.get('format')} on {profile.name} "
+             f"(host latency x{profile.slowdown:g} emulated, {report['threads_used']} thr)")
     if plots:
         from device_sim.plots import plot_latency, plot_memory
 
+        limits = {kind: [(b["title"], b["limit"]) for b in report["budgets"] if BUDGETS[b["budget"]].plot == kind]
+                  for kind in ("latency", "memory")}
         outputs["latency_plot"], outputs["memory_plot"] = out / "latency.png", out / "memory.png"
-        plot_latency(outputs["latency_plot"], recs, profile, title)
-        plot_memory(outputs["memory_plot"], recs, profile, memory, title)
+        plot_latency(outputs["latency_plot"], recs, profile, title, limits["latency"])
+        plot_memory(outputs["memory_plot"], recs, report["memory_mb"], title, limits["memory"])
     if video:
         from device_sim.video import write_video
 
         t0 = time.perf_counter()
         # plays at the rate results came out in real time; at --max-speed, at the camera's rate
-        video_fps = profile.fps if max_speed or not report["achieved_fps"] else report["achieved_fps"]
-        written = write_video(out / "demo.mp4", cam, recs, model.labels, profile.latency_ms,
-                              round(min(max(video_fps, 1.0), profile.fps), 2))
+        fps = profile.fps if report["mode"] == "max-speed" or not report["achieved_fps"] else report["achieved_fps"]
+        written = write_video(out / "demo.mp4", cam, recs, model.labels, profile.deadline_ms,
+                              round(min(max(fps, 1.0), profile.fps), 2))
         report["video_frames"] = written
         if written:
             outputs["video"] = out / "demo.mp4"
             log(f"demo.mp4: {written} frames in {time.perf_counter() - t0:.1f} s")
-    cam.close()
     report["outputs"] = {k: str(v) for k, v in outputs.items()}
     write_json(outputs["report"], report)
-    _print_summary(report, profile, log)
-    code = EXIT_SOURCE_FAILED if result.failed else EXIT_OK if report["pass"] else EXIT_BUDGET
-    return code, report
 
 
 def _print_summary(report: dict, profile, log) -> None:
-    lat = report["latency_ms"]
-    frames = report["frames"]
-    acc = report["accuracy"]
+    lat, frames, acc = report["latency_ms"], report["frames"], report["accuracy"]
     log(f"frames: {frames['processed']} processed, {frames['dropped']} dropped of {frames['captured']} captured "
         f"({report['stop_reason']}){'  [PARTIAL]' if report['partial'] else ''}")
     log(f"latency ms  end-to-end p50 {lat['end_to_end']['p50']:.2f}  p95 {lat['end_to_end']['p95']:.2f}  |  "
@@ -160,15 +196,6 @@ def _print_summary(report: dict, profile, log) -> None:
     for key, path in report["outputs"].items():
         log(f"  {key:<13} {path}")
     sys.stdout.flush()
-
-
-def _check_writable(out: Path) -> None:
-    """Fail before the run, without creating anything, if the output folder cannot be written."""
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise SimError(f"cannot write to output folder {out} ({probe} is not a writable folder); choose another --out")
 
 
 def apply_overrides(profile, **overrides):

@@ -1,0 +1,50 @@
+"""folder:PATH: the images under a folder, sorted; ground truth from root/<label>/ subfolders when
+their names are the model's labels. Replayable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from contract.errors import UserError
+from contract.images import IMAGE_SUFFIXES
+from device_sim.sources.base import SourceFailed, SourceSpec, fit, register_source
+
+__all__ = ["FolderSource"]
+
+
+@register_source("folder")
+class FolderSource:
+    replayable = True
+
+    def __init__(self, spec: SourceSpec):
+        root = Path(spec.arg)
+        if not root.is_dir():
+            raise UserError(f"image folder {root} does not exist")
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise UserError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        index = {name: i for i, name in enumerate(spec.labels)}
+        self.truth = [index.get(p.parent.name) if p.parent != root else None for p in self.files]
+        self.name, self.width, self.height, self.index = f"folder:{root}", spec.width, spec.height, 0
+
+    def _load(self, i: int) -> np.ndarray:
+        image = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceFailed(f"cannot read image {self.files[i]}")
+        return fit(image, self.width, self.height)
+
+    def read(self) -> tuple[np.ndarray, int | None] | None:
+        if self.index >= len(self.files):
+            return None
+        frame = self._load(self.index), self.truth[self.index]
+        self.index += 1
+        return frame
+
+    def replay(self, i: int) -> np.ndarray:
+        return self._load(i)
+
+    def close(self) -> None:
+        pass
