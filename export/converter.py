@@ -1,5 +1,6 @@
-"""`export.convert()`: any PyTorch image classifier -> ONNX -> TFLite fp32/fp16/int8, each artifact
-checked against the PyTorch float reference on the device runtime, with sidecars and a report.
+"""`export.convert()`: any PyTorch image classifier -> ONNX -> TFLite, one artifact per registered
+format (export.formats), each checked against the PyTorch float reference on the device runtime
+through the device's own preprocessing (contract), with a model card per .tflite and a report.
 
 Everything is built in a staging folder beside `out_dir` and renamed into place only when every
 step succeeded, so a failed export never leaves anything that looks complete.
@@ -12,44 +13,121 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from contract.card import CARD_NAME, build_card, write_card
+from contract.files import sha256_file
+from contract.runtime import interpreter_class, runtime_version
+from contract.versions import package_versions
 from edgevit.fuse import fold_input_normalization, fuse_for_deploy
-from export.compare import accuracy, compare
-from export.formats import FORMATS, check_options, parse_formats
-from export.litert import runtime_version
+from export.formats import FORMATS, check_options, judge, parse_formats
+from export.litert import graph_facts, load_interpreter, run_images
+from export.metrics import accuracy, compare
 from export.onnx_export import OPSET, export_onnx, run_onnx
 from export.quiet import captured_output
 from export.report import write_report
-from export.sidecar import build_sidecar, sha256_file, toolchain_versions, write_json
 from export.steps import StepRecord, export_step
 from export.tflite_convert import check_builtin_ops, onnx_to_tflite, saved_model_to_int8
-from export.validate import judge, tflite_fidelity
 
-__all__ = ["convert", "DEFAULT_FORMATS"]
+__all__ = ["convert", "BuildContext", "DEFAULT_FORMATS"]
 
 DEFAULT_FORMATS = ("onnx", "fp32", "fp16", "int8")
+TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy")
+RANDOM_EVAL_IMAGES = 32    # evaluation images when the caller gives neither eval nor calibration images
+BATCH = 128                # PyTorch reference batch
 
 
-@dataclass
-class _Ctx:
-    staging: Path
-    work: Path
-    log: Path
-    verbose: bool
-    threads: int
-    images: np.ndarray                  # uint8 NHWC evaluation images
-    labels: np.ndarray | None
-    reference: np.ndarray               # PyTorch fp32 logits of the original model on `images`
-    steps: list[StepRecord] = field(default_factory=list)
-    onnx_logits: np.ndarray | None = None   # set by the onnx step
-    tf: dict[str, Path] = field(default_factory=dict)      # set by the onnx2tf step
-    fidelity: dict = field(default_factory=dict)           # set by each validate step
+class BuildContext:
+    """What a format's builder gets: the deploy model, the images, and the shared stages (ONNX graph,
+    onnx2tf's SavedModel and float .tflite files, the int8 conversion), each built once on first use."""
+
+    def __init__(self, *, deploy: nn.Module, example: torch.Tensor, opset: int, calibration: np.ndarray | None,
+                 images: np.ndarray, labels: np.ndarray | None, reference: np.ndarray, staging: Path, work: Path,
+                 threads: int, verbose: bool):
+        self.deploy, self.example, self.opset, self.calibration = deploy, example, opset, calibration
+        self.images, self.labels, self.reference = images, labels, reference
+        self.staging, self.work, self.log = staging, work, work / "convert.log"
+        self.threads, self.verbose = threads, verbose
+        self.steps: list[StepRecord] = []
+        self.onnx_logits: np.ndarray | None = None
+        self._cache: dict[str, object] = {}
+
+    def _once(self, key: str, make):
+        if key not in self._cache:
+            self._cache[key] = make(self)
+        return self._cache[key]
+
+    def onnx(self) -> Path:
+        return self._once("onnx", _step_onnx)
+
+    def tf_models(self) -> dict[str, Path]:
+        """{"saved_model", "fp32", "fp16"} written by onnx2tf."""
+        self.onnx()
+        return self._once("tf", _step_onnx2tf)
+
+    def int8(self) -> Path:
+        if self.calibration is None:
+            raise ValueError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
+        self.tf_models()
+        return self._once("int8", _step_int8)
+
+
+@export_step("onnx")
+def _step_onnx(ctx: BuildContext) -> Path:
+    path = ctx.work / "model.onnx"
+    with captured_output(ctx.log):
+        export_onnx(ctx.deploy, ctx.example, path, opset=ctx.opset)
+    ctx.onnx_logits = run_onnx(path, _nchw(ctx.images))
+    return path
+
+
+@export_step("onnx2tf")
+def _step_onnx2tf(ctx: BuildContext) -> dict[str, Path]:
+    sample = ctx.calibration if ctx.calibration is not None else ctx.images
+    return onnx_to_tflite(ctx.onnx(), ctx.work / "tf", sample, ctx.log)
+
+
+@export_step("int8")
+def _step_int8(ctx: BuildContext) -> Path:
+    path = ctx.work / "tf" / "model_int8.tflite"
+    saved_model_to_int8(ctx.tf_models()["saved_model"], ctx.calibration, path, ctx.log)
+    return path
+
+
+@export_step("validate {fmt}")
+def _step_validate(ctx: BuildContext, *, fmt: str, path: Path) -> dict:
+    if FORMATS[fmt].kind == "onnx":
+        import onnx
+
+        graph = onnx.load(str(path)).graph
+        return {**compare(ctx.reference, ctx.onnx_logits), "num_ops": len(graph.node),
+                "transposes": sum(n.op_type == "Transpose" for n in graph.node),
+                **({"accuracy": accuracy(ctx.onnx_logits, ctx.labels)} if ctx.labels is not None else {})}
+    with captured_output(ctx.log):   # the runtime announces its delegate on stderr
+        check_builtin_ops(path, fmt=fmt)
+        interp = load_interpreter(path, threads=ctx.threads)
+        logits = run_images(interp, ctx.images)
+        metrics = {**compare(ctx.reference, logits), **graph_facts(interp)}
+    if ctx.labels is not None:
+        metrics["accuracy"] = accuracy(logits, ctx.labels)
+    return metrics
+
+
+def _build_one(ctx: BuildContext, name: str, ref_acc: float | None) -> dict:
+    fmt = FORMATS[name]
+    t0 = time.perf_counter()
+    src = Path(fmt.build(ctx))
+    seconds = time.perf_counter() - t0
+    metrics = judge(name, _step_validate(ctx, fmt=name, path=src), ref_acc)
+    dest = ctx.staging / fmt.file
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest)
+    return metrics | {"file": fmt.file, "size_mb": round(dest.stat().st_size / 1e6, 4), "sha256": sha256_file(dest),
+                      "export_seconds": round(seconds, 2)}
 
 
 def _nchw(images: np.ndarray) -> np.ndarray:
@@ -61,41 +139,7 @@ def _torch_logits(model: nn.Module, images_nchw: np.ndarray, mean, std) -> np.nd
     x = torch.from_numpy(images_nchw)
     if mean is not None:
         x = (x / 255.0 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
-    return torch.cat([model(x[i:i + 128]) for i in range(0, len(x), 128)]).numpy()
-
-
-@export_step("onnx")
-def _step_onnx(ctx: _Ctx, deploy: nn.Module, example: torch.Tensor, opset: int) -> Path:
-    path = ctx.work / "model.onnx"
-    with captured_output(ctx.log):
-        export_onnx(deploy, example, path, opset=opset)
-    logits = run_onnx(path, _nchw(ctx.images))
-    diff = float(np.abs(logits - ctx.reference).max())
-    if diff > 1e-4:
-        raise ValueError(f"ONNX Runtime logits differ from PyTorch by {diff:.2e} (> 1e-4): the exported graph is wrong")
-    ctx.onnx_logits = logits
-    return path
-
-
-@export_step("onnx2tf")
-def _step_onnx2tf(ctx: _Ctx, onnx_path: Path, calibration: np.ndarray) -> Path:
-    ctx.tf = onnx_to_tflite(onnx_path, ctx.work / "tf", calibration, ctx.log)
-    return ctx.tf["saved_model"]
-
-
-@export_step("int8")
-def _step_int8(ctx: _Ctx, calibration: np.ndarray) -> Path:
-    path = ctx.work / "tf" / "model_int8.tflite"
-    saved_model_to_int8(ctx.tf["saved_model"], calibration, path, ctx.log)
-    return path
-
-
-@export_step("validate {fmt}")
-def _step_validate(ctx: _Ctx, *, fmt: str, path: Path) -> Path:
-    with captured_output(ctx.log):   # the runtime announces its delegate on stderr
-        check_builtin_ops(path, fmt=fmt)
-        ctx.fidelity = tflite_fidelity(path, ctx.images, ctx.labels, ctx.reference, threads=ctx.threads)
-    return path
+    return torch.cat([model(x[i:i + BATCH]) for i in range(0, len(x), BATCH)]).numpy()
 
 
 def convert(
@@ -122,48 +166,38 @@ def convert(
     """Export `model` (eval-mode classifier taking `(x/255 - mean)/std`, or raw pixels if mean is
     None) to `out_dir`. `calibration`: uint8 HWC RGB images (required for int8), ideally from the
     train split. `eval_images`/`eval_labels`: held-out uint8 images for the fidelity check (default:
-    the calibration images, unlabeled). Returns the report dict (also written as JSON and Markdown)."""
+    the calibration images, unlabeled). Returns the report dict (also written as JSON and Markdown);
+    an artifact that misses a target is marked `pass: false` there."""
     t_start = time.perf_counter()
-    fmts = parse_formats(formats if not isinstance(formats, str) else formats)
+    fmts = parse_formats(formats)
     check_options(fmts, {k: v for k, v in {"calibration": calibration, "calib_samples": calib_samples,
                                            "opset": opset}.items() if v is not None})
-    if example_input.ndim != 4 or example_input.shape[0] != 1 or example_input.shape[1] != 3:
-        raise ValueError(f"example_input must have shape (1, 3, H, W), got {tuple(example_input.shape)}")
-    size = int(example_input.shape[-1])
+    size = _input_size(example_input)
     calib = _calibration(calibration, calib_samples, size, needed="int8" in fmts)
-    if eval_images is None:
-        eval_images = calib if calib is not None else np.random.default_rng(0).integers(
-            0, 256, (32, size, size, 3), dtype=np.uint8)
-        eval_labels, eval_split = None, "calibration" if calib is not None else "random"
-    out_dir = Path(out_dir)
-    staging = _make_staging(out_dir)
-    work = Path(tempfile.mkdtemp(prefix="edgevit-export-"))
-    model = model.eval()
+    images, eval_labels, eval_split = _eval_set(eval_images, eval_labels, eval_split, calib, size)
+    out_dir, model, name = Path(out_dir), model.eval(), name or type(model).__name__
+    staging, work = _make_staging(out_dir), Path(tempfile.mkdtemp(prefix="edgevit-export-"))
     try:
-        reference = _torch_logits(model, _nchw(eval_images), mean, std)
-        ctx = _Ctx(staging=staging, work=work, log=work / "convert.log", verbose=verbose,
-                   threads=threads or os.cpu_count() or 1, images=eval_images, labels=eval_labels, reference=reference)
-        labels = list(labels) if labels is not None else [str(i) for i in range(reference.shape[1])]
+        reference = _torch_logits(model, _nchw(images), mean, std)
         deploy = fuse_for_deploy(model, strict=False)
         if mean is not None:
             deploy = fold_input_normalization(deploy, mean, std, img_size=size)
+        ctx = BuildContext(deploy=deploy, example=example_input, opset=opset or OPSET, calibration=calib,
+                           images=images, labels=eval_labels, reference=reference, staging=staging, work=work,
+                           threads=threads or os.cpu_count() or 1, verbose=verbose)
         ref_acc = accuracy(reference, eval_labels) if eval_labels is not None else None
-        artifacts = _build(ctx, fmts, deploy, example_input, calib, opset or OPSET, ref_acc)
-        toolchain = toolchain_versions()
-        source = dict(source or {})
-        for fmt in fmts:
-            if FORMATS[fmt].tflite:
-                path = staging / FORMATS[fmt].file
-                write_json(path.parent / "model.json", build_sidecar(
-                    name=name or type(model).__name__, fmt=fmt, tflite=path, labels=labels, mean=mean, std=std,
-                    source=source, fidelity=artifacts[fmt], toolchain=toolchain))
+        artifacts = {f: _build_one(ctx, f, ref_acc) for f in fmts}
+        labels = list(labels) if labels is not None else [str(i) for i in range(reference.shape[1])]
+        toolchain = package_versions(TOOLCHAIN)
+        _write_cards(ctx, artifacts, name=name, labels=labels, mean=mean, std=std, source=dict(source or {}),
+                     toolchain=toolchain)
         if sample_pack is not None:
             np.savez_compressed(staging / "samples.npz", images=sample_pack[0].astype(np.uint8),
                                 labels=np.asarray(sample_pack[1], dtype=np.int64), class_names=np.array(labels))
         report = {
-            "name": name or type(model).__name__, "input_size": size, "source": source,
-            "runtime": runtime_version(), "threads": ctx.threads, "toolchain": toolchain,
-            "reference": {"split": eval_split, "num_images": int(len(eval_images)), "accuracy": ref_acc},
+            "name": name, "input_size": size, "source": dict(source or {}), "runtime": runtime_version(),
+            "threads": ctx.threads, "toolchain": toolchain,
+            "reference": {"split": eval_split, "num_images": int(len(images)), "accuracy": ref_acc},
             "artifacts": artifacts, "steps": [s.as_dict() for s in ctx.steps],
             "total_seconds": round(time.perf_counter() - t_start, 2),
         }
@@ -177,43 +211,32 @@ def convert(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _build(ctx: _Ctx, fmts, deploy, example, calib, opset, ref_acc) -> dict:
-    artifacts: dict[str, dict] = {}
-    onnx_path = _step_onnx(ctx, deploy, example, opset)
-    onnx_seconds = ctx.steps[-1].seconds
-    if "onnx" in fmts:
-        import onnx
-
-        graph = onnx.load(str(onnx_path)).graph
-        shutil.copy2(onnx_path, ctx.staging / FORMATS["onnx"].file)
-        artifacts["onnx"] = judge("onnx", {
-            **compare(ctx.reference, ctx.onnx_logits), "num_ops": len(graph.node),
-            "transposes": sum(n.op_type == "Transpose" for n in graph.node),
-            **({"accuracy": accuracy(ctx.onnx_logits, ctx.labels)} if ctx.labels is not None else {}),
-        }, ref_acc)
-        artifacts["onnx"].update(_file_facts(ctx.staging / FORMATS["onnx"].file), export_seconds=onnx_seconds)
-    tflite_fmts = [f for f in fmts if FORMATS[f].tflite]
-    if not tflite_fmts:
-        return artifacts
-    sample = calib if calib is not None else ctx.images
-    _step_onnx2tf(ctx, onnx_path, sample)
-    made = {"fp32": (ctx.tf["fp32"], ctx.steps[-1].seconds), "fp16": (ctx.tf["fp16"], ctx.steps[-1].seconds)}
-    if "int8" in fmts:
-        made["int8"] = (_step_int8(ctx, calib), ctx.steps[-1].seconds)
-    for fmt in tflite_fmts:
-        src, seconds = made[fmt]
-        _step_validate(ctx, fmt=fmt, path=src)
-        dest = ctx.staging / FORMATS[fmt].file
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest)
-        artifacts[fmt] = judge(fmt, dict(ctx.fidelity), ref_acc)
-        artifacts[fmt].update(_file_facts(dest), export_seconds=seconds)
-    return artifacts
+def _write_cards(ctx: BuildContext, artifacts: dict, *, name: str, labels, mean, std, source, toolchain) -> None:
+    for fmt, facts in artifacts.items():
+        if not FORMATS[fmt].tflite:
+            continue
+        path = ctx.staging / FORMATS[fmt].file
+        interp = interpreter_class()(model_path=str(path))
+        card = build_card(name=name, fmt=fmt, tflite=path, input_detail=interp.get_input_details()[0],
+                          output_detail=interp.get_output_details()[0], labels=labels, mean=mean, std=std,
+                          source=source, fidelity=facts, toolchain=toolchain)
+        write_card(path.with_name(CARD_NAME), card)
 
 
-def _file_facts(path: Path) -> dict:
-    return {"file": str(Path(*path.parts[-2:])) if path.parent.name in FORMATS else path.name,
-            "size_mb": round(path.stat().st_size / 1e6, 4), "sha256": sha256_file(path)}
+def _input_size(example_input: torch.Tensor) -> int:
+    if example_input.ndim != 4 or example_input.shape[0] != 1 or example_input.shape[1] != 3 \
+            or example_input.shape[2] != example_input.shape[3]:
+        raise ValueError(f"example_input must have shape (1, 3, S, S), got {tuple(example_input.shape)}")
+    return int(example_input.shape[-1])
+
+
+def _eval_set(eval_images, eval_labels, eval_split: str, calib, size: int):
+    if eval_images is not None:
+        return eval_images, eval_labels, eval_split
+    if calib is not None:
+        return calib, None, "calibration"
+    return np.random.default_rng(0).integers(0, 256, (RANDOM_EVAL_IMAGES, size, size, 3), dtype=np.uint8), None, \
+        "random"
 
 
 def _calibration(calibration, calib_samples, size: int, *, needed: bool) -> np.ndarray | None:

@@ -1,34 +1,87 @@
-"""The export formats, described in one table: name -> file, what it is, options it accepts.
+"""Export formats, one registered `Format` each: its file, its builder, the options it takes and
+its fidelity targets. A new format is one object passed to `register_format` (here or anywhere
+imported before `export.convert` runs):
 
-An option a format does not accept is rejected with a clear error, never silently changed.
+    register_format(Format(name="int8_fast", file="int8_fast/model.tflite", description="...",
+                           build=lambda ctx: my_builder(ctx), targets=(Target("agreement", ">=", 0.98),)))
+
+`build(ctx)` gets the converter's BuildContext (lazily cached shared stages: ctx.onnx(),
+ctx.tf_models(), ctx.int8(), plus ctx.work, ctx.calibration, ctx.log) and returns the path of the
+finished artifact; the converter validates it (kind "tflite": builtin ops, logits on the device
+runtime vs the PyTorch reference; kind "onnx": ONNX Runtime vs PyTorch), judges it against the
+format's targets and copies it into the output folder. A format without targets, or a target whose
+metric was not measured, is an error, never a silent pass.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Format", "FORMATS", "parse_formats", "check_options"]
+__all__ = ["Target", "Format", "FORMATS", "register_format", "parse_formats", "check_options", "judge"]
+
+KINDS = ("onnx", "tflite")
+
+
+@dataclass(frozen=True)
+class Target:
+    metric: str                  # a key of the artifact's metrics, e.g. "agreement"
+    op: str                      # "<=" or ">="
+    bound: float
+    needs_labels: bool = False   # measurable only when evaluation labels are given
+
+    def __post_init__(self):
+        if self.op not in ("<=", ">="):
+            raise ValueError(f"target {self.metric}: op must be '<=' or '>=', got {self.op!r}")
+
+    def met(self, value: float) -> bool:
+        return bool(value <= self.bound if self.op == "<=" else value >= self.bound)
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    file: str                    # path inside the output folder
+    file: str                              # path inside the output folder
     description: str
-    options: frozenset[str]      # keyword options of export.convert() this format uses
-    tflite: bool
+    build: Callable[..., object]           # build(ctx) -> Path of the finished artifact
+    targets: tuple[Target, ...]
+    options: frozenset[str] = frozenset()  # keyword options of export.convert() this format uses
+    kind: str = "tflite"                   # "tflite": runtime-validated, gets a model card; "onnx"
+
+    @property
+    def tflite(self) -> bool:
+        return self.kind == "tflite"
 
 
-FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("onnx", "model.onnx", "ONNX, float32 NCHW, opset 20, verified with ONNX Runtime",
-           frozenset({"opset"}), tflite=False),
-    Format("fp32", "fp32/model.tflite", "TFLite float32, NHWC float input 0..255",
-           frozenset(), tflite=True),
-    Format("fp16", "fp16/model.tflite", "TFLite float16 weights (float32 compute on CPU), NHWC float input",
-           frozenset(), tflite=True),
-    Format("int8", "int8/model.tflite", "TFLite full int8 (per-channel weights), uint8 NHWC image input",
-           frozenset({"calibration", "calib_samples"}), tflite=True),
-)}
+FORMATS: dict[str, Format] = {}
+
+
+def register_format(fmt: Format) -> Format:
+    if fmt.name in FORMATS:
+        raise ValueError(f"export format {fmt.name!r} registered twice")
+    if not fmt.targets:
+        raise ValueError(f"export format {fmt.name!r} has no fidelity targets; every format must say what "
+                         "'faithful' means for it")
+    if fmt.kind not in KINDS:
+        raise ValueError(f"export format {fmt.name!r}: kind must be one of {', '.join(KINDS)}, got {fmt.kind!r}")
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+register_format(Format(
+    "onnx", "model.onnx", "ONNX, float32 NCHW, opset 20, verified with ONNX Runtime",
+    build=lambda ctx: ctx.onnx(), targets=(Target("max_abs", "<=", 1e-4),), options=frozenset({"opset"}),
+    kind="onnx"))
+register_format(Format(
+    "fp32", "fp32/model.tflite", "TFLite float32, NHWC float input 0..255",
+    build=lambda ctx: ctx.tf_models()["fp32"], targets=(Target("max_abs", "<=", 1e-4),)))
+register_format(Format(
+    "fp16", "fp16/model.tflite", "TFLite float16 weights (float32 compute on CPU), NHWC float input",
+    build=lambda ctx: ctx.tf_models()["fp16"], targets=(Target("agreement", ">=", 0.995),)))
+register_format(Format(
+    "int8", "int8/model.tflite", "TFLite full int8 (per-channel weights), uint8 NHWC image input",
+    build=lambda ctx: ctx.int8(), options=frozenset({"calibration", "calib_samples"}),
+    targets=(Target("agreement", ">=", 0.99), Target("accuracy_drop_pp", "<=", 0.5, needs_labels=True))))
 
 
 def parse_formats(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -38,7 +91,7 @@ def parse_formats(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise ValueError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
-    return tuple(n for n in FORMATS if n in names)   # table order: every TFLite is made from the ONNX graph
+    return tuple(n for n in FORMATS if n in names)   # registry order: shared stages are built once, in order
 
 
 def check_options(formats: tuple[str, ...], given: dict[str, object]) -> None:
@@ -49,3 +102,24 @@ def check_options(formats: tuple[str, ...], given: dict[str, object]) -> None:
             users = [f.name for f in FORMATS.values() if option in f.options]
             raise ValueError(f"option {option!r} applies to format(s) {', '.join(users)}, "
                              f"which are not being exported ({', '.join(formats)})")
+
+
+def judge(fmt: str, metrics: dict, reference_accuracy: float | None) -> dict:
+    """Adds accuracy_drop_pp (when labels exist), one check per target and the overall pass. A target
+    that needs labels is marked not evaluated when there are none; any other unmeasured metric is an
+    error (the format's evaluation is broken), not a pass."""
+    labelled = reference_accuracy is not None and metrics.get("accuracy") is not None
+    if labelled:
+        metrics["accuracy_drop_pp"] = round(100.0 * (reference_accuracy - metrics["accuracy"]), 4)
+    checks = {}
+    for t in FORMATS[fmt].targets:
+        target = f"{t.op} {t.bound}"
+        if t.metric in metrics and metrics[t.metric] is not None:
+            checks[t.metric] = {"target": target, "value": metrics[t.metric], "pass": t.met(metrics[t.metric])}
+        elif t.needs_labels and not labelled:
+            checks[t.metric] = {"target": target, "value": None, "pass": None, "note": "not evaluated: no labels"}
+        else:
+            raise ValueError(f"export format {fmt!r}: target metric {t.metric!r} was not measured")
+    metrics["checks"] = checks
+    metrics["pass"] = all(c["pass"] is not False for c in checks.values())
+    return metrics

@@ -9,55 +9,38 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Interpreter", "load_interpreter", "runtime_version", "run_images", "graph_facts"]
+from contract.card import tensor_spec
+from contract.images import resize_to_model
+from contract.quant import dequantize_output, quantize_input
+from contract.runtime import interpreter_class
 
-try:
-    from ai_edge_litert.interpreter import Interpreter
-except ImportError:  # pragma: no cover - older devices
-    from tflite_runtime.interpreter import Interpreter
-
-
-def runtime_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return f"ai-edge-litert {version('ai-edge-litert')}"
-    except Exception:  # noqa: BLE001 - any metadata problem means "unknown"
-        return "unknown"
+__all__ = ["load_interpreter", "run_images", "graph_facts"]
 
 
-def load_interpreter(path: str | Path, *, threads: int = 1) -> Interpreter:
-    interp = Interpreter(model_path=str(path), num_threads=threads)
+def load_interpreter(path: str | Path, *, threads: int = 1):
+    interp = interpreter_class()(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     return interp
 
 
-def run_images(interp: Interpreter, images: np.ndarray) -> np.ndarray:
-    """Runs uint8 NHWC images one by one (batch 1, as on device); returns dequantized float logits."""
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    in_scale, in_zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
+def run_images(interp, images: np.ndarray) -> np.ndarray:
+    """Runs uint8 RGB images one by one (batch 1, as on the device) through the device's own
+    preprocessing (contract: resize policy, input quantization) and output dequantization; returns
+    float logits (N, C)."""
+    in_spec = tensor_spec(interp.get_input_details()[0])
+    out_spec = tensor_spec(interp.get_output_details()[0])
+    index_in, index_out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+    _, height, width, _ = in_spec["shape"]
     logits = []
     for image in images:
-        x = image[None]
-        if inp["dtype"] == np.uint8:
-            if (in_scale, in_zero) != (1.0, 0):
-                x = np.clip(np.round(x / in_scale + in_zero), 0, 255)
-            x = x.astype(np.uint8)
-        elif inp["dtype"] == np.int8:
-            x = np.clip(np.round(x.astype(np.float32) / in_scale + in_zero), -128, 127).astype(np.int8)
-        else:
-            x = x.astype(inp["dtype"])
-        interp.set_tensor(inp["index"], x)
+        x = quantize_input(resize_to_model(image, width, height)[None], in_spec)
+        interp.set_tensor(index_in, x)
         interp.invoke()
-        y = interp.get_tensor(out["index"])[0]
-        if out["dtype"] in (np.uint8, np.int8):
-            y = (y.astype(np.float32) - out_zero) * out_scale
-        logits.append(y.astype(np.float32))
+        logits.append(dequantize_output(interp.get_tensor(index_out)[0], out_spec))
     return np.stack(logits)
 
 
-def graph_facts(interp: Interpreter) -> dict:
+def graph_facts(interp) -> dict:
     """Op histogram of the model, delegate partitions, and the ops the delegate did not take.
 
     After delegation, each DELEGATE node replaces one partition; walking back from its outputs to

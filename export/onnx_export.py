@@ -1,7 +1,7 @@
 """PyTorch -> ONNX: static shape, input `image`, output `logits`, checked, and verified against
 PyTorch with ONNX Runtime.
 
-Exporter choice (../shared/TOOLCHAIN.md): the dynamo exporter at opset 20. At opset 18 GELU becomes
+Exporter choice (docs/TOOLCHAIN.md): the dynamo exporter at opset 20. At opset 18 GELU becomes
 Erf math that onnx2tf can only express as a Flex op the light runtimes cannot run; opset 20 emits
 one `Gelu` node, which maps to the TFLite GELU builtin.
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export.sidecar import write_json
+from contract.files import write_json
 
 __all__ = ["write_report"]
 
@@ -39,7 +39,8 @@ def write_report(out: Path, report: dict) -> None:
             f"| {_fmt(a.get('delegate_partitions'), 'd')} "
             f"| {outside} | {a['export_seconds']:.1f} | {'pass' if a['pass'] else 'FAIL'} |")
     lines += ["", "Targets: " + "; ".join(
-        f"{fmt}: " + ", ".join(f"{m} {c['target']}" for m, c in a["checks"].items())
+        f"{fmt}: " + ", ".join(f"{m} {c['target']}" + ("" if c["pass"] is not None else " (not evaluated: no labels)")
+                               for m, c in a["checks"].items())
         for fmt, a in report["artifacts"].items() if a["checks"]) + ".",
         "Delta pp: PyTorch fp32 accuracy minus the artifact's, in percentage points (positive = lost).",
         "", "## Steps", "", "| step | seconds | output MB |", "|---|---|---|"]

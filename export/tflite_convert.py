@@ -2,7 +2,7 @@
 fp32/fp16 .tflite); full int8 comes from TFLiteConverter on that SavedModel with our own
 representative data.
 
-Why this route (../shared/TOOLCHAIN.md): onnx2tf's own int8 path broke on attention MatMuls with
+Why this route (docs/TOOLCHAIN.md): onnx2tf's own int8 path broke on attention MatMuls with
 custom calibration data and took minutes; TFLiteConverter on its SavedModel takes seconds and gives
 the same ops. onnx2tf needs two things offline: `onnxsim` on PATH (it runs it as a subprocess) and
 its validation sample file in the working directory (else it downloads one); both are provided here,
@@ -104,9 +104,9 @@ def _op_in_message(msg: str) -> str:
 def check_builtin_ops(path: Path, *, fmt: str) -> None:
     """Raise NotConvertibleError naming the first op that the light runtimes cannot run as a builtin:
     a Flex (Select TF) or custom op; for int8, also any op whose output stays float."""
-    from export.litert import Interpreter
+    from contract.runtime import interpreter_class
 
-    interp = Interpreter(model_path=str(path))   # no allocate: a Flex op would fail there, unnamed
+    interp = interpreter_class()(model_path=str(path))   # no allocate: a Flex op would fail there, unnamed
     for op in interp._get_ops_details():
         name = op["op_name"]
         if name.startswith("Flex") or name == "CUSTOM":
