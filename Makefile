@@ -67,7 +67,7 @@ test-slow: $(STAMP)  ## only the slow tests (full training, every variant throug
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check edgevit export device_sim tests benchmarks
+	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract tests benchmarks
 
 clean:  ## remove runs/, artifacts/ and caches (keeps .venv)
 	rm -rf runs artifacts .pytest_cache .ruff_cache

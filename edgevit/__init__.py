@@ -4,16 +4,16 @@
     model = edgevit.create_model("edgevit_xs", num_classes=10, img_size=64)
     deploy = edgevit.fuse_for_deploy(model)
 
-Attributes are imported lazily, so `import edgevit.cli` (the `edgevit` command) does not pull in torch
-for subcommands that do not need it.
+Attributes are imported lazily, so `import edgevit` (and `edgevit.data`) does not pull in torch.
 """
 
 from __future__ import annotations
 
 import importlib
 
+from contract import __version__  # noqa: F401 - the project's one version
+
 __all__ = ["create_model", "list_models", "fuse_for_deploy", "fold_input_normalization"]
-__version__ = "0.1.0"
 
 _LAZY = {
     "create_model": "edgevit.registry", "list_models": "edgevit.registry",

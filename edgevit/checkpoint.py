@@ -6,15 +6,15 @@ checkpoint can never execute code; a corrupt or foreign file gives a one-line Va
 
 from __future__ import annotations
 
-import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from contract.files import atomic_write
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_torch_save", "versions"]
 
@@ -51,24 +51,15 @@ class Checkpoint:
 def versions() -> dict[str, str]:
     import numpy
 
-    import edgevit
+    from contract import __version__
 
-    return {"edgevit": str(edgevit.__version__), "torch": str(torch.__version__),
+    return {"edgevit": __version__, "torch": str(torch.__version__),
             "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temp file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, std, class_names,

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from edgevit.sizes import check_img_size
+
 __all__ = ["register_model", "create_model", "list_models", "check_img_size", "check_options"]
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -25,12 +27,6 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 def list_models() -> list[str]:
     _load_model_modules()
     return sorted(_REGISTRY)
-
-
-def check_img_size(img_size: int) -> int:
-    if not isinstance(img_size, int) or img_size < 64 or img_size % 32:
-        raise ValueError(f"img size must be a multiple of 32 and at least 64, got {img_size!r} (try 64, 96, 224)")
-    return img_size
 
 
 def check_options(model: str, options: dict, valid: set[str]) -> None:

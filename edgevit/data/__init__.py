@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgevit.data.resize import RESIZE_POLICY, center_square_resize
 from edgevit.data.splits import ImageSplits, stratified_split
-from edgevit.registry import check_img_size
+from edgevit.sizes import check_img_size
 
-__all__ = ["ImageSplits", "load_dataset", "stratified_split", "center_square_resize", "RESIZE_POLICY"]
+__all__ = ["ImageSplits", "load_dataset", "stratified_split"]
 
 
 def load_dataset(spec: str, img_size: int, *, seed: int = 0) -> ImageSplits:

@@ -7,19 +7,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgevit.data.resize import center_square_resize
+from contract.images import IMAGE_SUFFIXES, resize_to_model
 from edgevit.data.splits import ImageSplits, channel_stats, stratified_split
 
-__all__ = ["load_folder_splits", "IMAGE_SUFFIXES"]
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+__all__ = ["load_folder_splits", "read_rgb"]
 
 
 def read_rgb(path: Path, size: int) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"cannot read image {path}: not a valid image file (remove or replace it)")
-    return center_square_resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
+    return resize_to_model(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), size)
 
 
 def load_folder_splits(root: str | Path, img_size: int, *, seed: int = 0) -> ImageSplits:

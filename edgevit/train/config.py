@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgevit.registry import check_img_size, list_models
+from edgevit.registry import list_models
+from edgevit.sizes import check_img_size
 
 __all__ = ["TrainConfig"]
 

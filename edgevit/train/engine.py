@@ -8,11 +8,9 @@ draws the same seeded batch order and takes its slice of each global batch.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from contract.files import atomic_write, write_json
 from edgevit.checkpoint import load_checkpoint, save_checkpoint
 from edgevit.data import ImageSplits, load_dataset
 from edgevit.data.splits import SPLIT_FRACTIONS
@@ -106,70 +105,107 @@ def train(cfg: TrainConfig, splits: ImageSplits | None = None) -> dict:
         base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
         result["baseline"] = _train_one(base_cfg, splits, Path(cfg.out) / "baseline", ctx)
     if ctx.is_main:
-        _write_json(Path(cfg.out) / "metrics.json", result)
+        write_json(Path(cfg.out) / "metrics.json", result)
     dist_utils.teardown(ctx)
     return result
 
 
-def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context) -> dict:
+@dataclass
+class _Run:
+    """One model's training state."""
+    model: nn.Module
+    ddp_model: nn.Module
+    ema: ModelEma | None
+    opt: torch.optim.Optimizer
+    teacher: nn.Module | None
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    mean_t: torch.Tensor
+    std_t: torch.Tensor
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    g_order: torch.Generator
+    g_aug: torch.Generator
+    ckpt_meta: dict
+    info: dict
+    step: int = 0
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _Run:
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, num_classes=splits.num_classes, img_size=cfg.img_size, **cfg.model_kwargs)
-    teacher = _load_teacher(cfg, splits)
-    info = {"name": cfg.model, "params_m": count_params(model) / 1e6,
-            "gmacs": count_macs(model, cfg.img_size) / 1e9}
-    ddp_model = dist_utils.wrap(model, ctx)
-    ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    mean_t = torch.tensor(splits.mean).view(1, 3, 1, 1)
-    std_t = torch.tensor(splits.std).view(1, 3, 1, 1)
     train_x = to_tensor(splits.train_x)
-    train_y = torch.from_numpy(splits.train_y)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"the train split has {len(train_x)} images, fewer than one batch of {cfg.batch_size}")
-    total, warmup = steps_per_epoch * cfg.epochs, int(cfg.warmup_epochs * steps_per_epoch)
-    g_order = torch.Generator().manual_seed(cfg.seed)                 # same on every rank
-    g_aug = torch.Generator().manual_seed(cfg.seed * 1000 + ctx.rank)  # each rank its own draws
-    ckpt_meta = dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
-                     dataset={"name": splits.name, "spec": cfg.data, "split_seed": splits.split_seed,
-                              "fractions": list(SPLIT_FRACTIONS)},
-                     train_config=cfg.as_dict())
+    return _Run(
+        model=model, ddp_model=dist_utils.wrap(model, ctx),
+        ema=ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None,
+        opt=torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr), teacher=_load_teacher(cfg, splits),
+        train_x=train_x, train_y=torch.from_numpy(splits.train_y),
+        mean_t=torch.tensor(splits.mean).view(1, 3, 1, 1), std_t=torch.tensor(splits.std).view(1, 3, 1, 1),
+        steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * cfg.epochs,
+        warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
+        g_order=torch.Generator().manual_seed(cfg.seed),                  # same on every rank
+        g_aug=torch.Generator().manual_seed(cfg.seed * 1000 + ctx.rank),  # each rank its own draws
+        ckpt_meta=dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
+                       dataset={"name": splits.name, "spec": cfg.data, "split_seed": splits.split_seed,
+                                "fractions": list(SPLIT_FRACTIONS)},
+                       train_config=cfg.as_dict()),
+        info={"name": cfg.model, "params_m": count_params(model) / 1e6, "gmacs": count_macs(model, cfg.img_size) / 1e9},
+    )
+
+
+def _train_epoch(cfg: TrainConfig, run: _Run, epoch: int, ctx: dist_utils.Context) -> dict:
+    """One pass over the train split; returns the epoch's train loss and accuracy."""
+    run.ddp_model.train()
+    perm = torch.randperm(len(run.train_x), generator=run.g_order)
+    # disable=None: bars on a terminal only; logs and CI get the one-line epoch summary
+    bar = tqdm(range(run.steps_per_epoch), desc=f"{cfg.model} {epoch}/{cfg.epochs}", leave=False,
+               disable=None if (cfg.progress and ctx.is_main) else True, dynamic_ncols=True)
+    seen, correct, loss_sum = 0, 0, 0.0
+    for b in bar:
+        idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size][ctx.rank::ctx.world_size]
+        x = normalize(augment_batch(run.train_x[idx], run.g_aug, hflip=cfg.use_hflip()), run.mean_t, run.std_t)
+        y = run.train_y[idx]
+        for group in run.opt.param_groups:
+            group["lr"] = _lr_at(run.step, run.total_steps, run.warmup_steps, cfg)
+        logits = run.ddp_model(x)
+        with torch.no_grad():
+            t_logits = run.teacher(x) if run.teacher is not None else None
+        loss = _loss(logits, y, t_logits, cfg)
+        if not torch.isfinite(loss):
+            raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {run.step} "
+                             f"(lr {run.opt.param_groups[0]['lr']:.3g}); lower --lr or --distill-temp and retrain")
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        if run.ema is not None:
+            run.ema.update(run.model)
+        run.step += 1
+        seen += len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        loss_sum += loss.item() * len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return {"train_loss": loss_sum / seen, "train_acc": correct / seen}
+
+
+def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context) -> dict:
+    run = _setup(cfg, splits, ctx)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    log_rows, best_key, best_acc, best_epoch, step, t0 = [], (-1.0, 0.0), -1.0, 0, 0, time.perf_counter()
+    log_rows, best_key, best_acc, best_epoch, t0 = [], (-1.0, 0.0), -1.0, 0, time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
-        ddp_model.train()
-        perm = torch.randperm(len(train_x), generator=g_order)
-        # disable=None: bars on a terminal only; logs and CI get the one-line epoch summary below
-        bar = tqdm(range(steps_per_epoch), desc=f"{cfg.model} {epoch}/{cfg.epochs}", leave=False,
-                   disable=None if (cfg.progress and ctx.is_main) else True, dynamic_ncols=True)
-        seen, correct, loss_sum = 0, 0, 0.0
-        for b in bar:
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size][ctx.rank::ctx.world_size]
-            x = augment_batch(train_x[idx], g_aug, hflip=cfg.use_hflip())
-            x, y = normalize(x, mean_t, std_t), train_y[idx]
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, total, warmup, cfg)
-            logits = ddp_model(x)
-            with torch.no_grad():
-                t_logits = teacher(x) if teacher is not None else None
-            loss = _loss(logits, y, t_logits, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if ema is not None:
-                ema.update(model)
-            step += 1
-            seen += len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            loss_sum += loss.item() * len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        dist_utils.sync_buffers(model, ctx)
-        eval_model = ema.module if ema is not None else model
-        val = evaluate(eval_model, splits.val_x, splits.val_y, splits.mean, splits.std)
-        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": loss_sum / seen,
-               "train_acc": correct / seen, "val_loss": val["loss"], "val_acc": val["acc"],
-               "seconds": time.perf_counter() - t0}
+        train_stats = _train_epoch(cfg, run, epoch, ctx)
+        dist_utils.sync_buffers(run.model, ctx)
+        val = evaluate(run.eval_model, splits.val_x, splits.val_y, splits.mean, splits.std)
+        row = {"epoch": epoch, "lr": run.opt.param_groups[0]["lr"], **train_stats, "val_loss": val["loss"],
+               "val_acc": val["acc"], "seconds": time.perf_counter() - t0}
         log_rows.append(row)
         improved = (val["acc"], -val["loss"]) > best_key  # ties on accuracy go to the lower loss
         if ctx.is_main:
@@ -177,38 +213,35 @@ def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils
                        f"train acc {row['train_acc']:.3f}  val acc {val['acc']:.3f}  ({row['seconds']:.0f}s)")
             _write_csv(out / "log.csv", log_rows)
             epoch_metrics = {"epoch": epoch, "val_acc": val["acc"]}
-            save_checkpoint(out / "last.pt", eval_model, metrics=epoch_metrics, **ckpt_meta)
+            save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
             if improved:
-                save_checkpoint(out / "best.pt", eval_model, metrics=epoch_metrics, **ckpt_meta)
+                save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
         if improved:
             best_key, best_acc, best_epoch = (val["acc"], -val["loss"]), val["acc"], epoch
-    seconds = time.perf_counter() - t0
-    metrics = dict(info, epochs=cfg.epochs, best_epoch=best_epoch, val_acc=best_acc, train_seconds=seconds)
-    metrics["ddp"] = dist_utils.weight_agreement(model, ctx)
+    metrics = dict(run.info, epochs=cfg.epochs, best_epoch=best_epoch, val_acc=best_acc,
+                   train_seconds=time.perf_counter() - t0, ddp=dist_utils.weight_agreement(run.model, ctx))
     if ctx.is_main:
-        best = load_checkpoint(out / "best.pt")
-        test = evaluate(best.build_model(), splits.test_x, splits.test_y, splits.mean, splits.std)
-        metrics.update(test_acc=test["acc"], test_loss=test["loss"],
-                       last_test_acc=evaluate(eval_model, splits.test_x, splits.test_y, splits.mean, splits.std)["acc"])
-        # Re-save best.pt with its final metrics so the checkpoint is self-describing.
-        best_model = best.build_model()
-        save_checkpoint(out / "best.pt", best_model, metrics=metrics, **ckpt_meta)
-        _write_json(out / "metrics.json", {"model": metrics})
-        tqdm.write(f"{cfg.model}: best val acc {best_acc:.4f} (epoch {best_epoch}), "
-                   f"test acc {metrics['test_acc']:.4f}, {seconds:.0f}s -> {out / 'best.pt'}")
+        _finish(cfg, splits, out, run, metrics)
     return metrics
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+def _finish(cfg: TrainConfig, splits: ImageSplits, out: Path, run: _Run, metrics: dict) -> None:
+    """Test accuracy of best.pt (and of the last epoch), written into best.pt and metrics.json."""
+    best = load_checkpoint(out / "best.pt")
+    best_model = best.build_model()
+    test = evaluate(best_model, splits.test_x, splits.test_y, splits.mean, splits.std)
+    last = evaluate(run.eval_model, splits.test_x, splits.test_y, splits.mean, splits.std)
+    metrics.update(test_acc=test["acc"], test_loss=test["loss"], last_test_acc=last["acc"])
+    save_checkpoint(out / "best.pt", best_model, metrics=metrics, **run.ckpt_meta)   # self-describing best.pt
+    write_json(out / "metrics.json", {"model": metrics})
+    tqdm.write(f"{cfg.model}: best val acc {metrics['val_acc']:.4f} (epoch {metrics['best_epoch']}), "
+               f"test acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.0f}s -> {out / 'best.pt'}")
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)
