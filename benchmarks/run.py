@@ -60,7 +60,7 @@ def host_info() -> dict:
 
 def _export(model, size, out: Path, formats: str, calib, *, eval_images=None, eval_labels=None,
             mean=NATURAL_MEAN, std=NATURAL_STD, name=None, sample_pack=None) -> dict:
-    from export.convert import convert
+    from export.converter import convert
 
     return convert(model, torch.zeros(1, 3, size, size), out_dir=out, formats=formats, mean=mean, std=std,
                    calibration=calib if "int8" in formats else None, eval_images=eval_images,
@@ -76,7 +76,7 @@ def _peak_memory(tflite: Path) -> dict:
     """Peak RSS of a fresh process that loads and runs this .tflite (the on-device benchmark)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "bench.json"
-        cmd = [sys.executable, "-m", "device_sim.bench", str(tflite), "--threads", "1", "--runs", "20",
+        cmd = [sys.executable, "-m", "edgevit_cli", "bench", str(tflite), "--threads", "1", "--runs", "20",
                "--min-seconds", "0.2", "--warmup-runs", "3", "--json", str(out)]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         result = json.loads(out.read_text())["results"][0]
@@ -84,10 +84,6 @@ def _peak_memory(tflite: Path) -> dict:
 
 
 def collect(args) -> dict:
-    import edgevit
-    from edgevit.fuse import fold_input_normalization, fuse_for_deploy
-    from edgevit.info import count_macs, count_params
-
     work, size, t0 = Path(args.work), args.img_size, time.perf_counter()
     family = ("edgevit_xxs",) if args.smoke else FAMILY
     designs = {"default": {}} if args.smoke else DESIGNS
@@ -96,34 +92,9 @@ def collect(args) -> dict:
     runners: dict = {}
     trainer = _start_design_training(args, designs)
     torch.set_num_threads(1)
-
     for name in family:
-        log(f"export {name} @ {size}")
-        torch.manual_seed(0)
-        model = latency_ready(edgevit.create_model(name, num_classes=1000, img_size=size), calib)
-        pack = (calib, np.zeros(len(calib), np.int64))   # frames for the simulator check (labels unused)
-        report = _export(model, size, work / name, "onnx,fp32,fp16,int8", calib, name=name, sample_pack=pack)
-        res["models"][name] = {"params_m": count_params(model) / 1e6, "gmacs": count_macs(model, size) / 1e9,
-                               "attention_blocks": getattr(model, "num_attention_blocks", 0),
-                               "graph": _graph(report), "latency_ms": {}, "memory_mb": {}}
-        for fmt in ("fp32", "fp16", "int8"):
-            for t in THREADS:
-                runners[f"{name}|litert-{fmt}|t{t}"] = litert_runner(work / name / fmt / "model.tflite", threads=t)
-        runners[f"{name}|onnxruntime-fp32|t1"] = onnxruntime_runner(work / name / "model.onnx", threads=1)
-        deploy = fold_input_normalization(fuse_for_deploy(model), NATURAL_MEAN, NATURAL_STD, img_size=size)
-        runners[f"{name}|torch-fp32|t1"] = torch_runner(deploy, size)
-        if name == family[-1 if args.smoke else 1]:   # edgevit_xs (xxs in a smoke run): where its time goes
-            _collect_prefixes(name, model, size, work, calib, res, runners)
-
-    log("export the ceiling (1x1 conv 56x56x256->256)")
-    torch.manual_seed(0)
-    ceiling = Ceiling().eval()
-    _export(ceiling, 56, work / "ceiling", "fp32,int8", natural_images(16, 56))
-    res["ceiling"] = {"gmacs": count_macs(ceiling, 56) / 1e9, "latency_ms": {}}
-    for fmt in ("fp32", "int8"):
-        for t in THREADS:
-            runners[f"ceiling|litert-{fmt}|t{t}"] = litert_runner(work / "ceiling" / fmt / "model.tflite", threads=t)
-
+        _collect_family_member(name, args, calib, res, runners, probe=name == family[-1 if args.smoke else 1])
+    _collect_ceiling(work, res, runners)
     _collect_designs(args, designs, calib, res, runners)
     _collect_digits(args, designs, res, runners, trainer)
 
@@ -145,6 +116,45 @@ def collect(args) -> dict:
                                  for row in sim_vs_bench(path, threads=(1,) if args.smoke else THREADS)]}
     res["seconds_collect"] = time.perf_counter() - t0
     return res
+
+
+def _collect_family_member(name: str, args, calib, res: dict, runners: dict, *, probe: bool) -> None:
+    """Export one family model at the suite's size and queue its runtimes; `probe`: also its prefixes
+    (edgevit_xs, or xxs in a smoke run: where its time goes)."""
+    import edgevit
+    from edgevit.fuse import fold_input_normalization, fuse_for_deploy
+    from edgevit.info import count_macs, count_params
+
+    work, size = Path(args.work), args.img_size
+    log(f"export {name} @ {size}")
+    torch.manual_seed(0)
+    model = latency_ready(edgevit.create_model(name, num_classes=1000, img_size=size), calib)
+    pack = (calib, np.zeros(len(calib), np.int64))   # frames for the simulator check (labels unused)
+    report = _export(model, size, work / name, "onnx,fp32,fp16,int8", calib, name=name, sample_pack=pack)
+    res["models"][name] = {"params_m": count_params(model) / 1e6, "gmacs": count_macs(model, size) / 1e9,
+                           "attention_blocks": getattr(model, "num_attention_blocks", 0),
+                           "graph": _graph(report), "latency_ms": {}, "memory_mb": {}}
+    for fmt in ("fp32", "fp16", "int8"):
+        for t in THREADS:
+            runners[f"{name}|litert-{fmt}|t{t}"] = litert_runner(work / name / fmt / "model.tflite", threads=t)
+    runners[f"{name}|onnxruntime-fp32|t1"] = onnxruntime_runner(work / name / "model.onnx", threads=1)
+    deploy = fold_input_normalization(fuse_for_deploy(model), NATURAL_MEAN, NATURAL_STD, img_size=size)
+    runners[f"{name}|torch-fp32|t1"] = torch_runner(deploy, size)
+    if probe:
+        _collect_prefixes(name, model, size, work, calib, res, runners)
+
+
+def _collect_ceiling(work: Path, res: dict, runners: dict) -> None:
+    from edgevit.info import count_macs
+
+    log("export the ceiling (1x1 conv 56x56x256->256)")
+    torch.manual_seed(0)
+    ceiling = Ceiling().eval()
+    _export(ceiling, 56, work / "ceiling", "fp32,int8", natural_images(16, 56))
+    res["ceiling"] = {"gmacs": count_macs(ceiling, 56) / 1e9, "latency_ms": {}}
+    for fmt in ("fp32", "int8"):
+        for t in THREADS:
+            runners[f"ceiling|litert-{fmt}|t{t}"] = litert_runner(work / "ceiling" / fmt / "model.tflite", threads=t)
 
 
 def _collect_prefixes(name: str, model, size: int, work: Path, calib, res: dict, runners: dict) -> None:
@@ -250,15 +260,9 @@ def _export_digits(checkpoints: dict, work: Path, splits, calib, pack, res: dict
 
 
 def versions() -> dict:
-    from importlib import metadata
+    from contract.versions import package_versions
 
-    out = {}
-    for pkg in ("ai-edge-litert", "onnxruntime", "torch", "tensorflow", "onnx2tf", "onnx", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions(("ai-edge-litert", "onnxruntime", "torch", "tensorflow", "onnx2tf", "onnx", "numpy"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,14 +23,14 @@ OVERHEAD_MS = 2.0   # the loop's own overhead per frame at --max-speed
 
 def _sim(model_dir: Path, out: Path, threads: int, *, max_speed: bool) -> dict:
     args = ["--frames", "400", "--max-speed"] if max_speed else ["--duration", "6"]
-    cmd = [sys.executable, "-m", "device_sim", "--model", str(model_dir), "--profile", "ar-glasses", "--threads",
-           str(threads), "--slowdown", "1", "--no-video", "--out", str(out), *args]
+    cmd = [sys.executable, "-m", "edgevit_cli", "simulate", "--model", str(model_dir), "--profile", "ar-glasses",
+           "--threads", str(threads), "--slowdown", "1", "--no-video", "--out", str(out), *args]
     subprocess.run(cmd, capture_output=True, text=True)   # exit 3 (a budget) is still a measurement
     return json.loads((out / "report.json").read_text())
 
 
 def _bench(model_dir: Path, out: Path, threads: int, delay_ms: float) -> dict:
-    cmd = [sys.executable, "-m", "device_sim.bench", str(model_dir), "--threads", str(threads), "--runs", "200",
+    cmd = [sys.executable, "-m", "edgevit_cli", "bench", str(model_dir), "--threads", str(threads), "--runs", "200",
            "--min-seconds", "2", "--input", "samples", "--run-delay-ms", str(delay_ms), "--json", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.read_text())["results"][0]

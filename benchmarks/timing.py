@@ -14,9 +14,9 @@ __all__ = ["litert_runner", "onnxruntime_runner", "torch_runner", "interleaved"]
 
 
 def litert_runner(path, *, threads: int) -> Callable[[], None]:
-    from device_sim.runtime import Interpreter
+    from contract.runtime import interpreter_class
 
-    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp = interpreter_class()(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     dtype = np.dtype(inp["dtype"])

@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess:
-    """Runs `python -m edgevit ARGS` in a subprocess, as a user would."""
+    """Runs `python -m edgevit_cli ARGS` (the `edgevit` command) in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("EDGEVIT_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "edgevit", *args], cwd=cwd or ROOT, env=full_env,
+    return subprocess.run([sys.executable, "-m", "edgevit_cli", *args], cwd=cwd or ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

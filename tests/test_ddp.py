@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_torchrun_two_processes_agree(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "edgevit", "train", "--model", "edgevit_xxs", "--epochs", "1", "--batch-size", "64",
+           "-m", "edgevit_cli", "train", "--model", "edgevit_xxs", "--epochs", "1", "--batch-size", "64",
            "--out", str(out), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)

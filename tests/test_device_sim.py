@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device_sim.errors import SimError
+from contract.errors import UserError
 from device_sim.model import DeployedModel
 from device_sim.profiles import builtin_profiles, load_profile
 from device_sim.simulate import apply_overrides, simulate
@@ -51,9 +51,9 @@ def test_builtin_profiles_load():
     assert {"ar-glasses", "smartwatch", "phone"} <= set(builtin_profiles())
     ar = load_profile("ar-glasses")
     assert (ar.camera_width, ar.camera_height, ar.fps, ar.threads) == (640, 480, 30, 2)
-    assert ar.latency_ms == 33 and ar.memory_mb == 128 and ar.model_size_mb == 8 and ar.latency_percentile == 95
+    assert ar.budgets == {"latency_ms": 33, "memory_mb": 128, "model_size_mb": 8} and ar.latency_percentile == 95
     watch = load_profile("smartwatch")
-    assert watch.threads == 1 and watch.fps == 15 and watch.memory_mb < ar.memory_mb
+    assert watch.threads == 1 and watch.fps == 15 and watch.budgets["memory_mb"] < ar.budgets["memory_mb"]
 
 
 @pytest.mark.parametrize("edit,fragment", [
@@ -68,15 +68,15 @@ def test_builtin_profiles_load():
 def test_invalid_profiles_are_named(tmp_path, edit, fragment):
     path = write_profile(tmp_path)
     path.write_text(edit(path.read_text()))
-    with pytest.raises(SimError) as e:
+    with pytest.raises(UserError) as e:
         load_profile(path)
     assert fragment in str(e.value)
 
 
 def test_unknown_profile_lists_builtins(tmp_path):
-    with pytest.raises(SimError, match="ar-glasses"):
+    with pytest.raises(UserError, match="ar-glasses"):
         load_profile("hololens")
-    with pytest.raises(SimError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         load_profile(tmp_path / "missing.toml")
 
 
@@ -89,34 +89,34 @@ def _copy_artifact(tiny_export, tmp_path):
 
 def test_model_json_errors(tiny_export, tmp_path):
     art = _copy_artifact(tiny_export, tmp_path)
-    with pytest.raises(SimError, match="model.json not found"):
+    with pytest.raises(UserError, match="model.json not found"):
         DeployedModel.load(tmp_path)
     side = art / "int8" / "model.json"
     good = side.read_text()
     side.write_text("{not json")
-    with pytest.raises(SimError, match="not valid JSON"):
+    with pytest.raises(UserError, match="not valid JSON"):
         DeployedModel.load(art / "int8")
     bad = json.loads(good)
     del bad["input"]
     side.write_text(json.dumps(bad))
-    with pytest.raises(SimError, match="'input'"):
+    with pytest.raises(UserError, match="'input'"):
         DeployedModel.load(art / "int8")
     bad = json.loads(good)
     bad["input"]["shape"] = [1, 3, 64, 64]
     side.write_text(json.dumps(bad))
-    with pytest.raises(SimError, match="input.shape"):
+    with pytest.raises(UserError, match="input.shape"):
         DeployedModel.load(art / "int8")
     side.write_text(good)
     tfl = art / "int8" / "model.tflite"
     data = bytearray(tfl.read_bytes())
     data[len(data) // 2] ^= 0xFF
     tfl.write_bytes(bytes(data))
-    with pytest.raises(SimError, match="sha256"):
+    with pytest.raises(UserError, match="sha256"):
         DeployedModel.load(art / "int8")
     tfl.unlink()
-    with pytest.raises(SimError, match="missing"):
+    with pytest.raises(UserError, match="missing"):
         DeployedModel.load(art / "int8")
-    with pytest.raises(SimError, match="threads"):
+    with pytest.raises(UserError, match="threads"):
         DeployedModel.load(tiny_export / "int8", threads=0)
 
 
@@ -136,15 +136,15 @@ def test_bad_sources(tiny_export, tmp_path):
     profile = load_profile(write_profile(tmp_path))
     run = lambda source: simulate(tiny_export / "int8", profile, out=tmp_path / "o", source=source,  # noqa: E731
                                   max_frames=5, max_speed=True, video=False, plots=False, progress=False, log=quiet)
-    with pytest.raises(SimError, match="does not exist"):
+    with pytest.raises(UserError, match="does not exist"):
         run(f"video:{tmp_path / 'none.mp4'}")
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("this is text, not a video")
-    with pytest.raises(SimError, match="not a video"):
+    with pytest.raises(UserError, match="not a video"):
         run(f"video:{not_video}")
-    with pytest.raises(SimError, match="camera index 57 does not open"):
+    with pytest.raises(UserError, match="camera index 57 does not open"):
         run("camera:57")
-    with pytest.raises(SimError, match="sample pack"):
+    with pytest.raises(UserError, match="sample pack"):
         simulate(tiny_export / "int8", profile, out=tmp_path / "o", samples=tmp_path / "no.npz", max_frames=5,
                  max_speed=True, video=False, plots=False, progress=False, log=quiet)
     assert not (tmp_path / "o").exists(), "nothing is written when no frame was processed"
@@ -197,7 +197,7 @@ def test_budgets_pass_and_fail(tiny_export, tmp_path):
                             video=False, plots=False, progress=False, log=quiet)
     assert code == 3 and not report["pass"]
     failed = {b["budget"] for b in report["budgets"] if not b["pass"]}
-    assert failed == {"peak memory (process RSS)", "model file size"}
+    assert failed == {"memory_mb", "model_size_mb"}
 
 
 def test_cli_exit_code_names_the_failing_budget(tiny_export, tmp_path):

@@ -11,8 +11,8 @@ import torch
 from conftest import ROOT, assert_user_error, run_cli
 from torch import nn
 
-import export.convert as convert_mod
-from export.convert import convert
+import export.converter as convert_mod
+from export.converter import convert
 from export.tflite_convert import NotConvertibleError
 
 
@@ -48,9 +48,9 @@ def test_unconvertible_op_through_the_cli_error_path(tmp_path):
 import sys, torch
 sys.path.insert(0, {str(ROOT / 'tests')!r})
 from test_export_errors import ErfNet
-from edgevit.cli import run_user_command
-from export.convert import convert
-sys.exit(run_user_command(lambda: convert(ErfNet().eval(), torch.zeros(1, 3, 32, 32),
+from contract.errors import run_command
+from export.converter import convert
+sys.exit(run_command(lambda: convert(ErfNet().eval(), torch.zeros(1, 3, 32, 32),
          out_dir={str(tmp_path / 'out')!r}, formats="fp32", verbose=False), prog="edgevit export"))
 """
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)

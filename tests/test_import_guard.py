@@ -32,24 +32,24 @@ def test_blocker_really_blocks():
 
 def test_every_device_sim_module_imports_without_the_training_stack():
     proc = _run_blocked("""
-import pkgutil, importlib, device_sim
-names = [m.name for m in pkgutil.walk_packages(device_sim.__path__, "device_sim.") if not m.name.endswith("__main__")]
+import pkgutil, importlib, device_sim, contract, edgevit_cli
+names = [m.name for pkg in (device_sim, contract) for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")
+         if not m.name.endswith("__main__")] + ["edgevit_cli.main", "edgevit_cli.simulate", "edgevit_cli.bench"]
 for n in names:
     importlib.import_module(n)
 print(len(names))
 """)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout.strip()) >= 10
+    assert int(proc.stdout.strip()) >= 20
 
 
 def test_bench_and_simulate_run_blocked(tiny_export, tmp_path):
     code = f"""
 import json, sys
-from device_sim.bench import main as bench
-from device_sim.cli import main as sim
-rc1 = bench([{str(tiny_export / 'int8')!r}, "--threads", "1", "--runs", "20", "--min-seconds", "0.2",
+from edgevit_cli.main import main
+rc1 = main(["bench", {str(tiny_export / 'int8')!r}, "--threads", "1", "--runs", "20", "--min-seconds", "0.2",
              "--json", {str(tmp_path / 'bench.json')!r}])
-rc2 = sim(["--model", {str(tiny_export / 'int8')!r}, "--frames", "40", "--max-speed", "--no-video",
+rc2 = main(["simulate", "--model", {str(tiny_export / 'int8')!r}, "--frames", "40", "--max-speed", "--no-video",
            "--out", {str(tmp_path / 'sim')!r}])
 assert "torch" not in sys.modules and "tensorflow" not in sys.modules
 print(rc1, rc2)
@@ -83,7 +83,7 @@ def test_edgevit_simulate_does_not_import_torch(tiny_export, tmp_path):
     """The `edgevit` dispatcher imports a subcommand lazily: `edgevit simulate` never loads torch."""
     code = f"""
 import sys
-from edgevit.cli import main
+from edgevit_cli.main import main
 rc = main(["simulate", "--model", {str(tiny_export / 'int8')!r}, "--frames", "20", "--max-speed", "--no-video",
            "--out", {str(tmp_path / 's')!r}])
 print(rc, "torch" in sys.modules, "tensorflow" in sys.modules)

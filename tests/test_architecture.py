@@ -1,0 +1,109 @@
+"""The house rules, checked on the source: one copy of the contract, imports down the arrows only,
+short functions, and data loading without torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+from conftest import ROOT
+
+LIBRARIES = ("contract", "edgevit", "export", "device_sim", "edgevit_cli")
+MAX_FUNCTION_LINES = 60   # body lines, docstring excluded
+
+
+def _sources(*packages: str):
+    for pkg in packages:
+        yield from sorted((ROOT / pkg).rglob("*.py"))
+
+
+def _imports(path) -> set[str]:
+    """Top-level package names this file imports (module level and inside functions)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_schema_string_lives_in_one_module():
+    python = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and "build" not in p.parts]
+    schema = "edgevit" + ".model/1"   # spelled in two parts so this test is not a holder itself
+    holders = sorted(str(p.relative_to(ROOT)) for p in python if schema in p.read_text())
+    assert holders == ["contract/card.py"], holders
+
+
+def test_device_and_export_preprocess_through_the_contract():
+    """The functions that turn pixels into a model input (and outputs into numbers) are defined once,
+    in contract, and both sides import them from there."""
+    defined = {}
+    for path in _sources(*LIBRARIES):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name in ("quantize_input", "dequantize_output",
+                                                                   "resize_to_model", "center_square"):
+                defined.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    assert defined == {"quantize_input": ["contract/quant.py"], "dequantize_output": ["contract/quant.py"],
+                       "resize_to_model": ["contract/images.py"], "center_square": ["contract/images.py"]}, defined
+    for side in ("device_sim/model.py", "export/litert.py"):
+        text = (ROOT / side).read_text()
+        assert "from contract.quant import dequantize_output, quantize_input" in text, side
+        assert "from contract.images import resize_to_model" in text, side
+
+
+def test_imports_go_down_the_arrows():
+    allowed = {
+        "contract": {"contract"},
+        "edgevit": {"edgevit", "contract"},
+        "export": {"export", "edgevit", "contract"},
+        "device_sim": {"device_sim", "contract"},
+    }
+    project = set(LIBRARIES) | {"benchmarks"}
+    for pkg, ok in allowed.items():
+        for path in _sources(pkg):
+            if pkg == "device_sim" and path.name == "__main__.py":
+                continue   # `python -m device_sim` is an alias of the command layer's `edgevit simulate`
+            bad = (_imports(path) & project) - ok
+            assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_no_long_functions_in_library_code():
+    long = []
+    for path in _sources(*LIBRARIES, "benchmarks"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = node.body[1:] if ast.get_docstring(node) else node.body
+                if body and body[-1].end_lineno - body[0].lineno + 1 > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not long, long
+
+
+def test_loading_the_digits_needs_no_torch():
+    code = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "tensorflow"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+from edgevit.data import load_dataset
+d = load_dataset("digits", 64)
+print(d.train_x.shape[1:], "torch" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["(64,", "64,", "3)", "False"], proc.stdout
+
+
+def test_one_version_string():
+    import contract
+
+    holders = [str(p.relative_to(ROOT)) for p in _sources(*LIBRARIES) if '"0.1.0"' in p.read_text()]
+    assert holders == [], holders
+    from edgevit_cli.main import main
+
+    proc = subprocess.run([sys.executable, "-m", "edgevit_cli", "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.stdout.strip() == f"edgevit {contract.__version__}" and main is not None

@@ -1,0 +1,116 @@
+"""contract: the model card, quantization, the resize policy and the file helpers, unit by unit."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from contract.card import SCHEMA, read_card, validate_card
+from contract.errors import UserError, run_command
+from contract.files import atomic_write, check_writable, to_json, write_json
+from contract.images import resize_to_model
+from contract.quant import dequantize_output, quantize_input
+
+
+def test_quantize_and_dequantize_by_hand():
+    spec = {"dtype": "int8", "quantization": {"scale": 2.0, "zero_point": -128}}
+    x = np.array([[0, 1, 2, 3, 255]], np.uint8)
+    # q = round(x / 2) - 128, clipped to int8; np.round rounds half to even (1 / 2 -> 0, 3 / 2 -> 2)
+    assert quantize_input(x, spec).tolist() == [[-128, -128, -127, -126, 0]]
+    assert dequantize_output(np.array([-128, 0, 127], np.int8), spec).tolist() == [0.0, 256.0, 510.0]
+    raw = {"dtype": "uint8", "quantization": {"scale": 1.0, "zero_point": 0}}
+    assert quantize_input(x, raw) is x                               # raw pixels pass through, no copy
+    f32 = quantize_input(x, {"dtype": "float32", "quantization": None})
+    assert f32.dtype == np.float32 and f32.tolist() == [[0, 1, 2, 3, 255]]
+
+
+def test_resize_policy_crops_the_center_square():
+    frame = np.zeros((40, 80, 3), np.uint8)
+    frame[:, 20:60] = 200                                 # the center square is bright, the bars dark
+    out = resize_to_model(frame, 20)
+    assert out.shape == (20, 20, 3) and (out == 200).all()
+    same = np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)
+    assert np.array_equal(resize_to_model(same, 64), same)
+    with pytest.raises(ValueError, match="crop"):
+        resize_to_model(frame, 20, policy={"crop": "letterbox"})
+
+
+def _card():
+    return {"schema": SCHEMA, "file": "model.tflite", "sha256": "0" * 64, "labels": ["a", "b"],
+            "input": {"shape": [1, 8, 8, 3], "dtype": "uint8", "layout": "NHWC", "color": "RGB",
+                      "quantization": {"scale": 1.0, "zero_point": 0}},
+            "output": {"shape": [1, 2], "dtype": "uint8", "quantization": None}}
+
+
+@pytest.mark.parametrize("edit,fragment", [
+    (lambda c: c.pop("labels"), "'labels'"),
+    (lambda c: c.update(schema="other/9"), "other/9"),
+    (lambda c: c["input"].update(shape=[1, 3, 8, 8]), "input.shape"),
+    (lambda c: c["input"].update(dtype="int4"), "input.dtype"),
+    (lambda c: c["input"].update(color="YUV"), "input.color"),
+    (lambda c: c["input"].update(resize={"crop": "stretch"}), "crop"),
+    (lambda c: c["input"].update(quantization={"scale": 0, "zero_point": 0}), "input.quantization"),
+    (lambda c: c.update(labels=[]), "labels is empty"),
+])
+def test_card_validation_names_the_field(tmp_path, edit, fragment):
+    card = _card()
+    validate_card(card, tmp_path / "model.json")
+    edit(card)
+    with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        validate_card(card, tmp_path / "model.json")
+
+
+def test_read_card_errors(tmp_path):
+    with pytest.raises(UserError, match="model.json not found"):
+        read_card(tmp_path)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        read_card(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps(_card()))
+    assert read_card(tmp_path / "model.tflite")[0]["labels"] == ["a", "b"]
+
+
+def test_json_is_always_json(tmp_path):
+    with pytest.raises(ValueError, match=r"\$.budgets\[0\].limit"):
+        to_json({"budgets": [{"limit": float("inf")}]})
+    write_json(tmp_path / "r.json", {"x": np.float32(1.5), "n": np.int64(3), "a": np.arange(2)})
+    assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1.5, "n": 3, "a": [0, 1]}
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, broken)
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_check_writable_creates_nothing(tmp_path):
+    check_writable(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="not a folder"):
+        check_writable(tmp_path / "file")
+    with pytest.raises(UserError, match="cannot write"):
+        check_writable(tmp_path / "file" / "sub")
+
+
+def test_run_command_turns_errors_into_exit_codes(capsys):
+    def user_mistake():
+        raise UserError("bad --thing; use --other")
+
+    assert run_command(user_mistake, prog="edgevit x") == 2
+    assert capsys.readouterr().err.strip() == "edgevit x: error: bad --thing; use --other"
+    assert run_command(lambda: 3, prog="edgevit x") == 3
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert run_command(interrupted, prog="edgevit x") == 130
