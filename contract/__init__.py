@@ -3,7 +3,8 @@
 - `card`: the model card (model.json) schema, read / write / validate / build.
 - `images`: the resize and crop policy, image file suffixes.
 - `quant`: input quantization and output dequantization, as the device runs them.
-- `files`: sha256, atomic writes, JSON that refuses NaN and infinity.
+- `files`: sha256, atomic writes, JSON that refuses NaN and infinity, a real writability probe.
+- `outputs`: output folders that never lose a user's file (staging, manifest, publish, lock).
 - `versions`: the project's version and installed tool versions.
 - `runtime`: the TFLite interpreter class (ai-edge-litert, else tflite-runtime), found lazily.
 - `errors`: the one-line user-error type, exit codes and the command runner.

@@ -76,9 +76,16 @@ def check_writable(folder: str | Path, *, option: str = "--out") -> None:
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise _user_error(f"cannot write to output folder {folder} ({probe} is not a writable folder); "
-                          f"choose another {option}")
+    if probe.is_dir():
+        try:   # a real probe: os.access says yes to root even on read-only and virtual file systems
+            fd, name = tempfile.mkstemp(prefix=".edgevit-write-test-", dir=probe)
+            os.close(fd)
+            os.unlink(name)
+            return
+        except OSError:
+            pass
+    raise _user_error(f"cannot write to output folder {folder} ({probe} is not a writable folder); "
+                      f"choose another {option}")
 
 
 def _user_error(message: str):

@@ -20,19 +20,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="runtime threads for the fidelity check (0 = all cores)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration draw")
     p.add_argument("--quiet", action="store_true", help="no per-step lines")
+    p.add_argument("--force", action="store_true",
+                   help="allow an --out that holds other files: they are kept, an earlier export there is replaced")
 
 
 def run(args: argparse.Namespace) -> int:
     from contract.errors import EXIT_OK, EXIT_TARGETS_MISSED
     from contract.files import check_writable
+    from contract.outputs import check_output_folder
+    from export.converter import OUTPUT_KIND
     from export.formats import parse_formats
     from export.from_checkpoint import CheckpointExport, export_checkpoint
 
     parse_formats(args.formats)   # a bad --formats fails before the checkpoint is read
     job = CheckpointExport(checkpoint=Path(args.checkpoint), out=Path(args.out) if args.out else None,
                            formats=args.formats, calib_samples=args.calib_samples, samples=args.samples,
-                           data=args.data, threads=args.threads, seed=args.seed, verbose=not args.quiet)
+                           data=args.data, threads=args.threads, seed=args.seed, verbose=not args.quiet,
+                           force=args.force)
     check_writable(job.out_dir)
+    check_output_folder(job.out_dir, kind=OUTPUT_KIND, force=args.force, protect=(job.checkpoint,))
     report = export_checkpoint(job)
     out = job.out_dir
     print((out / "export_report.md").read_text().split("\n## Steps")[0])

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from torch import nn
 
 from contract.card import CARD_NAME, build_card, write_card
 from contract.files import sha256_file
+from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import interpreter_class, runtime_version
 from contract.versions import package_versions
 from edgevit.fuse import fold_input_normalization, fuse_for_deploy
@@ -39,6 +41,8 @@ DEFAULT_FORMATS = ("onnx", "fp32", "fp16", "int8")
 TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "onnx2tf", "tensorflow", "ai-edge-litert", "numpy")
 RANDOM_EVAL_IMAGES = 32    # evaluation images when the caller gives neither eval nor calibration images
 BATCH = 128                # PyTorch reference batch
+OUTPUT_KIND = "export"     # what contract.outputs records as the writer of the output folder
+SAMPLE_PACK = "samples.npz"   # test images the synthetic camera replays (device_sim looks for this name)
 
 
 class BuildContext:
@@ -162,12 +166,16 @@ def convert(
     opset: int | None = None,
     threads: int | None = None,
     verbose: bool = True,
+    force: bool = False,
+    protect: tuple[Path, ...] = (),
 ) -> dict:
     """Export `model` (eval-mode classifier taking `(x/255 - mean)/std`, or raw pixels if mean is
     None) to `out_dir`. `calibration`: uint8 HWC RGB images (required for int8), ideally from the
     train split. `eval_images`/`eval_labels`: held-out uint8 images for the fidelity check (default:
     the calibration images, unlabeled). Returns the report dict (also written as JSON and Markdown);
-    an artifact that misses a target is marked `pass: false` there."""
+    an artifact that misses a target is marked `pass: false` there. `out_dir` must be new, empty or an
+    earlier export; force=True lets it hold other files (kept), `protect` names inputs that must not
+    be inside it (contract.outputs)."""
     t_start = time.perf_counter()
     fmts = parse_formats(formats)
     check_options(fmts, {k: v for k, v in {"calibration": calibration, "calib_samples": calib_samples,
@@ -175,37 +183,72 @@ def convert(
     size = _input_size(example_input)
     calib = _calibration(calibration, calib_samples, size, needed="int8" in fmts)
     images, eval_labels, eval_split = _eval_set(eval_images, eval_labels, eval_split, calib, size)
-    out_dir, model, name = Path(out_dir), model.eval(), name or type(model).__name__
-    staging, work = _make_staging(out_dir), Path(tempfile.mkdtemp(prefix="edgevit-export-"))
+    req = _Request(out_dir=Path(out_dir), model=model.eval(), example=example_input, fmts=fmts, size=size,
+                   calib=calib, images=images, labels=labels, eval_labels=eval_labels, eval_split=eval_split,
+                   mean=mean, std=std, name=name or type(model).__name__, source=dict(source or {}),
+                   sample_pack=sample_pack, opset=opset or OPSET, threads=threads or os.cpu_count() or 1,
+                   verbose=verbose, force=force, t_start=t_start)
+    check_output_folder(req.out_dir, kind=OUTPUT_KIND, force=force, protect=protect)
+    with folder_lock(req.out_dir, what="export"):
+        return _convert(req)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """convert()'s arguments, checked."""
+    out_dir: Path
+    model: nn.Module
+    example: torch.Tensor
+    fmts: tuple[str, ...]
+    size: int
+    calib: np.ndarray | None
+    images: np.ndarray
+    labels: list[str] | None
+    eval_labels: np.ndarray | None
+    eval_split: str
+    mean: tuple | None
+    std: tuple | None
+    name: str
+    source: dict
+    sample_pack: tuple | None
+    opset: int
+    threads: int
+    verbose: bool
+    force: bool
+    t_start: float
+
+
+def _convert(req: _Request) -> dict:
+    staging, work = make_staging(req.out_dir), Path(tempfile.mkdtemp(prefix="edgevit-export-"))
     try:
-        reference = _torch_logits(model, _nchw(images), mean, std)
-        deploy = fuse_for_deploy(model, strict=False)
-        if mean is not None:
-            deploy = fold_input_normalization(deploy, mean, std, img_size=size)
-        ctx = BuildContext(deploy=deploy, example=example_input, opset=opset or OPSET, calibration=calib,
-                           images=images, labels=eval_labels, reference=reference, staging=staging, work=work,
-                           threads=threads or os.cpu_count() or 1, verbose=verbose)
-        ref_acc = accuracy(reference, eval_labels) if eval_labels is not None else None
-        artifacts = {f: _build_one(ctx, f, ref_acc) for f in fmts}
-        labels = list(labels) if labels is not None else [str(i) for i in range(reference.shape[1])]
+        reference = _torch_logits(req.model, _nchw(req.images), req.mean, req.std)
+        deploy = fuse_for_deploy(req.model, strict=False)
+        if req.mean is not None:
+            deploy = fold_input_normalization(deploy, req.mean, req.std, img_size=req.size)
+        ctx = BuildContext(deploy=deploy, example=req.example, opset=req.opset, calibration=req.calib,
+                           images=req.images, labels=req.eval_labels, reference=reference, staging=staging, work=work,
+                           threads=req.threads, verbose=req.verbose)
+        ref_acc = accuracy(reference, req.eval_labels) if req.eval_labels is not None else None
+        artifacts = {f: _build_one(ctx, f, ref_acc) for f in req.fmts}
+        labels = list(req.labels) if req.labels is not None else [str(i) for i in range(reference.shape[1])]
         toolchain = package_versions(TOOLCHAIN)
-        _write_cards(ctx, artifacts, name=name, labels=labels, mean=mean, std=std, source=dict(source or {}),
+        _write_cards(ctx, artifacts, name=req.name, labels=labels, mean=req.mean, std=req.std, source=req.source,
                      toolchain=toolchain)
-        if sample_pack is not None:
-            np.savez_compressed(staging / "samples.npz", images=sample_pack[0].astype(np.uint8),
-                                labels=np.asarray(sample_pack[1], dtype=np.int64), class_names=np.array(labels))
+        if req.sample_pack is not None:
+            np.savez_compressed(staging / SAMPLE_PACK, images=req.sample_pack[0].astype(np.uint8),
+                                labels=np.asarray(req.sample_pack[1], dtype=np.int64), class_names=np.array(labels))
         report = {
-            "name": name, "input_size": size, "source": dict(source or {}), "runtime": runtime_version(),
+            "name": req.name, "input_size": req.size, "source": req.source, "runtime": runtime_version(),
             "threads": ctx.threads, "toolchain": toolchain,
-            "reference": {"split": eval_split, "num_images": int(len(images)), "accuracy": ref_acc},
+            "reference": {"split": req.eval_split, "num_images": int(len(req.images)), "accuracy": ref_acc},
             "artifacts": artifacts, "steps": [s.as_dict() for s in ctx.steps],
-            "total_seconds": round(time.perf_counter() - t_start, 2),
+            "total_seconds": round(time.perf_counter() - req.t_start, 2),
         }
         write_report(staging, report)
-        _publish(staging, out_dir)
+        publish(staging, req.out_dir, kind=OUTPUT_KIND, force=req.force)
         return report
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard(staging)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -256,22 +299,3 @@ def _calibration(calibration, calib_samples, size: int, *, needed: bool) -> np.n
     if len(images) == 0:
         raise ValueError("calibration is empty; give at least one image")
     return images
-
-
-def _make_staging(out_dir: Path) -> Path:
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    except OSError as e:
-        raise ValueError(f"cannot write to output folder {out_dir} ({e.strerror}); choose another --out") from None
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Rename the finished staging folder into place; an older export there is replaced whole."""
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(staging, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -28,6 +28,7 @@ class CheckpointExport:
     threads: int = 0                 # runtime threads for the fidelity check (0 = all cores)
     seed: int = 0                    # seed of the calibration draw and the sample pack
     verbose: bool = True
+    force: bool = False              # let --out hold other files (kept); see contract.outputs
 
     def __post_init__(self):
         if self.calib_samples < 1:
@@ -75,5 +76,5 @@ def export_checkpoint(job: CheckpointExport) -> dict:
         sample_pack=(splits.test_x[pack], splits.test_y[pack]), name=ckpt.model_spec["name"],
         source={"checkpoint": str(job.checkpoint), "checkpoint_sha256": sha256_file(job.checkpoint),
                 "model_spec": ckpt.model_spec, "dataset": dataset},
-        threads=job.threads or None, verbose=job.verbose,
+        threads=job.threads or None, verbose=job.verbose, force=job.force, protect=(Path(job.checkpoint),),
     )
