@@ -17,10 +17,11 @@ ART      ?= artifacts/$(MODEL)-digits
 PROFILE  ?= ar-glasses
 DEMO_OUT ?= runs/demo-$(PROFILE)
 
-TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN)
+TRAIN_ARGS ?=
+TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
-.PHONY: help setup info train export demo bench test test-slow lint clean
+.PHONY: help setup arm-setup info train export demo bench test test-slow lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +39,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps onnx2tf==1.29.24
 	@touch $(STAMP)
 	@echo "setup done: $(VENV)"
+
+arm-setup: $(STAMP)  ## aarch64 runtime under qemu-user in .arm/ (root for apt-get; Debian + PyPI only; idempotent)
+	ARM_DIR=.arm HOST_PY=$(BIN)/python bash scripts/arm_setup.sh
 
 info: $(STAMP)  ## params, MACs and attention blocks of every model
 	$(BIN)/edgevit info
@@ -69,5 +73,5 @@ test-slow: $(STAMP)  ## only the slow tests (full training, every variant throug
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract tests benchmarks
 
-clean:  ## remove runs/, artifacts/ and caches (keeps .venv)
+clean:  ## remove runs/, artifacts/ and caches (keeps .venv and .arm)
 	rm -rf runs artifacts .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ checkpoint can never execute code; a corrupt or foreign file gives a one-line Va
 from __future__ import annotations
 
 import platform
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class Checkpoint:
     train_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    train_state: dict[str, Any] = field(default_factory=dict)   # last.pt: what --resume needs
     path: str = ""
 
     def build_model(self) -> nn.Module:
@@ -41,7 +43,12 @@ class Checkpoint:
 
         spec = dict(self.model_spec)
         model = create_model(spec.pop("name"), **spec)
-        missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
+        except RuntimeError as e:   # shapes that do not fit: torch lists every tensor, one line is enough
+            first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
+            raise ValueError(f"checkpoint {self.path or '?'} does not match its model {self.model_spec.get('name')}: "
+                             f"{first.rstrip('.')}") from None
         if missing or unexpected:
             raise ValueError(f"checkpoint {self.path or '?'} does not match its model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
@@ -64,7 +71,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, std, class_names,
                     dataset: dict | None = None, train_config: dict | None = None,
-                    metrics: dict | None = None) -> None:
+                    metrics: dict | None = None, train_state: dict | None = None) -> None:
     spec = getattr(model, "model_spec", None)
     if spec is None:
         raise ValueError("model has no model_spec: build it with edgevit.create_model")
@@ -74,20 +81,29 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, 
         "img_size": int(img_size), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
         "class_names": [str(c) for c in class_names], "dataset": dict(dataset or {}),
         "train_config": dict(train_config or {}), "metrics": dict(metrics or {}), "versions": versions(),
+        **({"train_state": train_state} if train_state else {}),
     }, path)
 
 
 def _reason(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    refused = [ln for ln in lines if "Unsupported global" in ln]
-    text = refused[0].split(" was not an allowed")[0] if refused else (lines[0] if lines else type(e).__name__)
-    return text[:160]
+    """A short, whole-sentence reason for a checkpoint torch.load refused."""
+    text = " ".join(str(e).split())
+    if "Unsupported global" in text:
+        name = text.split("Unsupported global:", 1)[1].split(" was not an allowed")[0].strip(" .")
+        return f"it holds Python objects that safe loading refuses ({name[:80]})"
+    if any(k in text for k in ("central directory", "zip archive", "EOF", "end of file", "truncated")) \
+            or isinstance(e, EOFError):
+        return "the file is truncated or is not a PyTorch zip archive"
+    return f"{type(e).__name__}: {text[:120].rsplit(' ', 1)[0] if len(text) > 120 else text or 'unreadable'}"
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {path} does not exist (train one with `edgevit train` or `make train`)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint (not a PyTorch zip archive: "
+                         "the file is truncated, or another kind of file)")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, or a pickle that weights_only refuses
@@ -103,7 +119,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             model_spec=dict(raw["model_spec"]), state_dict=raw["state_dict"], img_size=int(raw["img_size"]),
             mean=tuple(raw["mean"]), std=tuple(raw["std"]), class_names=tuple(raw["class_names"]),
             dataset=raw.get("dataset", {}), train_config=raw.get("train_config", {}),
-            metrics=raw.get("metrics", {}), versions=raw.get("versions", {}), path=str(path),
+            metrics=raw.get("metrics", {}), versions=raw.get("versions", {}),
+            train_state=raw.get("train_state", {}), path=str(path),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"checkpoint {path} is missing field {e}; it was not written by edgevit train") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,25 +43,37 @@ class TrainConfig:
             if name not in models:
                 raise ValueError(f"unknown model {name!r}; valid models: {', '.join(models)}")
         check_img_size(self.img_size)
-        if self.epochs < 1:
-            raise ValueError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise ValueError(f"--batch-size must be at least 2 (BatchNorm needs a batch), got {self.batch_size}")
-        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr):
-            raise ValueError(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr} min_lr={self.min_lr}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0 or not 0 <= self.label_smoothing < 1:
-            raise ValueError("weight decay and warmup must be >= 0 and label smoothing in [0, 1)")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"--ema-decay must be in [0, 1), got {self.ema_decay}")
-        if not 0 <= self.distill_alpha <= 1 or self.distill_temp <= 0:
-            raise ValueError("--distill-alpha must be in [0, 1] and --distill-temp > 0")
+        for option, ok, meaning in self._ranges():
+            value = getattr(self, option)
+            bad_float = isinstance(value, float) and not math.isfinite(value)
+            if bad_float or not ok(value):
+                raise ValueError(f"--{option.replace('_', '-')} must be {meaning}, got {value}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"--lr ({self.lr}) must be at least the final lr min_lr ({self.min_lr})")
         if self.teacher is not None and not Path(self.teacher).is_file():
             raise ValueError(f"teacher checkpoint {self.teacher} does not exist")
-        if self.threads < 0:
-            raise ValueError(f"--threads must be >= 0, got {self.threads}")
         if self.data != "digits" and not self.data.startswith("cifar10:") and not Path(self.data).is_dir():
             raise ValueError(f"data folder {self.data} does not exist; use --data digits, cifar10:PATH "
                              "or an ImageFolder path (root/<class>/*.png)")
+
+    @staticmethod
+    def _ranges():
+        """(field, check, what the check means); every float must also be finite."""
+        return (
+            ("epochs", lambda v: v >= 1, "a whole number >= 1"),
+            ("batch_size", lambda v: v >= 2, "at least 2 (BatchNorm needs a batch)"),
+            ("lr", lambda v: v > 0, "a finite number > 0"),
+            ("min_lr", lambda v: v >= 0, "a finite number >= 0"),
+            ("weight_decay", lambda v: v >= 0, "a finite number >= 0"),
+            ("warmup_epochs", lambda v: v >= 0, "a finite number of epochs >= 0"),
+            ("label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1) (0 turns the EMA off)"),
+            ("distill_alpha", lambda v: 0 <= v <= 1, "in [0, 1]"),
+            ("distill_temp", lambda v: v > 0, "a finite number > 0"),
+            ("seed", lambda v: v >= 0, "a whole number >= 0"),
+            ("split_seed", lambda v: v >= 0, "a whole number >= 0"),
+            ("threads", lambda v: v >= 0, "a whole number >= 0 (0 = all cores)"),
+        )
 
     def use_hflip(self) -> bool:
         return self.data != "digits" if self.hflip is None else self.hflip

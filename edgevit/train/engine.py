@@ -7,10 +7,13 @@ draws the same seeded batch order and takes its slice of each global batch.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import json
 import math
+import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from contract.errors import UserError
 from contract.files import atomic_write, write_json
+from contract.outputs import folder_lock
 from edgevit.checkpoint import load_checkpoint, save_checkpoint
 from edgevit.data import ImageSplits, load_dataset
 from edgevit.data.splits import SPLIT_FRACTIONS
@@ -30,7 +35,10 @@ from edgevit.train.augment import augment_batch
 from edgevit.train.config import TrainConfig
 from edgevit.train.ema import ModelEma
 
-__all__ = ["train", "evaluate", "normalize"]
+__all__ = ["train", "evaluate", "normalize", "RUN_FILES"]
+
+EPOCH_SEED_STRIDE = 100_003   # per-epoch seeds: seed * stride + epoch never repeats across epochs
+RUN_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json", "baseline")   # what a run writes into its folder
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -95,19 +103,45 @@ def _load_teacher(cfg: TrainConfig, splits: ImageSplits) -> nn.Module | None:
     return teacher
 
 
-def train(cfg: TrainConfig, splits: ImageSplits | None = None) -> dict:
-    """Train `cfg.model` (and `cfg.baseline` with the identical recipe). Returns the metrics written
-    to `cfg.out/metrics.json`."""
+def train(cfg: TrainConfig, splits: ImageSplits | None = None, *, resume: bool = False, force: bool = False) -> dict:
+    """Train `cfg.model` (and `cfg.baseline` with the identical recipe) into `cfg.out`. Returns the
+    metrics written to `cfg.out/metrics.json`. An existing run folder is refused unless `resume`
+    (continue from last.pt: weights, optimizer, EMA, schedule step, epoch, RNG) or `force` (start over:
+    the run's own files are replaced, anything else in the folder is kept)."""
     ctx = dist_utils.setup(cfg.threads)
-    splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
-    result = {"model": _train_one(cfg, splits, Path(cfg.out), ctx)}
-    if cfg.baseline:
-        base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
-        result["baseline"] = _train_one(base_cfg, splits, Path(cfg.out) / "baseline", ctx)
+    out = Path(cfg.out)
     if ctx.is_main:
-        write_json(Path(cfg.out) / "metrics.json", result)
+        prepare_run_folder(out, resume=resume, force=force)
+    lock = folder_lock(out, what="training run") if ctx.is_main else contextlib.nullcontext()
+    with lock:
+        splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
+        result = {"model": _train_one(cfg, splits, out, ctx, resume=resume)}
+        if cfg.baseline:
+            base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
+            result["baseline"] = _train_one(base_cfg, splits, out / "baseline", ctx, resume=resume)
+        if ctx.is_main:
+            write_json(out / "metrics.json", result)
     dist_utils.teardown(ctx)
     return result
+
+
+def prepare_run_folder(out: Path, *, resume: bool, force: bool) -> None:
+    """Refuses to overwrite an earlier run unless told how (--resume or --force); with force, removes
+    only the files a run writes (RUN_FILES)."""
+    if resume:
+        if not (out / "last.pt").is_file():
+            raise UserError(f"nothing to resume: {out / 'last.pt'} does not exist; start the run without --resume")
+        return
+    if not out.exists() or not any(out.iterdir()):
+        return
+    ours = [n for n in RUN_FILES if (out / n).exists()]
+    if not force:
+        held = ", ".join(ours or sorted(p.name for p in out.iterdir())[:4])
+        raise UserError(f"{out} already holds {'a training run' if ours else 'files'} ({held}); continue it with "
+                        "--resume, start over with --force (replaces the run's own files), or choose another --out")
+    for name in ours:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 @dataclass
@@ -151,8 +185,7 @@ def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _R
         mean_t=torch.tensor(splits.mean).view(1, 3, 1, 1), std_t=torch.tensor(splits.std).view(1, 3, 1, 1),
         steps_per_epoch=steps_per_epoch, total_steps=steps_per_epoch * cfg.epochs,
         warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
-        g_order=torch.Generator().manual_seed(cfg.seed),                  # same on every rank
-        g_aug=torch.Generator().manual_seed(cfg.seed * 1000 + ctx.rank),  # each rank its own draws
+        g_order=torch.Generator(), g_aug=torch.Generator(),   # seeded per epoch in _train_epoch
         ckpt_meta=dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
                        dataset={"name": splits.name, "spec": cfg.data, "split_seed": splits.split_seed,
                                 "fractions": list(SPLIT_FRACTIONS)},
@@ -162,7 +195,10 @@ def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _R
 
 
 def _train_epoch(cfg: TrainConfig, run: _Run, epoch: int, ctx: dist_utils.Context) -> dict:
-    """One pass over the train split; returns the epoch's train loss and accuracy."""
+    """One pass over the train split; returns the epoch's train loss and accuracy. The batch order and
+    the augmentation draws are seeded per epoch, so a resumed run draws what the uninterrupted one would."""
+    run.g_order.manual_seed(cfg.seed * EPOCH_SEED_STRIDE + epoch)                      # same on every rank
+    run.g_aug.manual_seed((cfg.seed * 1000 + ctx.rank) * EPOCH_SEED_STRIDE + epoch)  # each rank its own draws
     run.ddp_model.train()
     perm = torch.randperm(len(run.train_x), generator=run.g_order)
     # disable=None: bars on a terminal only; logs and CI get the one-line epoch summary
@@ -195,34 +231,96 @@ def _train_epoch(cfg: TrainConfig, run: _Run, epoch: int, ctx: dist_utils.Contex
     return {"train_loss": loss_sum / seen, "train_acc": correct / seen}
 
 
-def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context) -> dict:
+@dataclass
+class _Progress:
+    """Where a run stands after an epoch: everything --resume needs besides the weights."""
+    epoch: int = 0
+    best_key: tuple = (-1.0, 0.0)      # (val acc, -val loss) of best.pt
+    best_epoch: int = 0
+    log_rows: list = field(default_factory=list)
+    seconds: float = 0.0               # training time before this process
+
+    def state(self, run: _Run) -> dict:
+        return {"epoch": self.epoch, "step": run.step, "best_key": list(self.best_key), "best_epoch": self.best_epoch,
+                "log_rows": self.log_rows, "seconds": self.seconds, "optimizer": run.opt.state_dict(),
+                "raw_model": run.model.state_dict() if run.ema is not None else None,
+                "torch_rng": torch.get_rng_state()}
+
+
+def _resume(out: Path, run: _Run) -> _Progress:
+    """Loads out/last.pt into `run` (weights, EMA, optimizer, step) and returns where it stood."""
+    ckpt = load_checkpoint(out / "last.pt")
+    st = ckpt.train_state
+    if not st:
+        raise UserError(f"{out / 'last.pt'} holds no training state to resume from (written by an older edgevit); "
+                        "start over with --force")
+    weights = st["raw_model"] if st.get("raw_model") is not None else ckpt.state_dict
+    run.model.load_state_dict(weights)
+    if run.ema is not None:
+        run.ema.module.load_state_dict(ckpt.state_dict)
+    run.opt.load_state_dict(st["optimizer"])
+    run.step = int(st["step"])
+    torch.set_rng_state(st["torch_rng"])
+    return _Progress(epoch=int(st["epoch"]), best_key=tuple(st["best_key"]), best_epoch=int(st["best_epoch"]),
+                     log_rows=list(st["log_rows"]), seconds=float(st["seconds"]))
+
+
+def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context, *,
+               resume: bool = False) -> dict:
     run = _setup(cfg, splits, ctx)
+    done = _finished_metrics(out, cfg) if resume else None
+    if done is not None:
+        return done
+    prog = _resume(out, run) if resume and (out / "last.pt").is_file() else _Progress()
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    log_rows, best_key, best_acc, best_epoch, t0 = [], (-1.0, 0.0), -1.0, 0, time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
+        if prog.epoch:
+            tqdm.write(f"{cfg.model}: resuming {out} after epoch {prog.epoch}/{cfg.epochs}")
+    t0 = time.perf_counter() - prog.seconds
+    for epoch in range(prog.epoch + 1, cfg.epochs + 1):
         train_stats = _train_epoch(cfg, run, epoch, ctx)
         dist_utils.sync_buffers(run.model, ctx)
         val = evaluate(run.eval_model, splits.val_x, splits.val_y, splits.mean, splits.std)
+        if not math.isfinite(val["loss"]):
+            raise ValueError(f"training diverged: the validation loss is {val['loss']} after epoch {epoch}; "
+                             "lower --lr and retrain (best.pt keeps the last finite epoch)")
         row = {"epoch": epoch, "lr": run.opt.param_groups[0]["lr"], **train_stats, "val_loss": val["loss"],
                "val_acc": val["acc"], "seconds": time.perf_counter() - t0}
-        log_rows.append(row)
-        improved = (val["acc"], -val["loss"]) > best_key  # ties on accuracy go to the lower loss
-        if ctx.is_main:
-            tqdm.write(f"{cfg.model} epoch {epoch:3d}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
-                       f"train acc {row['train_acc']:.3f}  val acc {val['acc']:.3f}  ({row['seconds']:.0f}s)")
-            _write_csv(out / "log.csv", log_rows)
-            epoch_metrics = {"epoch": epoch, "val_acc": val["acc"]}
-            save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
-            if improved:
-                save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
+        prog.log_rows.append(row)
+        improved = (val["acc"], -val["loss"]) > prog.best_key  # ties on accuracy go to the lower loss
         if improved:
-            best_key, best_acc, best_epoch = (val["acc"], -val["loss"]), val["acc"], epoch
-    metrics = dict(run.info, epochs=cfg.epochs, best_epoch=best_epoch, val_acc=best_acc,
+            prog.best_key, prog.best_epoch = (val["acc"], -val["loss"]), epoch
+        prog.epoch, prog.seconds = epoch, row["seconds"]
+        if ctx.is_main:
+            _end_epoch(cfg, out, run, prog, row, improved)
+    best_acc = prog.best_key[0]
+    metrics = dict(run.info, epochs=cfg.epochs, best_epoch=prog.best_epoch, val_acc=best_acc,
                    train_seconds=time.perf_counter() - t0, ddp=dist_utils.weight_agreement(run.model, ctx))
     if ctx.is_main:
         _finish(cfg, splits, out, run, metrics)
     return metrics
+
+
+def _end_epoch(cfg: TrainConfig, out: Path, run: _Run, prog: _Progress, row: dict, improved: bool) -> None:
+    tqdm.write(f"{cfg.model} epoch {row['epoch']:3d}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
+               f"train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  ({row['seconds']:.0f}s)")
+    _write_csv(out / "log.csv", prog.log_rows)
+    epoch_metrics = {"epoch": row["epoch"], "val_acc": row["val_acc"]}
+    if improved:
+        save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
+    # last.pt last: once it names epoch e, best.pt and log.csv already hold epoch e too
+    save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, train_state=prog.state(run),
+                    **run.ckpt_meta)
+
+
+def _finished_metrics(out: Path, cfg: TrainConfig) -> dict | None:
+    """The metrics of a run in `out` that already finished all its epochs (resume skips it)."""
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ok = isinstance(metrics, dict) and metrics.get("epochs") == cfg.epochs and "test_acc" in metrics
+    return metrics if ok and metrics.get("name") == cfg.model else None
 
 
 def _finish(cfg: TrainConfig, splits: ImageSplits, out: Path, run: _Run, metrics: dict) -> None:
