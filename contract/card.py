@@ -106,6 +106,10 @@ def card_candidate(path: str | Path) -> Path:
 
 def resolve_card(path: str | Path) -> Path:
     """Folder, model.json or model.tflite -> the card's path, which must exist."""
+    path = Path(path)
+    if path.is_file() and path.suffix not in (".json", ".tflite"):
+        raise UserError(f"{path} is not an export folder, a model.json or a .tflite; point --model at an export "
+                        "folder (e.g. artifacts/edgevit_xs-digits/int8) made by `edgevit export`")
     candidate = card_candidate(path)
     if not candidate.is_file():
         raise UserError(f"{CARD_NAME} not found at {candidate}; point --model at an export folder "

@@ -7,14 +7,15 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["UserError", "run_command", "EXIT_OK", "EXIT_USAGE", "EXIT_TARGETS_MISSED", "EXIT_SOURCE_FAILED",
-           "EXIT_INTERRUPTED", "DEBUG_ENV"]
+__all__ = ["UserError", "Terminated", "run_command", "EXIT_OK", "EXIT_USAGE", "EXIT_TARGETS_MISSED",
+           "EXIT_SOURCE_FAILED", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "DEBUG_ENV"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2             # a user mistake: bad option, missing or unreadable file (argparse uses 2 too)
 EXIT_TARGETS_MISSED = 3    # the work ran, but a budget (simulate) or a fidelity target (export) was missed
 EXIT_SOURCE_FAILED = 4     # simulate: the camera source failed mid-stream; the report is marked partial
-EXIT_INTERRUPTED = 130     # Ctrl-C
+EXIT_INTERRUPTED = 130     # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143      # SIGTERM (what `timeout`, CI cancellation and service managers send)
 DEBUG_ENV = "EDGEVIT_DEBUG"  # =1: show the traceback instead of the one line
 
 
@@ -22,14 +23,29 @@ class UserError(ValueError):
     """A problem the user can fix (bad option, model, profile, source or file); the message says how."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `finally` and `except BaseException` cleans up the same way
+    (child processes killed, staging folders removed, partial results written where they exist)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def run_command(fn: Callable[[], int | None], *, prog: str) -> int:
     """Runs fn() -> exit code. A user mistake (ValueError, which UserError is, or OSError) becomes one
-    line on stderr and EXIT_USAGE; Ctrl-C becomes EXIT_INTERRUPTED."""
+    line on stderr and EXIT_USAGE; Ctrl-C becomes EXIT_INTERRUPTED, SIGTERM EXIT_TERMINATED."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(fn() or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except (ValueError, OSError) as e:
         if os.environ.get(DEBUG_ENV):
             raise

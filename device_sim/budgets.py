@@ -45,6 +45,7 @@ class Budget:
     measure: Callable[[RunFacts], float | None]
     required: bool = False                     # must every profile set it?
     plot: str | None = None                    # "latency" or "memory": draw the limit on that plot
+    default: float | None = None               # the limit when a profile does not set it (None: unchecked)
 
     def __post_init__(self):
         if not self.key.isidentifier():
@@ -74,13 +75,18 @@ register_budget(Budget(
 register_budget(Budget(
     key="model_size_mb", title="model file size", unit="MB", required=True,
     how="size of the .tflite file", measure=lambda run: run.model_size_mb))
+register_budget(Budget(
+    key="invalid_output_frames", title="frames with non-finite outputs", unit="frames", default=0.0,
+    how="processed frames whose model output held NaN or infinity (a broken model or input)",
+    measure=lambda run: float(sum(not r.valid for r in run.records))))
 
 
 def check_budgets(limits: dict[str, float], run: RunFacts) -> list[dict]:
     """One row per budget the profile sets: measured value, limit, pass. A budget that cannot be
     measured (no frames) fails."""
     rows = []
-    for key, limit in limits.items():
+    defaults = {k: b.default for k, b in BUDGETS.items() if b.default is not None}
+    for key, limit in {**limits, **{k: v for k, v in defaults.items() if k not in limits}}.items():
         b = BUDGETS[key]
         value = b.measure(run)
         ok = value is not None and math.isfinite(value) and value <= limit

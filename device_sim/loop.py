@@ -18,12 +18,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from device_sim.memory import rss_mb
-from device_sim.sources.base import SourceFailed
+from device_sim.sources.base import CorruptFrame, SourceFailed
 
-__all__ = ["FrameRecord", "LoopResult", "run_loop", "LatestSlot", "BoundedQueue", "sleep_until"]
+__all__ = ["FrameRecord", "LoopResult", "run_loop", "LatestSlot", "BoundedQueue", "sleep_until", "MAX_BAD_FRAMES"]
+
+MAX_BAD_FRAMES = 10   # consecutive corrupt frames that end a run as partial (a real camera app skips a few)
 
 
 @dataclass
@@ -43,6 +47,7 @@ class FrameRecord:
     correct: bool | None
     rss_mb: float
     dropped_so_far: int
+    valid: bool = True         # the model's output was finite
 
     def as_row(self) -> dict:
         return asdict(self)
@@ -56,6 +61,8 @@ class LoopResult:
     stop_reason: str
     failed: bool               # the source failed mid-stream
     wall_s: float
+    bad_frames: list[str] = field(default_factory=list)   # corrupt frames the source delivered (skipped)
+    interrupted: BaseException | None = None   # Ctrl-C / SIGTERM stopped the loop (re-raised by the caller)
 
 
 @dataclass
@@ -122,15 +129,19 @@ class BoundedQueue:
 class _Run:
     """One loop's shared state: the clock, the stop rule, the records."""
 
-    def __init__(self, model, source, profile, *, duration_s, max_frames, reference_s, on_frame):
-        self.model, self.source, self.profile = model, source, profile
+    def __init__(self, model, source, profile, *, duration_s, max_frames, reference_s, on_frame, max_bad_frames):
+        self.model, self.source, self.profile, self.max_bad_frames = model, source, profile, max_bad_frames
         self.duration_s, self.max_frames = duration_s, max_frames
         self.reference_s, self.on_frame = reference_s, on_frame
-        self.captured, self.reason, self.failed = 0, "", False
+        self.captured, self.reason, self.failed, self.stop = 0, "", False, False
         self.records: list[FrameRecord] = []
+        self.bad_frames: list[str] = []
+        self.interrupted: BaseException | None = None
         self.t0 = time.perf_counter()
 
     def done(self, count: int) -> str:
+        if self.stop:
+            return "interrupted"
         if self.max_frames is not None and count >= self.max_frames:
             return f"{self.max_frames} frames reached"
         if self.duration_s is not None and time.perf_counter() - self.t0 >= self.duration_s:
@@ -138,14 +149,27 @@ class _Run:
         return ""
 
     def read(self):
-        try:
-            got = self.source.read()
-        except SourceFailed as e:
-            self.reason, self.failed = f"source failed: {e}", True
-            return None
-        if got is None:
-            self.reason = f"source ended after {self.captured} frames"
-        return got
+        """The next good frame, skipping corrupt ones; None at the end, on failure, or after too many
+        corrupt frames in a row (then the run is partial)."""
+        in_a_row = 0
+        while True:
+            try:
+                got = self.source.read()
+                if got is not None:
+                    _check_frame(got[0])
+            except CorruptFrame as e:
+                self.bad_frames.append(str(e))
+                in_a_row += 1
+                if in_a_row > self.max_bad_frames:
+                    self.reason, self.failed = f"source failed: {in_a_row} corrupt frames in a row ({e})", True
+                    return None
+                continue
+            except SourceFailed as e:
+                self.reason, self.failed = f"source failed: {e}", True
+                return None
+            if got is None:
+                self.reason = f"source ended after {self.captured} frames"
+            return got
 
     def process(self, item: _Item, dropped: int) -> None:
         model, profile, t0 = self.model, self.profile, self.t0
@@ -160,39 +184,54 @@ class _Run:
         t3 = time.perf_counter()
         pred = model.postprocess(raw)
         t4 = time.perf_counter()
+        valid = bool(np.isfinite(pred.probs).all())
         e2e = (t4 - t0 - item.t) * 1e3
         rec = FrameRecord(
             index=item.index, capture_s=item.t, queue_ms=(t_start - t0 - item.t) * 1e3,
             preprocess_ms=(t1 - t_start) * 1e3, inference_host_ms=host * 1e3, inference_ms=(t3 - t1) * 1e3,
             postprocess_ms=(t4 - t3) * 1e3, e2e_ms=e2e, deadline_met=e2e <= profile.deadline_ms,
-            label=item.label, pred=pred.label, confidence=pred.confidence,
-            correct=None if item.label is None else pred.label == item.label, rss_mb=rss_mb(), dropped_so_far=dropped,
+            label=item.label, pred=pred.label, confidence=pred.confidence if valid else float("nan"),
+            correct=None if item.label is None else valid and pred.label == item.label, rss_mb=rss_mb(),
+            dropped_so_far=dropped, valid=valid,
         )
         self.records.append(rec)
         if self.on_frame is not None:
             self.on_frame(rec)
 
     def result(self, dropped: int, reason: str = "") -> LoopResult:
+        if self.interrupted is not None:
+            reason = self.reason = "terminated" if type(self.interrupted).__name__ == "Terminated" else "interrupted"
         return LoopResult(self.records, self.captured, dropped, self.reason or reason, self.failed,
-                          time.perf_counter() - self.t0)
+                          time.perf_counter() - self.t0, self.bad_frames, self.interrupted)
+
+
+def _check_frame(frame) -> None:
+    if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
+        shape = getattr(frame, "shape", None)
+        raise CorruptFrame(f"frame is not uint8 HxWx3 (got {getattr(frame, 'dtype', type(frame).__name__)} {shape})")
 
 
 def run_loop(model, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
-             reference_s: float = 0.0, on_frame=None) -> LoopResult:
-    """Runs until the duration or frame count is reached or the source ends or fails."""
+             reference_s: float = 0.0, on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
+    """Runs until the duration or frame count is reached, the source ends or fails, or Ctrl-C / SIGTERM
+    (KeyboardInterrupt) arrives: then the frames so far are returned with `interrupted` set."""
     run = _Run(model, source, profile, duration_s=duration_s, max_frames=max_frames, reference_s=reference_s,
-               on_frame=on_frame)
+               on_frame=on_frame, max_bad_frames=max_bad_frames)
     return _max_speed(run) if max_speed else _real_time(run)
 
 
 def _max_speed(run: _Run) -> LoopResult:
     """Capture and inference alternate in this thread: no pacing, no drops."""
-    while not (reason := run.done(run.captured)):
-        got = run.read()
-        if got is None:
-            break
-        run.captured += 1
-        run.process(_Item(run.captured - 1, time.perf_counter() - run.t0, *got), 0)
+    reason = ""
+    try:
+        while not (reason := run.done(run.captured)):
+            got = run.read()
+            if got is None:
+                break
+            run.captured += 1
+            run.process(_Item(run.captured - 1, time.perf_counter() - run.t0, *got), 0)
+    except KeyboardInterrupt as e:
+        run.interrupted = e
     return run.result(0, reason)
 
 
@@ -219,8 +258,12 @@ def _real_time(run: _Run) -> LoopResult:
 
     thread = threading.Thread(target=capture, name="camera", daemon=True)
     thread.start()
-    while (item := policy.get()) is not None:
-        run.process(item, policy.dropped)
+    try:
+        while (item := policy.get()) is not None:
+            run.process(item, policy.dropped)
+    except KeyboardInterrupt as e:
+        run.interrupted, run.stop = e, True
+        policy.close()
     thread.join()
     return run.result(policy.dropped)
 

@@ -52,6 +52,10 @@ class DeployedModel:
             raise UserError(f"{tflite} takes {actual[0]} {actual[1].name}, but model.json says "
                             f"{self.input_spec['shape']} {self.input_spec['dtype']}: the card does not belong "
                             "to this model")
+        scores = int(np.prod(self._out["shape"][1:]))
+        if scores != len(self.labels):
+            raise UserError(f"{tflite} outputs {scores} scores but its model.json lists {len(self.labels)} labels; "
+                            "the card does not belong to this model (re-run `edgevit export`)")
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int = 1) -> DeployedModel:

@@ -68,7 +68,7 @@ _FIXED = {
     "budgets": {"latency_percentile": ("latency_percentile", float, _finite(lambda v: 50 <= v <= 100), "50..100")},
 }
 _OPTIONAL = {"description": "", "drop_policy": "latest", "queue_size": 4, "slowdown": 1.0, "latency_percentile": 95.0}
-_LIMIT = (float, _finite(lambda v: v > 0), "a finite number > 0")
+_LIMIT = (float, _finite(lambda v: v >= 0), "a finite number >= 0")
 
 
 def _schema() -> dict:

@@ -19,9 +19,10 @@ import numpy as np
 from contract.card import resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
 from contract.files import check_writable, write_json
+from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import runtime_version
 from device_sim.budgets import BUDGETS, RunFacts, budget_table, check_budgets
-from device_sim.loop import run_loop
+from device_sim.loop import MAX_BAD_FRAMES, run_loop
 from device_sim.memory import peak_rss_mb, rss_mb
 from device_sim.model import DeployedModel
 from device_sim.profiles import check_override
@@ -33,49 +34,81 @@ __all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S", "SAMPLE_PACK"]
 
 DEFAULT_DURATION_S = 20.0
 SAMPLE_PACK = "samples.npz"     # written by export beside the format folders
+OUTPUT_KIND = "simulate"        # what contract.outputs records as the writer of the output folder
 
 
 def simulate(model_path, profile, *, out: Path, source: str = "synthetic", samples: Path | None = None,
              duration_s: float | None = DEFAULT_DURATION_S, max_frames: int | None = None, max_speed: bool = False,
-             video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True,
-             log=print) -> tuple[int, dict]:
-    """duration_s=None and max_frames=None: run until the source ends. Returns (exit code, report)."""
-    _check_stop_rule(duration_s, max_frames)
-    card_path = resolve_card(model_path)
+             video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True, force: bool = False,
+             max_bad_frames: int = MAX_BAD_FRAMES, log=print) -> tuple[int, dict]:
+    """duration_s=None and max_frames=None: run until the source ends. Returns (exit code, report).
+    Everything is checked before the first frame; outputs are built in a staging folder and swapped in
+    whole (contract.outputs), so `out` never mixes two runs. Ctrl-C / SIGTERM in the loop: the frames so
+    far are written as a partial report (no video), then the KeyboardInterrupt is re-raised."""
+    _check_stop_rule(duration_s, max_frames, max_bad_frames)
+    card_path, out = resolve_card(model_path), Path(out)
+    check_writable(out)
+    check_output_folder(out, kind=OUTPUT_KIND, force=force)
     threads = _threads_for(profile, log)
-    out = Path(out)
     memory = {"before_load_mb": rss_mb()}
     model = DeployedModel.load(card_path, threads=threads)
     memory["after_allocate_mb"] = rss_mb()
     cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
                       samples=Path(samples or card_path.parent.parent / SAMPLE_PACK), labels=model.labels, seed=seed)
     try:
-        check_writable(out)
-        mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
-        log(f"simulating {model.card.get('name', '?')} [{model.card.get('format', '?')}] on {profile.name}: "
-            f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} thread(s), "
-            f"slowdown x{profile.slowdown:g} (emulated)")
-        reference_s = _host_reference(model, profile)
-        expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
-        result = _loop_with_progress(model, cam, profile, expected, progress, duration_s=duration_s,
-                                     max_frames=max_frames, max_speed=max_speed, reference_s=reference_s)
-        if not result.records:
-            raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
-        report = _report(result, model, profile, memory, threads=threads, max_speed=max_speed, source=cam.name,
-                         reference_s=reference_s)
-        _write_outputs(out, report, result.records, cam, model, profile, plots=plots, video=video, log=log)
+        with folder_lock(out, what="simulation"):
+            result, report = _run(model, cam, profile, memory, threads=threads, duration_s=duration_s,
+                                  max_frames=max_frames, max_speed=max_speed, progress=progress,
+                                  max_bad_frames=max_bad_frames, log=log)
+            video = video and result.interrupted is None   # an interrupted run is written at once
+            _publish_outputs(out, report, result.records, cam, model, profile, plots=plots, video=video,
+                             force=force, log=log)
     finally:
         cam.close()
     _print_summary(report, profile, log)
+    if result.interrupted is not None:
+        raise result.interrupted
     code = EXIT_SOURCE_FAILED if result.failed else EXIT_OK if report["pass"] else EXIT_TARGETS_MISSED
     return code, report
 
 
-def _check_stop_rule(duration_s, max_frames) -> None:
+def _run(model, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
+         progress: bool, max_bad_frames: int, log):
+    mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
+    log(f"simulating {model.card.get('name', '?')} [{model.card.get('format', '?')}] on {profile.name}: "
+        f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} thread(s), "
+        f"slowdown x{profile.slowdown:g} (emulated)")
+    reference_s = _host_reference(model, profile)
+    expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
+    result = _loop_with_progress(model, cam, profile, expected, progress, duration_s=duration_s,
+                                 max_frames=max_frames, max_speed=max_speed, reference_s=reference_s,
+                                 max_bad_frames=max_bad_frames)
+    if not result.records:
+        if result.interrupted is not None:
+            raise result.interrupted
+        raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
+    return result, _report(result, model, profile, memory, threads=threads, max_speed=max_speed, source=cam.name,
+                           reference_s=reference_s)
+
+
+def _publish_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool, force: bool,
+                     log) -> None:
+    staging = make_staging(out)
+    try:
+        _write_outputs(staging, out, report, recs, cam, model, profile, plots=plots, video=video, log=log)
+        publish(staging, out, kind=OUTPUT_KIND, force=force)
+    except BaseException:
+        discard(staging)
+        raise
+
+
+def _check_stop_rule(duration_s, max_frames, max_bad_frames) -> None:
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
         raise UserError(f"--duration must be a finite number of seconds > 0, got {duration_s}")
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--frames must be >= 1, got {max_frames}")
+    if max_bad_frames < 0:
+        raise UserError(f"--max-bad-frames must be >= 0, got {max_bad_frames}")
 
 
 def _threads_for(profile, log) -> int:
@@ -121,10 +154,13 @@ def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bo
                      latency_percentile=profile.latency_percentile, emulated=profile.slowdown > 1)
     budgets = check_budgets(profile.budgets, facts)
     labelled = [r for r in recs if r.correct is not None]
+    interrupted = result.interrupted is not None
     span = recs[-1].capture_s - recs[0].capture_s
     e2e_stats = summarize(r.e2e_ms for r in recs)
     return {
-        "partial": result.failed, "stop_reason": result.stop_reason,
+        "partial": result.failed or interrupted, "stop_reason": result.stop_reason,
+        "bad_frames": {"count": len(result.bad_frames), "examples": result.bad_frames[:5]},
+        "invalid_outputs": sum(not r.valid for r in recs),
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
         "mode": "max-speed" if max_speed else "real-time",
         "profile": profile.as_dict(), "threads_used": threads,
@@ -146,15 +182,16 @@ def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bo
         "achieved_fps": (len(recs) - 1) / span if span > 0 else None,
         "drop_rate": result.dropped / result.captured if result.captured else 0.0,
         "deadline_miss_rate": float(np.mean([not r.deadline_met for r in recs])),
-        "accuracy": float(np.mean([r.correct for r in labelled])) if labelled else None,
+        "accuracy": float(np.mean([bool(r.correct) for r in labelled])) if labelled else None,
         "labelled_frames": len(labelled),
         "memory_mb": memory, "budgets": budgets, "pass": all(b["pass"] for b in budgets),
         "wall_seconds": result.wall_s,
     }
 
 
-def _write_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool, log) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _write_outputs(out: Path, final: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool,
+                   log) -> None:
+    """Writes every output into `out` (the staging folder); the report names them under `final`."""
     outputs = {"report": out / "report.json", "frames": out / "frames.csv"}
     write_frames_csv(outputs["frames"], [r.as_row() for r in recs])
     title = (f"{model.card.get('name')} {model.card.get('format')} on {profile.name} "
@@ -179,7 +216,7 @@ def _write_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots:
         if written:
             outputs["video"] = out / "demo.mp4"
             log(f"demo.mp4: {written} frames in {time.perf_counter() - t0:.1f} s")
-    report["outputs"] = {k: str(v) for k, v in outputs.items()}
+    report["outputs"] = {k: str(final / v.name) for k, v in outputs.items()}
     write_json(outputs["report"], report)
 
 
@@ -192,6 +229,8 @@ def _print_summary(report: dict, profile, log) -> None:
         f"{report['achieved_fps'] or 0:.1f} fps")
     log(f"accuracy {'n/a' if acc is None else f'{acc:.4f}'} on {report['labelled_frames']} labelled frames; "
         f"peak RSS {report['memory_mb']['peak_mb']:.1f} MB")
+    if report["bad_frames"]["count"]:
+        log(f"skipped {report['bad_frames']['count']} corrupt frame(s), e.g. {report['bad_frames']['examples'][0]}")
     log(budget_table(report["budgets"], profile.name))
     for key, path in report["outputs"].items():
         log(f"  {key:<13} {path}")

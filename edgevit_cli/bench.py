@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from contract.errors import UserError
-    from contract.files import write_json
+    from contract.files import check_writable, write_json
     from device_sim.bench import BenchOptions, bench, parse_threads, table
 
     threads = parse_threads(args.threads)
@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
                         input_kind=args.input, samples=args.samples, seed=args.seed, run_delay_ms=args.run_delay_ms)
     if args.json and Path(args.json).is_dir():
         raise UserError(f"--json {args.json} is a folder; give a file path, e.g. {Path(args.json) / 'bench.json'}")
+    if args.json:
+        check_writable(Path(args.json).parent, option="--json")
     results = bench(args.model, threads=threads, opts=opts, fresh_process=not args.in_process)
     print(table(results))
     if args.json:

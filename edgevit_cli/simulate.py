@@ -23,9 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/simulate", help="output folder (default runs/simulate)")
     p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic camera")
+    p.add_argument("--max-bad-frames", type=int, default=None,
+                   help="corrupt frames in a row that end the run as partial (default 10); fewer are skipped")
+    p.add_argument("--force", action="store_true",
+                   help="allow an --out that holds other files: they are kept, an earlier simulation is replaced")
 
 
 def run(args: argparse.Namespace) -> int:
+    from device_sim.loop import MAX_BAD_FRAMES
     from device_sim.profiles import load_profile
     from device_sim.simulate import DEFAULT_DURATION_S, apply_overrides, simulate
 
@@ -34,5 +39,7 @@ def run(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else None if args.frames else DEFAULT_DURATION_S
     code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source,
                        samples=Path(args.samples) if args.samples else None, duration_s=duration,
-                       max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed)
+                       max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed,
+                       force=args.force, max_bad_frames=MAX_BAD_FRAMES if args.max_bad_frames is None
+                       else args.max_bad_frames)
     return code

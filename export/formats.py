@@ -15,6 +15,7 @@ metric was not measured, is an error, never a silent pass.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -111,15 +112,22 @@ def judge(fmt: str, metrics: dict, reference_accuracy: float | None) -> dict:
     labelled = reference_accuracy is not None and metrics.get("accuracy") is not None
     if labelled:
         metrics["accuracy_drop_pp"] = round(100.0 * (reference_accuracy - metrics["accuracy"]), 4)
+    # NaN or infinity (a broken model) fails its target and is recorded as null: reports stay JSON
+    broken = {k: str(v) for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
     checks = {}
     for t in FORMATS[fmt].targets:
         target = f"{t.op} {t.bound}"
-        if t.metric in metrics and metrics[t.metric] is not None:
+        if t.metric in broken:
+            checks[t.metric] = {"target": target, "value": None, "pass": False,
+                                "note": f"not finite ({broken[t.metric]})"}
+        elif t.metric in metrics and metrics[t.metric] is not None:
             checks[t.metric] = {"target": target, "value": metrics[t.metric], "pass": t.met(metrics[t.metric])}
         elif t.needs_labels and not labelled:
             checks[t.metric] = {"target": target, "value": None, "pass": None, "note": "not evaluated: no labels"}
         else:
             raise ValueError(f"export format {fmt!r}: target metric {t.metric!r} was not measured")
-    metrics["checks"] = checks
+    metrics.update({k: None for k in broken}, checks=checks)
+    if broken:
+        metrics["non_finite"] = sorted(broken)
     metrics["pass"] = all(c["pass"] is not False for c in checks.values())
     return metrics

@@ -2,7 +2,8 @@
 
 A source yields BGR uint8 frames (OpenCV's convention) of the profile's size and, where known, the
 ground-truth label index of each frame. `read()` returns (frame, label or None), or None at the end
-of the stream; it raises SourceFailed when the source stops delivering before its end (the loop then
+of the stream; it raises CorruptFrame for one bad frame (skipped and counted; a malformed frame is
+treated the same) and SourceFailed when the source stops delivering before its end (the loop then
 reports the frames processed so far, marked partial). A replayable source can render frame i again
 after the run (`replay(i)`), which is how demo.mp4 is made without disturbing the measurements.
 """
@@ -18,11 +19,16 @@ import numpy as np
 
 from contract.errors import UserError
 
-__all__ = ["Source", "SourceSpec", "SourceFailed", "SOURCES", "register_source", "open_source", "fit"]
+__all__ = ["Source", "SourceSpec", "SourceFailed", "CorruptFrame", "SOURCES", "register_source", "open_source", "fit"]
 
 
 class SourceFailed(RuntimeError):
     """The source stopped delivering frames before its end."""
+
+
+class CorruptFrame(RuntimeError):
+    """One frame could not be delivered (an unreadable image, a broken decode); the loop skips it,
+    counts it, and ends the run as partial only after too many in a row."""
 
 
 @runtime_checkable

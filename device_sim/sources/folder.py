@@ -10,7 +10,7 @@ import numpy as np
 
 from contract.errors import UserError
 from contract.images import IMAGE_SUFFIXES
-from device_sim.sources.base import SourceFailed, SourceSpec, fit, register_source
+from device_sim.sources.base import CorruptFrame, SourceSpec, fit, register_source
 
 __all__ = ["FolderSource"]
 
@@ -29,22 +29,25 @@ class FolderSource:
         index = {name: i for i, name in enumerate(spec.labels)}
         self.truth = [index.get(p.parent.name) if p.parent != root else None for p in self.files]
         self.name, self.width, self.height, self.index = f"folder:{root}", spec.width, spec.height, 0
+        self.delivered: list[int] = []
 
     def _load(self, i: int) -> np.ndarray:
         image = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
         if image is None:
-            raise SourceFailed(f"cannot read image {self.files[i]}")
+            raise CorruptFrame(f"cannot read image {self.files[i]}")
         return fit(image, self.width, self.height)
 
     def read(self) -> tuple[np.ndarray, int | None] | None:
         if self.index >= len(self.files):
             return None
-        frame = self._load(self.index), self.truth[self.index]
-        self.index += 1
-        return frame
+        i, self.index = self.index, self.index + 1
+        frame = self._load(i)            # a corrupt image raises before it counts as delivered
+        self.delivered.append(i)
+        return frame, self.truth[i]
 
-    def replay(self, i: int) -> np.ndarray:
-        return self._load(i)
+    def replay(self, i: int) -> np.ndarray | None:
+        """The i-th frame delivered (corrupt images were skipped, so it is not always the i-th file)."""
+        return self._load(self.delivered[i]) if i < len(self.delivered) else None
 
     def close(self) -> None:
         pass

@@ -25,7 +25,7 @@ class SyntheticCamera:
     replayable = True
 
     def __init__(self, spec: SourceSpec, *, hold_frames: int = HOLD_FRAMES):
-        self.images, self.labels = _load_pack(spec.samples)
+        self.images, self.labels = _load_pack(spec.samples, spec.labels)
         self.name, self.width, self.height, self.seed, self.hold = "synthetic", spec.width, spec.height, spec.seed, \
             hold_frames
         self.fps = spec.fps
@@ -73,17 +73,22 @@ class SyntheticCamera:
         pass
 
 
-def _load_pack(samples: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_pack(samples: Path, model_labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if not samples.is_file():
         raise UserError(f"sample pack {samples} not found; the synthetic camera replays the samples.npz that "
                         "`edgevit export` writes beside the model folders (or pass --samples)")
     try:
         pack = np.load(samples)
         images, labels = pack["images"], pack["labels"].astype(int)
-    except (OSError, KeyError, ValueError) as e:
+        names = [str(n) for n in pack["class_names"]] if "class_names" in pack.files else None
+    except (OSError, KeyError, ValueError, EOFError) as e:
         raise UserError(f"sample pack {samples} is unreadable ({e}); re-run `edgevit export`") from None
-    if images.ndim != 4 or len(images) == 0:
-        raise UserError(f"sample pack {samples} holds no images")
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise UserError(f"sample pack {samples} holds no uint8 RGB images")
+    if len(labels) != len(images) or (names is not None and names != list(model_labels)) \
+            or labels.min() < 0 or labels.max() >= len(model_labels):
+        raise UserError(f"sample pack {samples} does not belong to this model (its classes differ from the "
+                        "model's labels); use the samples.npz of the same export, or --samples PATH")
     return images, labels
 
 
