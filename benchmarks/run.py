@@ -31,6 +31,7 @@ import torch
 from benchmarks.goals import evaluate_goals
 from benchmarks.models import NATURAL_MEAN, NATURAL_STD, Ceiling, Prefix, latency_ready, natural_images
 from benchmarks.sim_check import sim_vs_bench
+from benchmarks.soak import soak
 from benchmarks.timing import interleaved, litert_runner, onnxruntime_runner, torch_runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +115,8 @@ def collect(args) -> dict:
         checked[f"edgevit_xs@{size}/int8"] = work / "edgevit_xs" / "int8"
     res["simulator"] = {"rows": [dict(row, model=label) for label, path in checked.items()
                                  for row in sim_vs_bench(path, threads=(1,) if args.smoke else THREADS)]}
+    log(f"soak: the simulator over {args.soak_frames} frames at --max-speed (trained digits model, int8)")
+    res["soak"] = soak(work / "digits" / "default" / "int8", frames=args.soak_frames)
     res["seconds_collect"] = time.perf_counter() - t0
     return res
 
@@ -271,10 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--img-size", type=int, default=224)
     p.add_argument("--rounds", type=int, default=150, help="interleaved timed rounds (default 150)")
     p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--soak-frames", type=int, default=None, help="frames of the soak run (default 20000; smoke 3000)")
     p.add_argument("--run-dir", default=str(ROOT / "runs" / "edgevit_xs-digits"), help="the make-train run")
     p.add_argument("--out", default=None, help="folder for the JSON, BENCHMARKS.md and plots (default: the repo)")
     p.add_argument("--work", default=None, help="scratch folder for exported models (default: a temp dir)")
     args = p.parse_args(argv)
+    args.soak_frames = args.soak_frames or (3000 if args.smoke else 20_000)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgevit-bench-") as tmp:
         args.work = args.work or tmp

@@ -45,9 +45,12 @@ def test_smoke_benchmark_writes_every_field(tiny_run, tmp_path):
     assert {r["mode"] for r in rows} == {"back-to-back", "camera cadence"}
     assert all({"model", "simulator_inference_p50_ms", "bench_p50_ms", "ratio", "agree"} <= set(r) for r in rows)
     assert "overhead_p50_ms" in next(r for r in rows if r["mode"] == "back-to-back")
+    soak = res["soak"]
+    assert soak["frames"] == 3000 and soak["invalid_outputs"] == 0 and not soak["partial"]
+    assert {"after_warmup", "end", "growth_after_warmup", "slope_per_1000_frames"} <= set(soak["rss_mb"])
     assert [g["id"] for g in res["goals"]] == [1, 2, 3, 4, 5]
     assert all({"title", "target", "met", "evaluated", "summary", "details"} <= set(g) for g in res["goals"])
     md = (tmp_path / "BENCHMARKS.md").read_text()
-    assert "## Goals" in md and "edgevit_xxs" in md
+    assert "## Goals" in md and "edgevit_xxs" in md and "## Soak" in md
     for png in ("latency_vs_macs.png", "latency_vs_accuracy.png"):
         assert (tmp_path / "benchmarks" / "plots" / png).stat().st_size > 10_000

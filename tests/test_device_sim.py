@@ -164,7 +164,7 @@ def test_video_source_ends_cleanly(tiny_export, tmp_path):
     assert report["accuracy"] is None and report["video_frames"] == 25
 
 
-def test_folder_source_with_labels_and_a_failure_mid_stream(tiny_export, tmp_path):
+def test_folder_source_with_labels_and_a_corrupt_image(tiny_export, tmp_path):
     pack = np.load(tiny_export / "samples.npz")
     root = tmp_path / "frames"
     for i in range(12):
@@ -178,12 +178,13 @@ def test_folder_source_with_labels_and_a_failure_mid_stream(tiny_export, tmp_pat
     assert report["accuracy"] >= 0.8
     files = sorted(root.rglob("*.png"))
     files[6].write_bytes(b"broken")   # the 7th image in reading order
-    code, report = simulate(tiny_export / "int8", profile, out=tmp_path / "partial", source=f"folder:{root}",
-                            duration_s=None, max_speed=True, video=False, plots=False, progress=False, log=quiet)
-    assert code == 4 and report["partial"] is True
-    assert report["frames"]["processed"] == 6 and "cannot read image" in report["stop_reason"]
-    saved = json.loads((tmp_path / "partial" / "report.json").read_text())
-    assert saved["partial"] is True and saved["frames"]["processed"] == 6
+    code, report = simulate(tiny_export / "int8", profile, out=tmp_path / "skip", source=f"folder:{root}",
+                            duration_s=None, max_speed=True, video=True, plots=False, progress=False, log=quiet)
+    assert code == 0 and report["partial"] is False      # a real camera app skips one bad frame
+    assert report["frames"]["processed"] == 11 and report["bad_frames"]["count"] == 1
+    assert "cannot read image" in report["bad_frames"]["examples"][0] and report["video_frames"] == 11
+    saved = json.loads((tmp_path / "skip" / "report.json").read_text())
+    assert saved["bad_frames"]["count"] == 1 and saved["labelled_frames"] == 11
 
 
 # -- budgets and outputs ----------------------------------------------------------------------------

@@ -68,9 +68,9 @@ def test_failure_half_way_leaves_nothing_and_keeps_the_previous_export(tmp_path,
         raise RuntimeError("simulated crash during int8 calibration")
 
     monkeypatch.setattr(convert_mod, "saved_model_to_int8", boom)
-    with pytest.raises(RuntimeError, match="simulated"):
+    with pytest.raises(RuntimeError, match="simulated"):   # force: the folder holds a file export did not write
         convert(model, torch.zeros(1, 3, 32, 32), out_dir=out, formats="onnx,fp32,int8",
-                calibration=np.zeros((4, 32, 32, 3), np.uint8), verbose=False)
+                calibration=np.zeros((4, 32, 32, 3), np.uint8), verbose=False, force=True)
     assert sorted(p.name for p in out.iterdir()) == ["previous.txt"]
     assert not list(tmp_path.glob(".out.partial-*"))
 

@@ -148,7 +148,7 @@ def test_budget_table_lists_every_row():
 
     rows = check_budgets({"latency_ms": 33.0, "memory_mb": 40.0, "model_size_mb": 8.0}, facts)
     assert [(r["budget"], r["pass"]) for r in rows] == [("latency_ms", False), ("memory_mb", False),
-                                                        ("model_size_mb", True)]
+                                                        ("model_size_mb", True), ("invalid_output_frames", True)]
     table = budget_table(rows, "x")
     assert "n/a" in table and table.count("FAIL") == 2
 

@@ -1,0 +1,93 @@
+"""contract.outputs: an output folder is replaced only when it holds nothing but an earlier output of
+the same command; anything else needs --force, and even then only that output's own entries go."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from contract.errors import UserError
+from contract.outputs import MANIFEST, check_output_folder, folder_lock, make_staging, publish
+
+
+def _stage(out, files: dict[str, str]):
+    staging = make_staging(out)
+    for name, text in files.items():
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        (staging / name).write_text(text)
+    return staging
+
+
+def test_first_write_and_whole_replacement(tmp_path):
+    out = tmp_path / "o"
+    publish(_stage(out, {"a.txt": "1", "int8/m": "x"}), out, kind="export")
+    assert json.loads((out / MANIFEST).read_text())["entries"] == ["a.txt", "int8"]
+    check_output_folder(out, kind="export")                       # an earlier export: fine
+    publish(_stage(out, {"a.txt": "2"}), out, kind="export")
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a.txt"] and (out / "a.txt").read_text() == "2"
+    assert [p.name for p in tmp_path.iterdir()] == ["o"], "no staging or backup left beside it"
+
+
+def test_foreign_files_need_force_and_survive_it(tmp_path):
+    out = tmp_path / "o"
+    publish(_stage(out, {"a.txt": "1", "old_only.txt": "x"}), out, kind="export")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="notes.txt"):
+        check_output_folder(out, kind="export")
+    with pytest.raises(UserError, match="--force"):
+        check_output_folder(out, kind="simulate")                 # another command's output is foreign too
+    check_output_folder(out, kind="export", force=True)
+    publish(_stage(out, {"a.txt": "2"}), out, kind="export", force=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "a.txt").read_text() == "2"
+    assert not (out / "old_only.txt").exists(), "the earlier export's own files are replaced whole"
+
+
+def test_a_folder_without_manifest_is_foreign(tmp_path):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "main.py").write_text("print('hi')")
+    with pytest.raises(UserError, match="main.py"):
+        check_output_folder(tmp_path / "proj", kind="export")
+    with pytest.raises(UserError, match="is a file"):
+        check_output_folder(tmp_path / "proj" / "main.py", kind="export")
+
+
+def test_protected_inputs(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"weights")
+    with pytest.raises(UserError, match="best.pt, the input"):
+        check_output_folder(run, kind="export", protect=(run / "best.pt",))
+
+
+def test_lock_refuses_a_second_writer(tmp_path):
+    with folder_lock(tmp_path / "o", what="export"):
+        with pytest.raises(UserError, match="another export is writing"):
+            with folder_lock(tmp_path / "o", what="export"):
+                pass
+    with folder_lock(tmp_path / "o", what="export"):   # released afterwards
+        pass
+    assert not list(tmp_path.iterdir())
+
+
+def test_export_force_replaces_only_the_earlier_export(tmp_path):
+    from export.converter import convert
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    out = tmp_path / "art"
+    calib = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    convert(model, torch.zeros(1, 3, 32, 32), out_dir=out, formats="onnx,fp32", verbose=False)
+    (out / "notes.md").write_text("why this export")
+    with pytest.raises(UserError, match="notes.md"):
+        convert(model, torch.zeros(1, 3, 32, 32), out_dir=out, formats="int8", calibration=calib, verbose=False)
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, "export_report.json", "export_report.md",
+                                                            "fp32", "model.onnx", "notes.md"])
+    convert(model, torch.zeros(1, 3, 32, 32), out_dir=out, formats="int8", calibration=calib, verbose=False,
+            force=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, "export_report.json", "export_report.md",
+                                                            "int8", "notes.md"])
+    assert (out / "notes.md").read_text() == "why this export"
