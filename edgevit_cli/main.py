@@ -18,6 +18,7 @@ COMMANDS = {
     "export": "PyTorch checkpoint -> ONNX -> TFLite fp32/fp16/int8, with a fidelity report",
     "simulate": "run an exported model in a simulated camera loop against device budgets",
     "bench": "on-device style benchmark of a .tflite (latency, memory)",
+    "target": "run an exported model on an emulated ARM core: instructions per inference, agreement with host",
 }
 
 

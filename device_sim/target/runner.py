@@ -1,0 +1,150 @@
+"""Runs a .tflite on the aarch64 runtime under qemu-user for a named core (device_sim.target.cores):
+instructions per steady-state inference, and the outputs for a cross-ISA fidelity check.
+
+Instructions per inference = (count(K invokes) - count(0 invokes)) / K: loading, allocation and
+Python's own start-up are in both runs and cancel. The count is deterministic for a given model,
+input, core model and runtime build. Emulated wall time is NOT device time (qemu's cost per guest
+instruction varies by instruction kind): only the counts are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from contract.errors import UserError
+from device_sim.target.cores import Core, cpuinfo
+
+__all__ = ["ArmEnv", "find_env", "check_env", "count_instructions", "instructions_per_inference", "run_outputs",
+           "ARM_DIR_ENV"]
+
+ARM_DIR_ENV = "EDGEVIT_ARM_DIR"
+DEFAULT_ARM_DIR = ".arm"
+GUEST = Path(__file__).with_name("guest.py")
+GUEST_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class ArmEnv:
+    root: Path
+
+    @property
+    def sysroot(self) -> Path:
+        return self.root / "sysroot"
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+    @property
+    def plugin(self) -> Path:
+        return self.root / "plugin" / "libinsn.so"
+
+    @property
+    def python(self) -> Path:
+        return self.sysroot / "usr" / "bin" / "python3.11"
+
+    def versions(self) -> dict:
+        qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()
+        litert = sorted(p.name for p in self.site.glob("ai_edge_litert-*.dist-info"))
+        return {"emulator": qemu[0] if qemu else "qemu-aarch64 (unknown version)",
+                "runtime": litert[0].removesuffix(".dist-info").replace("-", " ", 1) if litert else "unknown",
+                "guest_python": "Debian arm64 python3.11"}
+
+
+def find_env(arm_dir: str | Path | None = None) -> ArmEnv:
+    """The environment `make arm-setup` built (EDGEVIT_ARM_DIR, or ./.arm); a UserError saying how to
+    build it when it is missing."""
+    root = Path(arm_dir or os.environ.get(ARM_DIR_ENV) or DEFAULT_ARM_DIR).resolve()
+    env = ArmEnv(root)
+    missing = [str(p) for p in (env.python, env.site / "ai_edge_litert", env.plugin) if not p.exists()]
+    if missing:
+        raise UserError(f"no aarch64 environment at {root} (missing {missing[0]}); run `make arm-setup` "
+                        f"(or point {ARM_DIR_ENV} at one)")
+    from shutil import which
+
+    if which("qemu-aarch64") is None:
+        raise UserError("qemu-aarch64 is not installed; run `make arm-setup` (it installs Debian's qemu-user)")
+    return env
+
+
+def _core_root(env: ArmEnv, core: Core) -> Path:
+    """A per-core view of the sysroot: symlinks to its folders plus this core's /proc/cpuinfo (qemu's -L
+    serves the guest's absolute paths from here first)."""
+    root = env.root / "cores" / core.name
+    (root / "proc").mkdir(parents=True, exist_ok=True)
+    for entry in env.sysroot.iterdir():
+        link = root / entry.name
+        if entry.name != "proc" and not link.exists():
+            link.symlink_to(entry.resolve())
+    (root / "proc" / "cpuinfo").write_text(cpuinfo(core) + "\n")
+    return root
+
+
+def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> int | None:
+    root = _core_root(env, core)
+    with tempfile.TemporaryDirectory(prefix="edgevit-target-") as tmp:
+        req = Path(tmp) / "request.json"
+        req.write_text(json.dumps(request))
+        counter = Path(tmp) / "count.txt"
+        cmd = ["qemu-aarch64", "-L", str(root), "-cpu", core.qemu_cpu]
+        if count:
+            cmd += ["-plugin", f"{env.plugin},out={counter}", "-d", "plugin"]
+        cmd += [str(env.python), "-s", str(GUEST), str(req)]
+        guest_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(env.site), "PYTHONNOUSERSITE": "1",
+                     "PYTHONHASHSEED": "0",   # the same dict orders in every run: counts repeat
+                     "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=guest_env, timeout=GUEST_TIMEOUT_S)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            raise UserError(f"the aarch64 run on {core.name} failed: {last[:200]}")
+        return int(counter.read_text().split()[0]) if count else None
+
+
+def count_instructions(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray, invokes: int) -> int:
+    """Guest instructions of a whole run: start-up, load, allocate and `invokes` inferences."""
+    with tempfile.TemporaryDirectory(prefix="edgevit-target-") as tmp:
+        xs = Path(tmp) / "inputs.npy"
+        np.save(xs, inputs)
+        return _run_guest(env, core, {"model": str(Path(tflite).resolve()), "threads": 1, "inputs": str(xs),
+                                      "invokes": invokes, "outputs": None}, count=True)
+
+
+def instructions_per_inference(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray, *,
+                               invokes: int = 5) -> dict:
+    """Steady-state instructions of one inference: (count(K) - count(0)) / K, one thread."""
+    base = count_instructions(env, core, tflite, inputs[:1], 0)
+    full = count_instructions(env, core, tflite, inputs, invokes)
+    return {"per_inference": (full - base) / invokes, "count_0": base, f"count_{invokes}": full,
+            "invokes": invokes, "threads": 1}
+
+
+def run_outputs(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray) -> np.ndarray:
+    """Raw outputs of the model on aarch64 for each input (no counting)."""
+    with tempfile.TemporaryDirectory(prefix="edgevit-target-") as tmp:
+        xs, ys = Path(tmp) / "inputs.npy", Path(tmp) / "outputs.npy"
+        np.save(xs, inputs)
+        _run_guest(env, core, {"model": str(Path(tflite).resolve()), "threads": 1, "inputs": str(xs),
+                               "invokes": len(inputs), "outputs": str(ys)}, count=False)
+        return np.load(ys)
+
+
+def check_env(env: ArmEnv) -> str:
+    """Imports numpy and the runtime in the emulated Python; returns what it reports."""
+    code = ("import platform, numpy, ai_edge_litert.interpreter as i; "
+            "print(platform.machine(), 'python', platform.python_version(), 'numpy', numpy.__version__)")
+    from device_sim.target.cores import CORES
+
+    core = CORES["cortex-a76"]
+    proc = subprocess.run(["qemu-aarch64", "-L", str(_core_root(env, core)), "-cpu", core.qemu_cpu, str(env.python),
+                           "-s", "-c", code], capture_output=True, text=True, timeout=600,
+                          env={"PYTHONPATH": str(env.site), "PATH": os.environ.get("PATH", "")})
+    if proc.returncode != 0:
+        raise UserError(f"the aarch64 python does not start: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return f"aarch64 environment {env.root}: {proc.stdout.strip()}"

@@ -1,0 +1,55 @@
+"""`edgevit target ARTIFACT --cpu cortex-a53`: run an exported model on the wearable's instruction set
+(aarch64 under qemu-user; `make arm-setup` builds it): instructions per inference on the named core
+and agreement of its outputs with the host's on the sample pack."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from device_sim.target.cores import CORES
+
+    p.add_argument("artifact", nargs="?", help="export folder with model.json (e.g. artifacts/x/int8)")
+    p.add_argument("--cpu", default="cortex-a53", help=f"core to emulate: {', '.join(CORES)} (default cortex-a53)")
+    p.add_argument("--samples", default=None, help="sample pack (default: beside the model folder)")
+    p.add_argument("--images", type=int, default=100, help="sample images for the fidelity check (default 100)")
+    p.add_argument("--invokes", type=int, default=5, help="inferences counted (default 5)")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--arm-dir", default=None, help="the aarch64 environment (default $EDGEVIT_ARM_DIR or ./.arm)")
+    p.add_argument("--check", action="store_true", help="only check that the aarch64 environment works")
+
+
+def run(args: argparse.Namespace) -> int:
+    from contract.errors import UserError
+    from contract.files import check_writable, write_json
+    from device_sim.target.runner import check_env, find_env
+
+    env = find_env(args.arm_dir)
+    if args.check:
+        print(check_env(env))
+        return 0
+    if not args.artifact:
+        raise UserError("give an export folder, e.g. edgevit target artifacts/edgevit_xs-digits/int8 --cpu cortex-a53")
+    if args.images < 1 or args.invokes < 1:
+        raise UserError("--images and --invokes must be >= 1")
+    if args.json:
+        check_writable(Path(args.json).parent, option="--json")
+    from device_sim.target.fidelity import target_report
+
+    rep = target_report(env, args.artifact, cpu=args.cpu, samples=Path(args.samples) if args.samples else None,
+                        fidelity_images=args.images, invokes=args.invokes)
+    ins, fid = rep["instructions"], rep["fidelity"]
+    print(f"{rep['model']['name']} [{rep['model']['format']}] on {rep['core']['name']} "
+          f"(qemu {rep['core']['qemu_cpu']}, part {rep['core']['cpu_part']}, dot product "
+          f"{'yes' if rep['core']['dot_product'] else 'no'})")
+    print(f"  instructions per inference   {ins['per_inference'] / 1e6:10.3f} M   (1 thread, steady state)")
+    print(f"  agreement with the host      {fid['agreement']:10.4f}     on {fid['images']} sample images")
+    print(f"  max abs output difference    {fid['max_abs_diff']:10.3g}     "
+          f"identical outputs {fid['identical_outputs']:.2%}")
+    print(f"  {rep['versions']['runtime']}; {rep['versions']['emulator']}")
+    if args.json:
+        write_json(Path(args.json), rep)
+        print(f"wrote {args.json}")
+    return 0
