@@ -23,7 +23,7 @@ __all__ = ["Budget", "RunFacts", "BUDGETS", "register_budget", "check_budgets", 
 @dataclass(frozen=True)
 class RunFacts:
     """What a finished run measured; budgets read their value from it."""
-    records: list                       # device_sim.loop.FrameRecord, one per processed frame
+    records: object                     # device_sim.frames.FrameTable: iterate it for FrameRecords
     memory_mb: dict                     # before_load_mb, after_allocate_mb, peak_mb, ...
     model_size_mb: float
     latency_percentile: float           # the profile's percentile for latency budgets

@@ -18,10 +18,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from device_sim.frames import FrameRecord, FrameTable
 from device_sim.memory import rss_mb
 from device_sim.sources.base import CorruptFrame, SourceFailed
 
@@ -31,31 +32,8 @@ MAX_BAD_FRAMES = 10   # consecutive corrupt frames that end a run as partial (a 
 
 
 @dataclass
-class FrameRecord:
-    index: int                 # capture index (frames in between were dropped)
-    capture_s: float           # capture timestamp, seconds since the loop started
-    queue_ms: float            # capture -> processing starts
-    preprocess_ms: float
-    inference_host_ms: float   # measured on this host
-    inference_ms: float        # emulated on the target (host * slowdown)
-    postprocess_ms: float
-    e2e_ms: float              # capture -> result
-    deadline_met: bool
-    label: int | None
-    pred: int
-    confidence: float
-    correct: bool | None
-    rss_mb: float
-    dropped_so_far: int
-    valid: bool = True         # the model's output was finite
-
-    def as_row(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
 class LoopResult:
-    records: list[FrameRecord]
+    records: FrameTable
     captured: int
     dropped: int
     stop_reason: str
@@ -134,7 +112,7 @@ class _Run:
         self.duration_s, self.max_frames = duration_s, max_frames
         self.reference_s, self.on_frame = reference_s, on_frame
         self.captured, self.reason, self.failed, self.stop = 0, "", False, False
-        self.records: list[FrameRecord] = []
+        self.records = FrameTable()
         self.bad_frames: list[str] = []
         self.interrupted: BaseException | None = None
         self.t0 = time.perf_counter()
