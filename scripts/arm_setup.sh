@@ -39,7 +39,7 @@ if [ ! -x "$ARM_DIR/sysroot/usr/bin/python3.11" ]; then
   rm -rf "$ARM_DIR/debs" "$ARM_DIR/sysroot.partial"
   mkdir -p "$ARM_DIR/debs" "$ARM_DIR/sysroot.partial"
   say "downloading arm64 python3.11 and its libraries"
-  (cd "$ARM_DIR/debs" && apt-get download -qq $(for p in $ARM_DEBS; do echo "$p:arm64"; done))
+  (cd "$ARM_DIR/debs" && apt-get download -qq -o APT::Sandbox::User=root $(for p in $ARM_DEBS; do echo "$p:arm64"; done))
   for deb in "$ARM_DIR"/debs/*.deb; do dpkg-deb -x "$deb" "$ARM_DIR/sysroot.partial"; done
   mkdir -p "$ARM_DIR/sysroot.partial/proc"
   rm -rf "$ARM_DIR/sysroot" && mv "$ARM_DIR/sysroot.partial" "$ARM_DIR/sysroot"
@@ -66,7 +66,7 @@ if [ ! -f "$ARM_DIR/plugin/libinsn.so" ]; then
     apt-get update -qq
     rm -rf "$ARM_DIR/src" && mkdir -p "$ARM_DIR/src" "$ARM_DIR/plugin"
     say "downloading qemu's source package for its plugin header"
-    (cd "$ARM_DIR/src" && apt-get source --download-only -qq qemu >/dev/null)
+    (cd "$ARM_DIR/src" && apt-get source --download-only -qq -o APT::Sandbox::User=root qemu >/dev/null)
     tar -xJf "$(ls "$ARM_DIR"/src/qemu_*.orig.tar.xz | head -1)" -C "$ARM_DIR/src" --wildcards '*/include/qemu/qemu-plugin.h'
     cp "$(find "$ARM_DIR/src" -name qemu-plugin.h | head -1)" "$ARM_DIR/plugin/qemu-plugin.h"
     rm -rf "$ARM_DIR/src" "$src"
