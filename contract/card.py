@@ -19,11 +19,12 @@ from contract.errors import UserError
 from contract.files import sha256_file, write_json
 from contract.images import RESIZE_POLICY, check_resize_policy
 
-__all__ = ["SCHEMA", "CARD_NAME", "tensor_spec", "build_card", "validate_card", "read_card", "write_card",
-           "card_candidate", "resolve_card", "check_artifact"]
+__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "tensor_spec", "build_card", "validate_card", "read_card",
+           "write_card", "card_candidate", "resolve_card", "check_artifact"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
+SAMPLE_PACK = "samples.npz"    # test images export writes beside the format folders (the synthetic camera)
 INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
 _REQUIRED = {"schema": str, "file": str, "sha256": str, "labels": list, "input": dict, "output": dict}
 

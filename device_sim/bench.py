@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.card import card_candidate
+from contract.card import SAMPLE_PACK, card_candidate
 from contract.errors import UserError
 
 __all__ = ["BenchOptions", "bench", "bench_once", "table", "parse_threads"]
@@ -63,7 +63,7 @@ def _card_runner(card: Path, threads: int, opts: BenchOptions, rng):
 
     m = DeployedModel.load(card, threads=threads)
     if opts.input_kind == "samples":
-        pack = Path(opts.samples) if opts.samples else card.parent.parent / "samples.npz"
+        pack = Path(opts.samples) if opts.samples else card.parent.parent / SAMPLE_PACK
         if not pack.is_file():
             raise UserError(f"sample pack {pack} not found; use --input random or --samples PATH")
         inputs = [m.to_input(im[None]) for im in np.load(pack)["images"][:SAMPLE_INPUTS]]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.card import resolve_card
+from contract.card import SAMPLE_PACK, resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
 from contract.files import check_writable, write_json
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
@@ -30,10 +30,9 @@ from device_sim.report import host_info, write_frames_csv
 from device_sim.sources import open_source
 from device_sim.stats import summarize
 
-__all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S", "SAMPLE_PACK"]
+__all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S"]
 
 DEFAULT_DURATION_S = 20.0
-SAMPLE_PACK = "samples.npz"     # written by export beside the format folders
 OUTPUT_KIND = "simulate"        # what contract.outputs records as the writer of the output folder
 
 

@@ -50,16 +50,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _default_out(args: argparse.Namespace) -> str:
+    """runs/<model>-<data name>, from the options given (their defaults otherwise)."""
+    model, data = args.model or "edgevit_xs", args.data or "digits"
+    return args.out or f"runs/{model}-{'digits' if data == 'digits' else Path(data.split(':')[-1]).name or 'data'}"
+
+
 def config_from_args(args: argparse.Namespace):
     from edgevit.train.config import TrainConfig
 
     given = {k: v for k, v in vars(args).items() if v is not None}
     model, data = given.get("model", "edgevit_xs"), given.get("data", "digits")
-    data_name = "digits" if data == "digits" else Path(data.split(":")[-1]).name or "data"
     names = {"lr", "weight_decay", "warmup_epochs", "label_smoothing", "hflip", "ema_decay", "teacher",
              "distill_alpha", "distill_temp", "seed", "split_seed", "baseline", "epochs", "batch_size", "img_size"}
     return TrainConfig(
-        out=args.out or f"runs/{model}-{data_name}", model=model, data=data,
+        out=_default_out(args), model=model, data=data,
         model_kwargs={k: v for k, v in (("act", args.act), ("attention", args.attention)) if v},
         threads=args.threads, progress=not args.no_progress, **{k: v for k, v in given.items() if k in names},
     )
@@ -74,8 +79,7 @@ def _resumed_config(args: argparse.Namespace):
     from edgevit.train.config import TrainConfig
 
     given = {k: v for k, v in vars(args).items() if k not in RESUME_OK and v is not None}
-    model, data = given.get("model", "edgevit_xs"), given.get("data", "digits")
-    out = Path(args.out or f"runs/{model}-{'digits' if data == 'digits' else Path(data).name}")
+    out = Path(_default_out(args))
     last = out / "last.pt"
     if not last.is_file():
         raise ValueError(f"nothing to resume: {last} does not exist; start the run without --resume")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from contract.card import CARD_NAME, build_card, write_card
+from contract.card import CARD_NAME, SAMPLE_PACK, build_card, write_card
 from contract.files import sha256_file
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import interpreter_class, runtime_version
@@ -42,7 +42,6 @@ TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "onnx2tf", "tensorflo
 RANDOM_EVAL_IMAGES = 32    # evaluation images when the caller gives neither eval nor calibration images
 BATCH = 128                # PyTorch reference batch
 OUTPUT_KIND = "export"     # what contract.outputs records as the writer of the output folder
-SAMPLE_PACK = "samples.npz"   # test images the synthetic camera replays (device_sim looks for this name)
 
 
 class BuildContext:

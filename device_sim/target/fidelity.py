@@ -8,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.card import check_artifact, read_card
+from contract.card import SAMPLE_PACK, check_artifact, read_card
 from contract.errors import UserError
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
 from device_sim.target.cores import get_core
 from device_sim.target.runner import ArmEnv, instructions_per_inference, run_outputs
 
-__all__ = ["target_report", "SAMPLE_PACK"]
-
-SAMPLE_PACK = "samples.npz"
+__all__ = ["target_report"]
 
 
 def _inputs(card: dict, pack: Path, n: int) -> np.ndarray:
@@ -31,18 +29,11 @@ def _inputs(card: dict, pack: Path, n: int) -> np.ndarray:
     return np.stack([quantize_input(resize_to_model(im, w, h, spec.get("resize"))[None], spec) for im in images])
 
 
-def _host_outputs(tflite: Path, inputs: np.ndarray) -> np.ndarray:
-    from contract.runtime import interpreter_class
+def _host_outputs(card_path: Path, inputs: np.ndarray) -> np.ndarray:
+    from device_sim.model import DeployedModel
 
-    interp = interpreter_class()(model_path=str(tflite), num_threads=1)
-    interp.allocate_tensors()
-    i, o = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-    outs = []
-    for x in inputs:
-        interp.set_tensor(i, x)
-        interp.invoke()
-        outs.append(interp.get_tensor(o).copy())
-    return np.concatenate(outs)
+    model = DeployedModel.load(card_path, threads=1)
+    return np.concatenate([model.invoke(x).copy() for x in inputs])
 
 
 def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path | None = None,
@@ -51,7 +42,7 @@ def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path 
     tflite = check_artifact(card, card_path)
     core = get_core(cpu)
     inputs = _inputs(card, Path(samples or card_path.parent.parent / SAMPLE_PACK), fidelity_images)
-    host_raw = _host_outputs(tflite, inputs)
+    host_raw = _host_outputs(card_path, inputs)
     arm_raw = run_outputs(env, core, tflite, inputs)
     host, arm = (dequantize_output(r, card["output"]).reshape(len(inputs), -1) for r in (host_raw, arm_raw))
     count = instructions_per_inference(env, core, tflite, inputs[:invokes], invokes=invokes)
