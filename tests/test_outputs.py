@@ -91,3 +91,18 @@ def test_export_force_replaces_only_the_earlier_export(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == sorted([MANIFEST, "export_report.json", "export_report.md",
                                                             "int8", "notes.md"])
     assert (out / "notes.md").read_text() == "why this export"
+
+
+def test_train_force_never_touches_a_run_in_progress(tmp_path):
+    """The lock is taken before --force removes anything: a second run finds the folder locked and the
+    first run's files stay."""
+    from edgevit.train.config import TrainConfig
+    from edgevit.train.engine import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"in progress")
+    with folder_lock(run, what="training run"):
+        with pytest.raises(UserError, match="another training run is writing"):
+            train(TrainConfig(out=str(run), model="edgevit_xxs", epochs=1), force=True)
+    assert (run / "best.pt").read_bytes() == b"in progress"

@@ -110,10 +110,10 @@ def train(cfg: TrainConfig, splits: ImageSplits | None = None, *, resume: bool =
     the run's own files are replaced, anything else in the folder is kept)."""
     ctx = dist_utils.setup(cfg.threads)
     out = Path(cfg.out)
-    if ctx.is_main:
-        prepare_run_folder(out, resume=resume, force=force)
     lock = folder_lock(out, what="training run") if ctx.is_main else contextlib.nullcontext()
-    with lock:
+    with lock:   # locked before anything is checked or removed: a run in progress keeps its files
+        if ctx.is_main:
+            prepare_run_folder(out, resume=resume, force=force)
         splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
         result = {"model": _train_one(cfg, splits, out, ctx, resume=resume)}
         if cfg.baseline:
