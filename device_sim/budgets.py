@@ -91,7 +91,7 @@ def check_budgets(limits: dict[str, float], run: RunFacts) -> list[dict]:
         value = b.measure(run)
         ok = value is not None and math.isfinite(value) and value <= limit
         rows.append({"budget": key, "title": b.title.format(pct=run.latency_percentile,
-                                                            emulated=", emulated" if run.emulated else ""),
+                                                            emulated=", emulated" if run.emulated else ", host"),
                      "unit": b.unit, "limit": limit, "value": value, "pass": ok, "how": b.how})
     return rows
 
