@@ -267,14 +267,22 @@ def two_period_slowdown(tiny_export, tmp_path_factory):
 
 
 def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path, two_period_slowdown):
-    fps = DROP_FPS
-    period = 1000.0 / fps
-    slowdown = two_period_slowdown
-    profile = write_profile(tmp_path, "latest.toml", fps=fps, slowdown=round(slowdown, 3))
+    """Judged against the service time this very run achieved (this shared host drifts between the
+    calibration and the run): under 'latest' the loop never idles while a frame waits, so the share of
+    frames processed is period / service time; only the newest frame waits, never more than a period."""
+    import csv
+
+    period = 1000.0 / DROP_FPS
+    profile = write_profile(tmp_path, "latest.toml", fps=DROP_FPS, slowdown=round(two_period_slowdown, 3))
     report = _simulate_cli(tiny_export / "int8", profile, tmp_path / "latest", "--duration", "5")
-    assert 0.30 <= report["drop_rate"] <= 0.60, report["drop_rate"]   # ideal: 1 - 1/1.7 = 0.41
-    assert report["latency_ms"]["end_to_end"]["p95"] < 3 * period, report["latency_ms"]["end_to_end"]
-    assert report["latency_ms"]["queue"]["p95"] < 1.25 * period   # only the newest frame ever waits
+    rows = list(csv.DictReader(open(tmp_path / "latest" / "frames.csv")))
+    busy = np.array([float(r["preprocess_ms"]) + float(r["inference_ms"]) + float(r["postprocess_ms"]) for r in rows])
+    assert np.median(busy) > 1.2 * period, f"the run did not overload the loop: busy {np.median(busy):.1f} ms"
+    expected = 1.0 - period / busy.mean()
+    assert abs(report["drop_rate"] - expected) < 0.06, (report["drop_rate"], expected)
+    assert report["latency_ms"]["queue"]["p95"] < 1.1 * period   # only the newest frame ever waits
+    e2e_p95 = report["latency_ms"]["end_to_end"]["p95"]
+    assert e2e_p95 < period + np.percentile(busy, 95) + 2.0, (e2e_p95, np.percentile(busy, 95))
 
 
 def test_queue_policy_delay_grows_to_its_bound(tiny_export, tmp_path, two_period_slowdown):
