@@ -53,4 +53,4 @@ def create_model(name: str, *, num_classes: int = 1000, img_size: int = 224, **k
 
 def _load_model_modules() -> None:
     # Importing the model files runs their @register_model decorators.
-    from edgevit.models import efficientformer, mobilenetv2  # noqa: F401
+    from edgevit.models import efficientformer, mobilenet, mobilenetv2  # noqa: F401

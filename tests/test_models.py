@@ -133,10 +133,14 @@ def test_family_is_ordered_by_cost():
     assert costs == sorted(costs) and len(set(costs)) == 3
 
 
-def test_mobilenetv2_matches_the_paper():
-    model = edgevit.create_model("mobilenetv2_100")
-    assert abs(count_params(model) / 1e6 - 3.50) < 0.02
-    assert abs(count_macs(model, 224) / 1e9 - 0.30) < 0.01
+@pytest.mark.parametrize("name,params_m,mmacs", [
+    ("mobilenetv2_100", 3.50, 300), ("mobilenetv1_100", 4.23, 569),   # the papers' Table 3 / Table 8
+    ("mobilenetv3_large_100", 5.48, 217), ("mobilenetv3_small_100", 2.54, 57),   # torchvision's counts of the paper's nets
+])
+def test_mobilenets_match_the_papers(name, params_m, mmacs):
+    model = edgevit.create_model(name)
+    assert abs(count_params(model) / 1e6 - params_m) < 0.02
+    assert abs(count_macs(model, 224) / 1e6 - mmacs) / mmacs < 0.02
 
 
 @pytest.mark.parametrize("bad", [0, 63, 70, 32, 100])
