@@ -8,7 +8,7 @@ from pathlib import Path
 from benchmarks.goals import TIE_BAND, p50, rate, ratio
 from contract.files import atomic_write, write_json
 
-__all__ = ["write_outputs"]
+__all__ = ["write_outputs", "rerender"]
 
 
 def _f(v, spec=".2f", none="-") -> str:
@@ -20,10 +20,35 @@ def write_outputs(res: dict, out: Path) -> list[Path]:
     json_path = out / "benchmarks" / "results" / f"{stamp}{'-smoke' if res['smoke'] else ''}.json"
     write_json(json_path, res)
     plots = _plots(res, out / "benchmarks" / "plots")
+    return [json_path, _write_markdown(res, json_path, plots, out), *plots]
+
+
+def _write_markdown(res: dict, json_path: Path, plots: list[Path], out: Path) -> Path:
+    """BENCHMARKS.md from one make-bench run plus the newest make-bench-arm run, if any."""
+    from benchmarks.report_arm import arm_section, newest_arm
+
+    arm_path = newest_arm(out)
+    arm_lines = []
+    if arm_path is not None:
+        arm_lines = arm_section(arm_path, out)
     md_path = out / "BENCHMARKS.md"
-    markdown = _markdown(res, json_path.relative_to(out), [p.relative_to(out) for p in plots])
+    markdown = _markdown(res, json_path.relative_to(out), [p.relative_to(out) for p in plots], arm_lines)
     atomic_write(md_path, lambda tmp: tmp.write_text(markdown))
-    return [json_path, md_path, *plots]
+    return md_path
+
+
+def rerender(out: Path) -> Path:
+    """BENCHMARKS.md again from the newest make-bench JSON and the newest bench-arm JSON (the make-bench
+    plots are kept as they are)."""
+    import json
+
+    results = sorted(p for p in (out / "benchmarks" / "results").glob("*.json")
+                     if not p.name.startswith("arm-") and not p.stem.endswith("-smoke"))
+    if not results:
+        raise SystemExit(f"no make-bench results in {out / 'benchmarks' / 'results'}; run `make bench` first")
+    res = json.loads(results[-1].read_text())
+    plots = [out / "benchmarks" / "plots" / n for n in ("latency_vs_macs.png", "latency_vs_accuracy.png")]
+    return _write_markdown(res, results[-1], [p for p in plots if p.is_file()], out)
 
 
 def _plots(res: dict, folder: Path) -> list[Path]:
@@ -71,7 +96,7 @@ def _plots(res: dict, folder: Path) -> list[Path]:
     return paths
 
 
-def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
+def _markdown(res: dict, json_rel: Path, plots: list[Path], arm_lines: list[str]) -> str:
     ceil_rate = rate(res["ceiling"]["gmacs"], p50(res["ceiling"], "litert-int8"))
     lines = [*_header(res, json_rel), "", "## Goals", "", "| # | goal | target | measured | result |",
              "|---|---|---|---|---|"]
@@ -80,7 +105,7 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path]) -> str:
         lines.append(f"| {g['id']} | {g['title']} | {g['target']} | {g['measured'] or '-'} | **{result}** |")
     lines += ["", *_goal_prose(res), "", *_family_section(res, ceil_rate), "", *_ceiling_section(res, ceil_rate),
               "", *_segment_section(res, ceil_rate), "", *_design_section(res), "", *_digits_section(res), "",
-              *_sim_section(res), "", *_soak_section(res), "", "## Plots", ""]
+              *_sim_section(res), "", *_soak_section(res), "", *arm_lines, "", "## Plots", ""]
     lines += [f"![{p.stem}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
@@ -236,7 +261,8 @@ def _sim_section(res: dict) -> list[str]:
     sim = res.get("simulator") or {}
     lines = ["## Simulator vs on-device benchmark", "",
              "The trained digits model and edgevit_xs at the family's size (random weights, natural-looking frames) "
-             "in the simulator (`edgevit simulate`, ar-glasses profile, 640x480 frames, slowdown 1) and in "
+             "in the simulator (`edgevit simulate`, ar-glasses profile, 640x480 frames, device 'host' (no "
+             "projection)) and in "
              "`edgevit bench`, each in a fresh process. "
              f"Agreement target: medians within {100 * AGREEMENT:.0f}%; the loop's own overhead (end-to-end minus "
              f"inference, at --max-speed) under {OVERHEAD_MS:g} ms.", "",
@@ -270,7 +296,8 @@ def _soak_section(res: dict) -> list[str]:
     rss, p99 = k["rss_mb"], k["p99_ms"]
     return ["## Soak", "",
             f"The simulator over {k['frames']} frames at `--max-speed` in a fresh process (trained digits model, int8, "
-            f"1 thread, slowdown 1, 640x480 frames; host latency), {k['wall_seconds']:.0f} s. Target: resident memory "
+            f"1 thread, device 'host' (no projection), 640x480 frames; host latency), {k['wall_seconds']:.0f} s. "
+            "Target: resident memory "
             f"grows by less than {RSS_GROWTH_TARGET_MB:g} MB after the first {WARMUP_FRAMES} frames.", "",
             "| frames | RSS after warm-up MB | RSS at end MB | growth MB | slope MB/1000 frames | p99 first quarter ms "
             "| p99 last quarter ms | p50 ms | dropped | invalid outputs | target |",

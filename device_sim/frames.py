@@ -18,10 +18,12 @@ class FrameRecord:
     index: int                 # capture index (frames in between were dropped)
     capture_s: float           # capture timestamp, seconds since the loop started
     queue_ms: float            # capture -> processing starts
-    preprocess_ms: float
-    inference_host_ms: float   # measured on this host
-    inference_ms: float        # emulated on the target (host * slowdown)
+    preprocess_ms: float       # on the device (device_sim.device): projected, or the host's when not projected
+    inference_ms: float
     postprocess_ms: float
+    preprocess_host_ms: float  # the same stages as this host measured them
+    inference_host_ms: float
+    postprocess_host_ms: float
     e2e_ms: float              # capture -> result
     deadline_met: bool
     label: int | None

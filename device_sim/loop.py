@@ -6,11 +6,10 @@ into a drop policy; the inference thread takes what the policy hands it. Drops a
 - queue: a bounded FIFO; a frame that finds it full is dropped, the others wait (queueing delay).
 Max-speed mode (--max-speed): capture and inference alternate in one thread, no pacing, no drops.
 
-The emulated target CPU: after each real invoke of t ms, the loop sleeps (slowdown - 1) * r, where r
-is this host's warm inference time measured once before the loop, so the device's inference time
-(t + (slowdown - 1) * r, about r * slowdown) is spent in wall-clock time and the pipeline reacts to
-it. The device's speed is a property of the device: this shared host's drift and frame-to-frame
-noise are kept as they are, not amplified by the factor.
+The device (device_sim.device.DeviceTiming): after each stage runs on the host, the loop sleeps until
+the device's time for that stage has passed (a projected inference, host pre/post-processing scaled by
+the core factor), so drops, queueing and deadlines follow the device. A stage the host runs slower
+than the device takes the host's time (the frame is marked host_slower).
 """
 
 from __future__ import annotations
@@ -107,10 +106,10 @@ class BoundedQueue:
 class _Run:
     """One loop's shared state: the clock, the stop rule, the records."""
 
-    def __init__(self, model, source, profile, *, duration_s, max_frames, reference_s, on_frame, max_bad_frames):
+    def __init__(self, model, source, profile, *, duration_s, max_frames, timing, on_frame, max_bad_frames):
         self.model, self.source, self.profile, self.max_bad_frames = model, source, profile, max_bad_frames
         self.duration_s, self.max_frames = duration_s, max_frames
-        self.reference_s, self.on_frame = reference_s, on_frame
+        self.timing, self.on_frame = timing, on_frame
         self.captured, self.reason, self.failed, self.stop = 0, "", False, False
         self.records = FrameTable()
         self.bad_frames: list[str] = []
@@ -150,24 +149,24 @@ class _Run:
             return got
 
     def process(self, item: _Item, dropped: int) -> None:
-        model, profile, t0 = self.model, self.profile, self.t0
+        model, profile, t0, timing = self.model, self.profile, self.t0, self.timing
         t_start = time.perf_counter()
         x = model.preprocess(item.frame)
-        t1 = time.perf_counter()
+        t1 = _spend(t_start, timing.stage_factor)
         raw = model.invoke(x)
         t2 = time.perf_counter()
-        host = t2 - t1
-        if profile.slowdown > 1.0:
-            sleep_until(t2 + (self.reference_s or host) * (profile.slowdown - 1.0))
+        if timing.inference_ms is not None:
+            sleep_until(t1.end + timing.inference_ms / 1e3)
         t3 = time.perf_counter()
         pred = model.postprocess(raw)
-        t4 = time.perf_counter()
+        t4 = _spend(t3, timing.stage_factor)
         valid = bool(np.isfinite(pred.probs).all())
-        e2e = (t4 - t0 - item.t) * 1e3
+        e2e = (t4.end - t0 - item.t) * 1e3
         rec = FrameRecord(
             index=item.index, capture_s=item.t, queue_ms=(t_start - t0 - item.t) * 1e3,
-            preprocess_ms=(t1 - t_start) * 1e3, inference_host_ms=host * 1e3, inference_ms=(t3 - t1) * 1e3,
-            postprocess_ms=(t4 - t3) * 1e3, e2e_ms=e2e, deadline_met=e2e <= profile.deadline_ms,
+            preprocess_ms=(t1.end - t_start) * 1e3, inference_ms=(t3 - t1.end) * 1e3,
+            postprocess_ms=(t4.end - t3) * 1e3, preprocess_host_ms=t1.host_ms, inference_host_ms=(t2 - t1.end) * 1e3,
+            postprocess_host_ms=t4.host_ms, e2e_ms=e2e, deadline_met=e2e <= profile.deadline_ms,
             label=item.label, pred=pred.label, confidence=pred.confidence if valid else float("nan"),
             correct=None if item.label is None else valid and pred.label == item.label, rss_mb=rss_mb(),
             dropped_so_far=dropped, valid=valid,
@@ -183,6 +182,20 @@ class _Run:
                           time.perf_counter() - self.t0, self.bad_frames, self.interrupted)
 
 
+@dataclass(frozen=True)
+class _Spent:
+    end: float        # perf_counter when the stage ended on the device
+    host_ms: float    # what it took on this host
+
+
+def _spend(start: float, factor: float) -> _Spent:
+    """Called right after a host stage that began at `start`: sleeps until the device would be done."""
+    host = time.perf_counter() - start
+    if factor > 1.0:
+        sleep_until(start + host * factor)
+    return _Spent(time.perf_counter(), host * 1e3)
+
+
 def _check_frame(frame) -> None:
     if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
         shape = getattr(frame, "shape", None)
@@ -190,10 +203,10 @@ def _check_frame(frame) -> None:
 
 
 def run_loop(model, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
-             reference_s: float = 0.0, on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
+             timing, on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
     """Runs until the duration or frame count is reached, the source ends or fails, or Ctrl-C / SIGTERM
     (KeyboardInterrupt) arrives: then the frames so far are returned with `interrupted` set."""
-    run = _Run(model, source, profile, duration_s=duration_s, max_frames=max_frames, reference_s=reference_s,
+    run = _Run(model, source, profile, duration_s=duration_s, max_frames=max_frames, timing=timing,
                on_frame=on_frame, max_bad_frames=max_bad_frames)
     return _max_speed(run) if max_speed else _real_time(run)
 

@@ -25,14 +25,15 @@ def _limits(ax, limits: list[tuple[str, float]], unit: str) -> None:
                    label=f"budget: {title} {value:g} {unit}")
 
 
-def plot_latency(path: Path, records, profile, title: str, limits: list[tuple[str, float]]) -> None:
+def plot_latency(path: Path, records, device: str, title: str, limits: list[tuple[str, float]]) -> None:
+    """`device`: how the device's latency was obtained (e.g. "projected, cortex-a55 @ 1.8 GHz x2", "host")."""
     plt = _plt()
     t = [r.capture_s for r in records]
     fig, (ax, hist) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
-    ax.plot(t, [r.e2e_ms for r in records], lw=0.9, label="end-to-end (capture to result)")
-    ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference, emulated (x{profile.slowdown:g})")
-    if profile.slowdown > 1:
-        ax.plot(t, [r.inference_host_ms for r in records], lw=0.8, label="inference, host-measured")
+    ax.plot(t, [r.e2e_ms for r in records], lw=0.9, label=f"end-to-end (capture to result; {device})")
+    ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference ({device})")
+    if not device.startswith("host"):
+        ax.plot(t, [r.inference_host_ms for r in records], lw=0.8, label="inference, measured on this host")
     _limits(ax, limits, "ms")
     missed = [r for r in records if not r.deadline_met]
     if missed:
@@ -56,7 +57,13 @@ def plot_latency(path: Path, records, profile, title: str, limits: list[tuple[st
 def plot_memory(path: Path, records, memory: dict, title: str, limits: list[tuple[str, float]]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 3.8))
-    ax.plot([r.capture_s for r in records], [r.rss_mb for r in records], lw=1, label="process RSS per frame")
+    ax.plot([r.capture_s for r in records], [r.rss_mb for r in records], lw=1,
+            label="simulator process RSS per frame (Python, numpy, OpenCV: not the device's)")
+    device = memory.get("device")
+    if device:
+        ax.axhline(device["total_mb"], color="black", lw=1.6,
+                   label=f"device memory {device['total_mb']:.1f} MB (model {device['model_file_mb']:.1f} + runtime "
+                         f"{device['runtime_mb']:.1f} + camera {device['camera_buffers_mb']:.1f})")
     ax.axhline(memory["before_load_mb"], color="gray", ls=":", lw=1,
                label=f"before loading {memory['before_load_mb']:.1f} MB")
     ax.axhline(memory["after_allocate_mb"], color="tab:green", ls=":", lw=1,

@@ -1,7 +1,10 @@
 """Device profiles: TOML files (device_sim/profiles/*.toml or a user's path) validated on load into
-frozen dataclasses. Unknown sections or keys, out-of-range and non-finite values are errors, never
-ignored. The [budgets] section takes `latency_percentile` plus one limit per registered budget
-(device_sim.budgets); the budgets marked required must be set.
+frozen dataclasses. [device] describes the target: its core (device_sim.target.cores, or "host" for
+no projection: the device is the machine the simulator runs on), clock and the cores the app may use;
+the simulator projects the model's latency on it (device_sim.target.projection). Unknown sections or
+keys, out-of-range and non-finite values are errors, never ignored. The [budgets] section takes
+`latency_percentile` plus one limit per registered budget (device_sim.budgets); the budgets marked
+required must be set.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from device_sim.budgets import BUDGETS
 __all__ = ["DeviceProfile", "load_profile", "check_override", "builtin_profiles", "PROFILE_DIR", "DROP_POLICIES"]
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
+HOST_CORE = "host"
 DROP_POLICIES = ("latest", "queue")
 MAX_THREADS = 64
 
@@ -28,13 +32,19 @@ class DeviceProfile:
     camera_width: int
     camera_height: int
     fps: float
-    threads: int
-    slowdown: float             # target CPU time = host time * slowdown (emulated, labelled so)
+    core: str                   # a core of device_sim.target.cores, or "host" (no projection)
+    clock_ghz: float | None     # the core's clock (required unless core = "host")
+    threads: int                # cores the app may use (the runtime's threads)
     drop_policy: str            # "latest" or "queue"
     queue_size: int
     latency_percentile: float
     budgets: dict = field(default_factory=dict)   # budget key -> limit, for every budget this profile sets
     source: str = ""
+    inference_ms: float | None = None   # what-if: the device's inference takes this long (no projection)
+
+    @property
+    def projected(self) -> bool:
+        return self.core != HOST_CORE or self.inference_ms is not None
 
     @property
     def frame_period_ms(self) -> float:
@@ -49,6 +59,12 @@ class DeviceProfile:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def _core_names() -> tuple[str, ...]:
+    from device_sim.target.cores import CORES
+
+    return (*CORES, HOST_CORE)
+
+
 def _finite(check):
     return lambda v: math.isfinite(v) and check(v)
 
@@ -60,14 +76,16 @@ _FIXED = {
     "camera": {"width": ("camera_width", int, lambda v: 16 <= v <= 8192, "16..8192"),
                "height": ("camera_height", int, lambda v: 16 <= v <= 8192, "16..8192"),
                "fps": ("fps", float, _finite(lambda v: 0 < v <= 240), "> 0 and <= 240")},
-    "runtime": {"threads": ("threads", int, lambda v: 1 <= v <= MAX_THREADS, f"1..{MAX_THREADS}"),
-                "slowdown": ("slowdown", float, _finite(lambda v: 1.0 <= v <= 1000),
-                             ">= 1 and <= 1000 (1 = as fast as this host)")},
+    "device": {"core": ("core", str, lambda v: v in _core_names(), "one of " + ", ".join(_core_names())),
+               "clock_ghz": ("clock_ghz", float, _finite(lambda v: 0.1 <= v <= 6.0), "0.1..6.0 GHz"),
+               "threads": ("threads", int, lambda v: 1 <= v <= MAX_THREADS, f"1..{MAX_THREADS}"),
+               "inference_ms": ("inference_ms", float, _finite(lambda v: 0 < v <= 60_000), "> 0 and <= 60000 ms")},
     "pipeline": {"drop_policy": ("drop_policy", str, lambda v: v in DROP_POLICIES, " or ".join(DROP_POLICIES)),
                  "queue_size": ("queue_size", int, lambda v: 1 <= v <= 1000, "1..1000")},
     "budgets": {"latency_percentile": ("latency_percentile", float, _finite(lambda v: 50 <= v <= 100), "50..100")},
 }
-_OPTIONAL = {"description": "", "drop_policy": "latest", "queue_size": 4, "slowdown": 1.0, "latency_percentile": 95.0}
+_OPTIONAL = {"description": "", "drop_policy": "latest", "queue_size": 4, "latency_percentile": 95.0,
+             "clock_ghz": None, "inference_ms": None}
 _LIMIT = (float, _finite(lambda v: v >= 0), "a finite number >= 0")
 
 
@@ -127,6 +145,8 @@ def load_profile(spec: str | Path) -> DeviceProfile:
         values.setdefault(field_name, default)
     required = [k for sec, keys in _FIXED.items() for k, spec_ in keys.items() if spec_[0] not in values]
     required += [k for k, b in BUDGETS.items() if b.required and f"budget:{k}" not in values]
+    if values.get("core", HOST_CORE) != HOST_CORE and values["clock_ghz"] is None:
+        required.append("[device] clock_ghz")
     if required:
         raise UserError(f"profile {path}: missing {', '.join(required)}")
     budgets = {k.split(":", 1)[1]: values.pop(k) for k in list(values) if k.startswith("budget:")}

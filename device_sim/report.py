@@ -29,7 +29,7 @@ def cpu_info() -> tuple[str, set[str]]:
 def host_info() -> dict:
     return {"cpu": cpu_info()[0], "cores": os.cpu_count(), "machine": platform.machine(), "system": platform.system(),
             "python": platform.python_version(),
-            "note": "latency measured on this host; 'emulated' numbers stretch inference by the profile's slowdown"}
+            "note": "this machine runs the loop; latency without '_host' is the device's (report.device says how)"}
 
 
 def write_frames_csv(path: Path, rows: list[dict]) -> None:

@@ -22,6 +22,8 @@ from contract.files import check_writable, write_json
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import runtime_version
 from device_sim.budgets import BUDGETS, RunFacts, budget_table, check_budgets
+from device_sim.device import device_timing
+from device_sim.footprint import device_memory
 from device_sim.loop import MAX_BAD_FRAMES, run_loop
 from device_sim.memory import peak_rss_mb, rss_mb
 from device_sim.model import DeployedModel
@@ -74,20 +76,25 @@ def simulate(model_path, profile, *, out: Path, source: str = "synthetic", sampl
 def _run(model, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
          progress: bool, max_bad_frames: int, log):
     mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
+    timing = device_timing(model, profile, log)
     log(f"simulating {model.card.get('name', '?')} [{model.card.get('format', '?')}] on {profile.name}: "
-        f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} thread(s), "
-        f"slowdown x{profile.slowdown:g} (emulated)")
-    reference_s = _host_reference(model, profile)
+        f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} host thread(s); "
+        f"device inference {_ms(timing.inference_ms)} ({timing.label}), host {timing.host_reference_ms:.2f} ms")
+    memory["device"] = device_memory(model.tflite, profile)
     expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
     result = _loop_with_progress(model, cam, profile, expected, progress, duration_s=duration_s,
-                                 max_frames=max_frames, max_speed=max_speed, reference_s=reference_s,
+                                 max_frames=max_frames, max_speed=max_speed, timing=timing,
                                  max_bad_frames=max_bad_frames)
     if not result.records:
         if result.interrupted is not None:
             raise result.interrupted
         raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
     return result, _report(result, model, profile, memory, threads=threads, max_speed=max_speed, source=cam.name,
-                           reference_s=reference_s)
+                           timing=timing)
+
+
+def _ms(value: float | None) -> str:
+    return "as measured" if value is None else f"{value:.2f} ms"
 
 
 def _publish_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool, force: bool,
@@ -117,14 +124,6 @@ def _threads_for(profile, log) -> int:
     return threads
 
 
-def _host_reference(model, profile) -> float:
-    """Warm host inference time the slowdown stretches (0 when nothing is emulated)."""
-    if profile.slowdown <= 1.0:
-        return 0.0
-    gray = np.full((1, model.height, model.width, 3), 128, np.uint8)
-    return model.warm_reference(model.to_input(gray))
-
-
 def _loop_with_progress(model, cam, profile, expected, progress: bool, **loop_kw):
     bar = _progress(expected, progress)
     try:
@@ -144,13 +143,13 @@ def _progress(total: int | None, enabled: bool):
 
 
 def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bool, source: str,
-            reference_s: float) -> dict:
+            timing) -> dict:
     recs = result.records
     sampled_peak = max(r.rss_mb for r in recs)
     memory.update(peak_mb=max(peak_rss_mb(), sampled_peak), loop_peak_sampled_mb=sampled_peak,
                   model_arena_mb=memory["after_allocate_mb"] - memory["before_load_mb"])
     facts = RunFacts(records=recs, memory_mb=memory, model_size_mb=model.size_mb,
-                     latency_percentile=profile.latency_percentile, emulated=profile.slowdown > 1)
+                     latency_percentile=profile.latency_percentile, device=timing.kind)
     budgets = check_budgets(profile.budgets, facts)
     labelled = [r for r in recs if r.correct is not None]
     interrupted = result.interrupted is not None
@@ -166,14 +165,17 @@ def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bo
         "model": {k: model.card.get(k) for k in ("name", "format", "file", "sha256", "labels", "input", "output")}
         | {"path": str(model.tflite), "size_mb": model.size_mb, "init_ms": model.init_seconds * 1e3},
         "host": host_info(), "runtime": runtime_version(), "source": source,
-        "emulation": {"slowdown": profile.slowdown, "host_reference_ms": reference_s * 1e3,
-                      "note": "inference on the target = host time + (slowdown - 1) x host_reference_ms"},
+        "device": {**timing.as_dict(), "host_slower_frames": _host_slower(recs, timing),
+                   "note": "latency columns without _host are the device's (see kind); end-to-end is wall-clock "
+                           "on the simulated device; *_host columns are this machine's measurements"},
         "latency_ms": {
             "end_to_end": e2e_stats,
-            "inference_emulated": summarize(r.inference_ms for r in recs),
+            "inference": summarize(r.inference_ms for r in recs),
             "inference_host": summarize(r.inference_host_ms for r in recs),
             "preprocess": summarize(r.preprocess_ms for r in recs),
+            "preprocess_host": summarize(r.preprocess_host_ms for r in recs),
             "postprocess": summarize(r.postprocess_ms for r in recs),
+            "postprocess_host": summarize(r.postprocess_host_ms for r in recs),
             "queue": summarize(r.queue_ms for r in recs),
             "overhead": summarize(r.e2e_ms - r.inference_ms for r in recs),
         },
@@ -188,20 +190,26 @@ def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bo
     }
 
 
+def _host_slower(recs, timing) -> int:
+    """Frames whose host inference took longer than the device's: there the host's time passed."""
+    if timing.inference_ms is None:
+        return 0
+    return sum(r.inference_host_ms > timing.inference_ms for r in recs)
+
+
 def _write_outputs(out: Path, final: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool,
                    log) -> None:
     """Writes every output into `out` (the staging folder); the report names them under `final`."""
     outputs = {"report": out / "report.json", "frames": out / "frames.csv"}
     write_frames_csv(outputs["frames"], [r.as_row() for r in recs])
-    title = (f"{model.card.get('name')} {model.card.get('format')} on {profile.name} "
-             f"(host latency x{profile.slowdown:g} emulated, {report['threads_used']} thr)")
+    title = f"{model.card.get('name')} {model.card.get('format')} on {profile.name} ({report['device']['label']})"
     if plots:
         from device_sim.plots import plot_latency, plot_memory
 
         limits = {kind: [(b["title"], b["limit"]) for b in report["budgets"] if BUDGETS[b["budget"]].plot == kind]
                   for kind in ("latency", "memory")}
         outputs["latency_plot"], outputs["memory_plot"] = out / "latency.png", out / "memory.png"
-        plot_latency(outputs["latency_plot"], recs, profile, title, limits["latency"])
+        plot_latency(outputs["latency_plot"], recs, report["device"]["label"], title, limits["latency"])
         plot_memory(outputs["memory_plot"], recs, report["memory_mb"], title, limits["memory"])
     if video:
         from device_sim.video import write_video
@@ -223,11 +231,17 @@ def _print_summary(report: dict, profile, log) -> None:
     lat, frames, acc = report["latency_ms"], report["frames"], report["accuracy"]
     log(f"frames: {frames['processed']} processed, {frames['dropped']} dropped of {frames['captured']} captured "
         f"({report['stop_reason']}){'  [PARTIAL]' if report['partial'] else ''}")
-    log(f"latency ms  end-to-end p50 {lat['end_to_end']['p50']:.2f}  p95 {lat['end_to_end']['p95']:.2f}  |  "
-        f"inference p50 host {lat['inference_host']['p50']:.2f}, emulated {lat['inference_emulated']['p50']:.2f}  |  "
-        f"{report['achieved_fps'] or 0:.1f} fps")
+    dev, mem = report["device"], report["memory_mb"]
+    log(f"latency ms ({dev['label']})  end-to-end p50 {lat['end_to_end']['p50']:.2f}  "
+        f"p95 {lat['end_to_end']['p95']:.2f}  |  inference p50 {lat['inference']['p50']:.2f} "
+        f"(host {lat['inference_host']['p50']:.2f})  |  {report['achieved_fps'] or 0:.1f} fps")
+    if dev["host_slower_frames"]:
+        log(f"note: on {dev['host_slower_frames']} frame(s) this host was slower than the projected device; "
+            "their latencies are the host's (upper bounds)")
     log(f"accuracy {'n/a' if acc is None else f'{acc:.4f}'} on {report['labelled_frames']} labelled frames; "
-        f"peak RSS {report['memory_mb']['peak_mb']:.1f} MB")
+        f"device memory {mem['device']['total_mb']:.1f} MB (model {mem['device']['model_file_mb']:.1f} + runtime "
+        f"{mem['device']['runtime_mb']:.1f} + camera {mem['device']['camera_buffers_mb']:.1f}); "
+        f"simulator process peak RSS {mem['peak_mb']:.1f} MB (not the device's)")
     if report["bad_frames"]["count"]:
         log(f"skipped {report['bad_frames']['count']} corrupt frame(s), e.g. {report['bad_frames']['examples'][0]}")
     log(budget_table(report["budgets"], profile.name))
@@ -241,4 +255,7 @@ def apply_overrides(profile, **overrides):
     changes = {k: v for k, v in overrides.items() if v is not None}
     for name, value in changes.items():
         check_override(name, value)
-    return dataclasses.replace(profile, **changes)
+    result = dataclasses.replace(profile, **changes)
+    if result.core != "host" and result.clock_ghz is None:
+        raise UserError(f"--core {result.core} needs --clock-ghz (profile {profile.name} sets no clock)")
+    return result

@@ -16,8 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to run (default 20, or no limit when --frames is given)")
     p.add_argument("--frames", type=int, default=None, help="stop after this many captured frames")
     p.add_argument("--max-speed", action="store_true", help="no real-time pacing: process every frame back to back")
-    p.add_argument("--threads", type=int, default=None, help="override the profile's thread count")
-    p.add_argument("--slowdown", type=float, default=None, help="override the profile's emulated CPU slowdown")
+    p.add_argument("--threads", type=int, default=None, help="override the cores the app may use on the device")
+    p.add_argument("--core", default=None,
+                   help="override the device's core: cortex-a53, cortex-a55, cortex-a76, or host (no projection)")
+    p.add_argument("--clock-ghz", type=float, default=None, help="override the device core's clock")
     p.add_argument("--drop-policy", choices=("latest", "queue"), default=None, help="override the profile's policy")
     p.add_argument("--queue-size", type=int, default=None, help="override the bound of the queue policy")
     p.add_argument("--out", default="runs/simulate", help="output folder (default runs/simulate)")
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from device_sim.profiles import load_profile
     from device_sim.simulate import DEFAULT_DURATION_S, apply_overrides, simulate
 
-    profile = apply_overrides(load_profile(args.profile), threads=args.threads, slowdown=args.slowdown,
+    profile = apply_overrides(load_profile(args.profile), threads=args.threads, core=args.core,
+                              clock_ghz=args.clock_ghz,
                               drop_policy=args.drop_policy, queue_size=args.queue_size)
     duration = args.duration if args.duration is not None else None if args.frames else DEFAULT_DURATION_S
     code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source,

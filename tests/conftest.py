@@ -12,6 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Instruction counts the simulator caches go to this session's temp folder, not the user's ~/.cache."""
+    os.environ.setdefault("EDGEVIT_CACHE_DIR", str(tmp_path_factory.mktemp("edgevit-cache")))
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs `python -m edgevit_cli ARGS` (the `edgevit` command) in a subprocess, as a user would."""

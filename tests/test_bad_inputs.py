@@ -49,7 +49,8 @@ def ws(tiny_run, tiny_export, tmp_path_factory):
     foreign = dict(np.load(root / "art" / "samples.npz"))
     foreign["class_names"] = np.array([f"c{i}" for i in range(10)])
     np.savez(root / "foreign_samples.npz", **foreign)
-    (root / "inf.toml").write_text('name = "x"\n[camera]\nwidth = 160\nheight = 120\nfps = 30\n[runtime]\nthreads = 1\n'
+    (root / "inf.toml").write_text('name = "x"\n[camera]\nwidth = 160\nheight = 120\nfps = 30\n'
+                    '[device]\ncore = "host"\nthreads = 1\n'
                                    "[budgets]\nlatency_ms = inf\nmemory_mb = 100\nmodel_size_mb = 10\n")
     (root / "bench_dir").mkdir()
     return root
@@ -106,7 +107,8 @@ CASES = [
     ("sim-duration-negative", [*SIM, "--duration", "-2"], USER, "--duration"),
     ("sim-frames-zero", [*SIM[:3], "--frames", "0", "--out", "{ws}/s"], USER, "--frames"),
     ("sim-threads-zero", [*SIM, "--threads", "0"], USER, "--threads"),
-    ("sim-slowdown-nan", [*SIM, "--slowdown", "nan"], USER, "--slowdown"),
+    ("sim-clock-nan", [*SIM, "--clock-ghz", "nan"], USER, "--clock-ghz"),
+    ("sim-core-unknown", [*SIM, "--core", "cortex-m4"], USER, "--core must be one of"),
     ("sim-queue-zero", [*SIM, "--queue-size", "0"], USER, "--queue-size"),
     ("sim-unknown-profile", [*SIM, "--profile", "hololens"], USER, "unknown profile"),
     ("sim-profile-inf", [*SIM, "--profile", "{ws}/inf.toml"], USER, "latency_ms"),

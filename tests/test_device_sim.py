@@ -20,9 +20,10 @@ name = "test"
 width = {w}
 height = {h}
 fps = {fps}
-[runtime]
+[device]
+core = "{core}"
 threads = 1
-slowdown = {slowdown}
+{device_extra}
 [pipeline]
 drop_policy = "{policy}"
 queue_size = {queue}
@@ -35,7 +36,8 @@ model_size_mb = {size}
 
 
 def write_profile(tmp_path, name="p.toml", **kw):
-    values = dict(w=320, h=240, fps=30, slowdown=1.0, policy="latest", queue=4, latency=1000, memory=4000, size=100)
+    values = dict(w=320, h=240, fps=30, core="host", device_extra="", policy="latest", queue=4, latency=1000,
+                  memory=4000, size=100)
     values.update(kw)
     path = tmp_path / name
     path.write_text(PROFILE.format(**values))
@@ -51,9 +53,11 @@ def test_builtin_profiles_load():
     assert {"ar-glasses", "smartwatch", "phone"} <= set(builtin_profiles())
     ar = load_profile("ar-glasses")
     assert (ar.camera_width, ar.camera_height, ar.fps, ar.threads) == (640, 480, 30, 2)
-    assert ar.budgets == {"latency_ms": 33, "memory_mb": 128, "model_size_mb": 8} and ar.latency_percentile == 95
+    assert (ar.core, ar.clock_ghz, ar.projected) == ("cortex-a55", 1.8, True)
+    assert ar.budgets == {"latency_ms": 33, "memory_mb": 64, "model_size_mb": 8} and ar.latency_percentile == 95
     watch = load_profile("smartwatch")
     assert watch.threads == 1 and watch.fps == 15 and watch.budgets["memory_mb"] < ar.budgets["memory_mb"]
+    assert watch.core == "cortex-a53" and load_profile("phone").core == "cortex-a76"
 
 
 @pytest.mark.parametrize("edit,fragment", [
@@ -64,6 +68,10 @@ def test_builtin_profiles_load():
     (lambda s: s.replace('drop_policy = "latest"', 'drop_policy = "oldest"'), "drop_policy"),
     (lambda s: s.replace("latency_ms = 1000", ""), "missing latency_ms"),
     (lambda s: s.replace("[camera]", "[camera"), "not valid TOML"),
+    (lambda s: s.replace('core = "host"', 'core = "cortex-m4"'), "core = 'cortex-m4' is out of range (one of"),
+    (lambda s: s.replace('core = "host"', 'core = "cortex-a55"'), "missing [device] clock_ghz"),
+    (lambda s: s.replace('core = "host"', 'core = "cortex-a55"\nclock_ghz = 99'), "clock_ghz = 99.0 is out of range"),
+    (lambda s: s.replace("threads = 1", "threads = 1\nslowdown = 3"), "unknown key [device] 'slowdown'"),
 ])
 def test_invalid_profiles_are_named(tmp_path, edit, fragment):
     path = write_profile(tmp_path)
@@ -193,7 +201,7 @@ def test_budgets_pass_and_fail(tiny_export, tmp_path):
     code, report = simulate(tiny_export / "int8", ok, out=tmp_path / "ok", max_frames=30, max_speed=True,
                             video=False, plots=False, progress=False, log=quiet)
     assert code == 0 and report["pass"]
-    tight = load_profile(write_profile(tmp_path, "tight.toml", memory=20, size=0.5))
+    tight = load_profile(write_profile(tmp_path, "tight.toml", memory=0.5, size=0.5))
     code, report = simulate(tiny_export / "int8", tight, out=tmp_path / "tight", max_frames=30, max_speed=True,
                             video=False, plots=False, progress=False, log=quiet)
     assert code == 3 and not report["pass"]
@@ -214,7 +222,7 @@ def test_cli_exit_code_names_the_failing_budget(tiny_export, tmp_path):
 
 def test_outputs_open(tiny_export, tmp_path):
     """report.json, frames.csv, both PNGs and an MP4 whose frame count is the processed frames."""
-    profile = apply_overrides(load_profile("ar-glasses"), slowdown=1.0)
+    profile = apply_overrides(load_profile("ar-glasses"), core="host")
     code, report = simulate(tiny_export / "int8", profile, out=tmp_path / "o", duration_s=2.0, progress=False,
                             log=quiet)
     out = tmp_path / "o"
@@ -234,6 +242,24 @@ def test_outputs_open(tiny_export, tmp_path):
         assert report[key] is not None, key
     assert report["accuracy"] >= 0.8
     assert {"before_load_mb", "after_allocate_mb", "peak_mb"} <= set(report["memory_mb"])
+    dev = report["memory_mb"]["device"]   # as the device counts it: not the simulator's Python
+    assert dev["model_file_mb"] == pytest.approx(report["model"]["size_mb"])
+    assert dev["camera_buffers_mb"] == pytest.approx(2 * 640 * 480 * 3 / 1e6)   # latest: one waiting, one in work
+    assert 0 < dev["runtime_mb"] and dev["total_mb"] < report["memory_mb"]["peak_mb"] - 40
+    assert next(b for b in report["budgets"] if b["budget"] == "memory_mb")["value"] == dev["total_mb"]
+    assert report["device"]["kind"] == "host" and "host" in report["budgets"][0]["title"]
+
+
+def test_without_the_arm_environment_latency_is_the_hosts_and_says_so(tiny_export, tmp_path):
+    from conftest import run_cli
+
+    proc = run_cli("simulate", "--model", str(tiny_export / "int8"), "--profile", "ar-glasses", "--frames", "10",
+                   "--max-speed", "--no-video", "--out", str(tmp_path / "o"), env={"EDGEVIT_ARM_DIR": str(tmp_path)})
+    assert proc.returncode in (0, 3), proc.stderr
+    assert "latency is this host's, not projected for cortex-a55" in proc.stdout and "make arm-setup" in proc.stdout
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["device"]["kind"] == "host" and report["device"]["inference_ms"] is None
+    assert "host (no projection)" in report["budgets"][0]["title"]
 
 
 # -- drop policies ----------------------------------------------------------------------------------
@@ -248,36 +274,24 @@ def _simulate_cli(model, profile, out, *args) -> dict:
     return json.loads((out / "report.json").read_text())
 
 
-def _slowdown_for(tiny_export, tmp_path, fps: float, periods: float) -> float:
-    """Slowdown that makes the emulated inference last `periods` frame periods: the simulator stretches
-    this host's warm inference time, which a short probe run reports."""
-    probe = write_profile(tmp_path, "probe.toml", fps=fps, slowdown=2.0)
-    report = _simulate_cli(tiny_export / "int8", probe, tmp_path / "probe", "--frames", "5")
-    return periods * (1000.0 / fps) / report["emulation"]["host_reference_ms"]
-
-
 DROP_FPS = 20.0
+TWO_PERIODS = "inference_ms = 85.0"   # the device's inference takes 1.7 frame periods at 20 fps (a what-if)
 
 
-@pytest.fixture
-def two_period_slowdown(tiny_export, tmp_path_factory):
-    """Inference ~1.7 frame periods: ~2, a little under so 'latest' stays below 3 periods at p95 even
-    when this shared host drifts between calibration and run. Calibrated right before each test."""
-    return _slowdown_for(tiny_export, tmp_path_factory.mktemp("calibrate"), DROP_FPS, 1.7)
-
-
-def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path, two_period_slowdown):
-    """Judged against the service time this very run achieved (this shared host drifts between the
-    calibration and the run): under 'latest' the loop never idles while a frame waits, so the share of
-    frames processed is period / service time; only the newest frame waits, never more than a period."""
+def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path):
+    """Judged against the service time this very run achieved: under 'latest' the loop never idles while
+    a frame waits, so the share of frames processed is period / service time; only the newest frame
+    waits, never more than a period."""
     import csv
 
     period = 1000.0 / DROP_FPS
-    profile = write_profile(tmp_path, "latest.toml", fps=DROP_FPS, slowdown=round(two_period_slowdown, 3))
+    profile = write_profile(tmp_path, "latest.toml", fps=DROP_FPS, device_extra=TWO_PERIODS)
     report = _simulate_cli(tiny_export / "int8", profile, tmp_path / "latest", "--duration", "5")
     rows = list(csv.DictReader(open(tmp_path / "latest" / "frames.csv")))
     busy = np.array([float(r["preprocess_ms"]) + float(r["inference_ms"]) + float(r["postprocess_ms"]) for r in rows])
-    assert np.median(busy) > 1.2 * period, f"the run did not overload the loop: busy {np.median(busy):.1f} ms"
+    inference = np.array([float(r["inference_ms"]) for r in rows])
+    assert abs(np.median(inference) - 85.0) < 3.0 and report["device"]["kind"] == "fixed"   # the device's time
+    assert np.median([float(r["inference_host_ms"]) for r in rows]) < 20.0                  # ... not the host's
     expected = 1.0 - period / busy.mean()
     assert abs(report["drop_rate"] - expected) < 0.06, (report["drop_rate"], expected)
     assert report["latency_ms"]["queue"]["p95"] < 1.1 * period   # only the newest frame ever waits
@@ -285,12 +299,10 @@ def test_latest_policy_drops_about_half_and_bounds_latency(tiny_export, tmp_path
     assert e2e_p95 < period + np.percentile(busy, 95) + 2.0, (e2e_p95, np.percentile(busy, 95))
 
 
-def test_queue_policy_delay_grows_to_its_bound(tiny_export, tmp_path, two_period_slowdown):
+def test_queue_policy_delay_grows_to_its_bound(tiny_export, tmp_path):
     fps, bound = DROP_FPS, 4
     period = 1000.0 / fps
-    slowdown = two_period_slowdown
-    profile = write_profile(tmp_path, "queue.toml", fps=fps, slowdown=round(slowdown, 3), policy="queue",
-                            queue=bound)
+    profile = write_profile(tmp_path, "queue.toml", fps=fps, device_extra=TWO_PERIODS, policy="queue", queue=bound)
     report = _simulate_cli(tiny_export / "int8", profile, tmp_path / "queue", "--duration", "5")
     import csv
 

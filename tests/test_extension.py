@@ -115,7 +115,8 @@ def toy_budget():
 
 def test_a_toy_source_and_a_toy_budget_are_one_registered_object_each(tiny_export, tmp_path, toy_source, toy_budget):
     profile_path = tmp_path / "p.toml"
-    profile_path.write_text('name = "toy"\n[camera]\nwidth = 160\nheight = 120\nfps = 30\n[runtime]\nthreads = 1\n'
+    profile_path.write_text('name = "toy"\n[camera]\nwidth = 160\nheight = 120\nfps = 30\n'
+                    '[device]\ncore = "host"\nthreads = 1\n'
                             "[budgets]\nlatency_ms = 1000\nmemory_mb = 4000\nmodel_size_mb = 100\n"
                             "preprocess_p90_ms = 500\n")
     lines = []
@@ -135,15 +136,16 @@ def test_profiles_refuse_a_budget_nobody_registered(tmp_path):
     from contract.errors import UserError
 
     path = tmp_path / "p.toml"
-    path.write_text('name = "x"\n[camera]\nwidth = 160\nheight = 120\nfps = 30\n[runtime]\nthreads = 1\n'
+    path.write_text('name = "x"\n[camera]\nwidth = 160\nheight = 120\nfps = 30\n'
+                    '[device]\ncore = "host"\nthreads = 1\n'
                     "[budgets]\nlatency_ms = 1\nmemory_mb = 1\nmodel_size_mb = 1\nbattery_mwh = 3\n")
     with pytest.raises(UserError, match="unknown key \\[budgets\\] 'battery_mwh'"):
         load_profile(path)
 
 
 def test_budget_table_lists_every_row():
-    facts = RunFacts(records=[], memory_mb={"peak_mb": 50.0}, model_size_mb=2.0, latency_percentile=95,
-                     emulated=False)
+    facts = RunFacts(records=[], memory_mb={"peak_mb": 10.0, "device": {"total_mb": 50.0}}, model_size_mb=2.0,
+                     latency_percentile=95, device="host")
     from device_sim.budgets import check_budgets
 
     rows = check_budgets({"latency_ms": 33.0, "memory_mb": 40.0, "model_size_mb": 8.0}, facts)

@@ -135,7 +135,8 @@ def test_family_is_ordered_by_cost():
 
 @pytest.mark.parametrize("name,params_m,mmacs", [
     ("mobilenetv2_100", 3.50, 300), ("mobilenetv1_100", 4.23, 569),   # the papers' Table 3 / Table 8
-    ("mobilenetv3_large_100", 5.48, 217), ("mobilenetv3_small_100", 2.54, 57),   # torchvision's counts of the paper's nets
+    # torchvision's counts of the MobileNetV3 paper's nets
+    ("mobilenetv3_large_100", 5.48, 217), ("mobilenetv3_small_100", 2.54, 57),
 ])
 def test_mobilenets_match_the_papers(name, params_m, mmacs):
     model = edgevit.create_model(name)

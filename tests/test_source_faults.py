@@ -24,7 +24,8 @@ W, H = 160, 120
 @pytest.fixture
 def profile(tmp_path):
     path = tmp_path / "p.toml"
-    path.write_text(f'name = "faults"\n[camera]\nwidth = {W}\nheight = {H}\nfps = 30\n[runtime]\nthreads = 1\n'
+    path.write_text(f'name = "faults"\n[camera]\nwidth = {W}\nheight = {H}\nfps = 30\n'
+                    '[device]\ncore = "host"\nthreads = 1\n'
                     "[budgets]\nlatency_ms = 1000\nmemory_mb = 4000\nmodel_size_mb = 100\n")
     return load_profile(path)
 

@@ -56,8 +56,11 @@ def test_cli_prints_and_writes_json(arm_env, tiny_export, tmp_path):
                    "--json", str(tmp_path / "t.json"), env={"EDGEVIT_ARM_DIR": str(arm_env.root)})
     assert proc.returncode == 0, proc.stderr
     assert "instructions per inference" in proc.stdout and "agreement with the host" in proc.stdout
+    assert "projected latency, smartwatch" in proc.stdout   # the profile whose device has a Cortex-A53
     rep = json.loads((tmp_path / "t.json").read_text())
     assert rep["core"]["name"] == "cortex-a53" and rep["instructions"]["per_inference"] > 0
+    watch = rep["projection"]["profiles"]["smartwatch"]
+    assert watch["one_thread_ms"] == pytest.approx(rep["projection"]["per_ghz_one_thread_ms"] / 1.7)
 
 
 def test_cli_errors(tiny_export, tmp_path):
@@ -67,3 +70,32 @@ def test_cli_errors(tiny_export, tmp_path):
 
     with pytest.raises(UserError, match="cortex-a53"):
         get_core("cortex-x9")
+
+
+def test_simulate_projects_the_profile_core_and_caches_the_count(arm_env, tiny_export, tmp_path):
+    """ar-glasses: the device's inference is the projection for its Cortex-A55 at 1.8 GHz on 2 threads,
+    spent in wall-clock time; the host's own time is its own column; the count is made once."""
+    from device_sim.target.projection import load_calibration, project_ms
+
+    env = {"EDGEVIT_ARM_DIR": str(arm_env.root), "EDGEVIT_CACHE_DIR": str(tmp_path / "cache")}
+    # --max-speed: back to back the host's invoke stays warm and faster than the projected glasses (paced at
+    # 30 fps, this 0.2 ms model's cold 2-thread invoke can take longer than the projection: see host_slower_frames)
+    args = ("simulate", "--model", str(tiny_export / "int8"), "--profile", "ar-glasses", "--frames", "40",
+            "--no-video", "--max-speed")
+    first = run_cli(*args, "--out", str(tmp_path / "a"), env=env)
+    assert first.returncode in (0, 3), first.stderr
+    assert "counting instructions per inference on cortex-a55" in first.stdout
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    dev = report["device"]
+    assert dev["kind"] == "projected" and dev["details"]["core"] == "cortex-a55"
+    expected = project_ms(dev["details"]["instructions_per_inference"], "cortex-a55", 1.8, 2, load_calibration(),
+                          fmt="int8")
+    assert dev["inference_ms"] == pytest.approx(expected)
+    assert dev["host_slower_frames"] <= 4, dev
+    assert report["latency_ms"]["inference"]["p50"] == pytest.approx(expected, rel=0.15, abs=0.1)
+    assert report["latency_ms"]["inference_host"]["p50"] < expected    # this x86 host is faster than the glasses
+    assert "projected" in report["budgets"][0]["title"]
+    second = run_cli(*args, "--out", str(tmp_path / "b"), env=env)
+    assert second.returncode in (0, 3) and "counting instructions" not in second.stdout
+    again = json.loads((tmp_path / "b" / "report.json").read_text())["device"]
+    assert again["details"]["instructions_per_inference"] == dev["details"]["instructions_per_inference"]

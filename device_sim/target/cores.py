@@ -13,6 +13,7 @@ from contract.errors import UserError
 __all__ = ["Core", "CORES", "get_core", "cpuinfo"]
 
 _V8_0 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid"
+_V8_0_NO_CRYPTO = "fp asimd evtstrm crc32 cpuid"   # the Raspberry Pi 4's BCM2711
 _V8_2_DOT = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
 
 
@@ -23,6 +24,7 @@ class Core:
     part: str             # MIDR part number in /proc/cpuinfo
     features: str         # /proc/cpuinfo Features: what the ISA offers
     note: str
+    kind: str = "in-order"   # "in-order" or "out-of-order": which CPI the latency projection uses
     variant: int = 0      # MIDR variant and revision: rXpY. Shipping A55s are r1/r2; XNNPACK's CPU detection
     revision: int = 0     # treats an r0 A55 differently, so the revision is part of the model
 
@@ -37,8 +39,12 @@ CORES = {c.name: c for c in (
     Core("cortex-a55", "cortex-a76", "0xd05", _V8_2_DOT,
          "ARMv8.2 in-order with int8 dot product (AR-glasses class); ISA from qemu's cortex-a76 model",
          variant=2, revision=0),
+    Core("cortex-a72", "cortex-a72", "0xd08", _V8_0_NO_CRYPTO,
+         "ARMv8.0 out-of-order, no dot product (Raspberry Pi 4: calibrates the projection)", kind="out-of-order",
+         variant=0, revision=3),
     Core("cortex-a76", "cortex-a76", "0xd0b", _V8_2_DOT,
-         "ARMv8.2 out-of-order big core with dot product (phone class)", variant=4, revision=0),
+         "ARMv8.2 out-of-order big core with dot product (phone class)", kind="out-of-order", variant=4,
+         revision=0),
 )}
 
 

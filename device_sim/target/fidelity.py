@@ -36,6 +36,27 @@ def _host_outputs(card_path: Path, inputs: np.ndarray) -> np.ndarray:
     return np.concatenate([model.invoke(x).copy() for x in inputs])
 
 
+def _projections(instructions: float, core: str, fmt: str) -> dict:
+    """Projected latency on every built-in profile whose device has this core (and per GHz, 1 thread)."""
+    from device_sim.profiles import builtin_profiles, load_profile
+    from device_sim.target.projection import cpi, load_calibration, project_ms
+
+    cal = load_calibration()
+    rows = {}
+    for name in builtin_profiles():
+        prof = load_profile(name)
+        if prof.core == core:
+            rows[name] = {"clock_ghz": prof.clock_ghz, "threads": prof.threads,
+                          "one_thread_ms": project_ms(instructions, core, prof.clock_ghz, 1, cal, fmt=fmt),
+                          "profile_threads_ms": project_ms(instructions, core, prof.clock_ghz, prof.threads, cal,
+                                                           fmt=fmt)}
+    return {"profiles": rows, "per_ghz_one_thread_ms": project_ms(instructions, core, 1.0, 1, cal, fmt=fmt),
+            "cpi": cpi(core, fmt, cal), "parallel_fraction": cal["parallel_fraction"],
+            "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
+            "note": "projected = instructions x CPI(core kind, arithmetic) / clock / thread speedup "
+                    "(device_sim/target/projection.py); not measured on a device"}
+
+
 def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path | None = None,
                   fidelity_images: int = 100, invokes: int = 5) -> dict:
     card, card_path = read_card(artifact)
@@ -56,6 +77,7 @@ def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path 
                      "max_abs_diff": float(np.abs(host - arm).max()),
                      "identical_outputs": float(np.mean(np.all(host_raw.reshape(len(inputs), -1)
                                                                == arm_raw.reshape(len(inputs), -1), axis=1)))},
+        "projection": _projections(count["per_inference"], core.name, card.get("format", "fp32")),
         "versions": env.versions(),
         "note": "instructions are counted on qemu's model of the core's ISA (deterministic); emulated wall time "
                 "is not device time and is not reported",

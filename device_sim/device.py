@@ -1,0 +1,114 @@
+"""How long the simulated device spends on a frame.
+
+- projected (a profile with an ARM core): the model's inference = its instructions per inference on
+  that core (counted once on the aarch64 runtime under qemu, then cached by model hash) x the core's
+  CPI / the clock, divided by the speedup of the profile's threads (device_sim.target.projection).
+  Pre- and post-processing are measured on the host and scaled by the same core factor: projected
+  inference / this host's warm inference of the same model. That treats OpenCV's resize and numpy's
+  softmax like the network's kernels, which they are not (they are memory-bound): it is the simplest
+  scaling with no free constant, and the host-measured times are kept as their own columns.
+- fixed (a profile's [device] inference_ms): a what-if for the inference alone; pre- and
+  post-processing take what the host measures.
+- host (core = "host", or no aarch64 environment): what this machine measures, labelled "host".
+
+The loop spends the device's time in wall-clock time (it sleeps the difference after each stage), so
+drops, queueing and deadlines follow the device. Where the host is slower than the device, the host's
+time is what passes: those frames are counted and the latencies are then upper bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from contract.errors import UserError
+from contract.files import write_json
+
+__all__ = ["DeviceTiming", "device_timing", "cached_instructions", "CACHE_ENV"]
+
+CACHE_ENV = "EDGEVIT_CACHE_DIR"
+COUNT_INVOKES = 3
+
+
+@dataclass(frozen=True)
+class DeviceTiming:
+    kind: str                    # "projected", "fixed" or "host"
+    label: str                   # for tables and plot legends
+    inference_ms: float | None   # one inference on the device; None: as the host measures it
+    stage_factor: float          # device time of pre/post-processing = host time x this
+    host_reference_ms: float     # this host's warm inference of the same model and threads
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cache_file() -> Path:
+    root = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgevit"
+    return Path(root) / "instructions.json"
+
+
+def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log=print) -> dict:
+    """Instructions per inference of this model on `core` for the model input `x` (1, *input shape), counted on the aarch64 runtime once per
+    (model hash, core, runtime and emulator versions) and cached. Raises UserError without an
+    aarch64 environment."""
+    from device_sim.target.cores import get_core
+    from device_sim.target.runner import find_env, instructions_per_inference
+
+    env = find_env(None)
+    versions = env.versions()
+    key = f"{sha256}/{core}/{versions['runtime']}/{versions['emulator']}"
+    path = _cache_file()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        log(f"counting instructions per inference on {core} (aarch64 under qemu; once per model, cached in {path})")
+        count = instructions_per_inference(env, get_core(core), tflite, x[None], invokes=COUNT_INVOKES)
+        cache[key] = {"per_inference": count["per_inference"], "invokes": COUNT_INVOKES, **versions}
+        try:
+            write_json(path, cache)
+        except OSError as e:
+            log(f"note: could not cache the count in {path} ({e}); it will be counted again next time")
+    return cache[key]
+
+
+def device_timing(model, profile, log=print) -> DeviceTiming:
+    from device_sim.profiles import HOST_CORE
+
+    gray = model.to_input(np.full((1, model.height, model.width, 3), 128, np.uint8))
+    host_ms = model.warm_reference(gray) * 1e3
+    if profile.inference_ms is not None:
+        return DeviceTiming("fixed", f"fixed by the profile ({profile.inference_ms:g} ms)", profile.inference_ms,
+                            1.0, host_ms)
+    if profile.core == HOST_CORE:
+        return DeviceTiming("host", "host", None, 1.0, host_ms)
+    try:
+        counted = cached_instructions(model.tflite, model.card.get("sha256") or _sha(model.tflite), profile.core,
+                                      gray, log)
+    except UserError as e:
+        log(f"note: latency is this host's, not projected for {profile.core}: {e}")
+        return DeviceTiming("host", "host (no projection)", None, 1.0, host_ms, {"why": str(e)})
+    from device_sim.target.projection import cpi, load_calibration, project_ms
+
+    cal, fmt = load_calibration(), model.card.get("format", "fp32")
+    ms = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, profile.threads, cal, fmt=fmt)
+    one = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, 1, cal, fmt=fmt)
+    label = f"projected, {profile.core} @ {profile.clock_ghz:g} GHz x{profile.threads}"
+    return DeviceTiming("projected", label, ms, ms / host_ms, host_ms, {
+        "instructions_per_inference": counted["per_inference"], "core": profile.core,
+        "clock_ghz": profile.clock_ghz, "threads": profile.threads, "one_thread_ms": one,
+        "cpi": cpi(profile.core, fmt, cal), "parallel_fraction": cal["parallel_fraction"],
+        "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
+        "runtime": counted.get("runtime"), "emulator": counted.get("emulator")})
+
+
+def _sha(path: Path) -> str:
+    from contract.files import sha256_file
+
+    return sha256_file(path)

@@ -1,0 +1,91 @@
+"""Memory a device spends on a model, measured in a process that holds nothing else.
+
+    python -m device_sim.footprint MODEL.tflite --threads N     # prints one JSON line
+
+The process imports numpy and the TFLite runtime, reads its resident memory, then creates the
+interpreter, allocates, and runs two inferences (XNNPACK packs the weights on the first, the arena
+is touched by both), and reads it again. The difference is what the runtime made resident for this
+model: the model file's pages (the interpreter maps the file), the weights XNNPACK re-packs, the
+tensor arena the runtime planned, and its own structures. The runtime does not report its arena
+size, so this is measured rather than read; it is the host's x86 build, whose packed weights and
+arena have the same sizes as the aarch64 build's up to kernel-specific padding.
+
+device_memory() adds the camera buffers the loop holds (frames in flight under the drop policy).
+The simulator's own Python, numpy and OpenCV are NOT the device's and are reported separately.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from contract.errors import UserError
+
+__all__ = ["measure_runtime", "device_memory", "frames_in_flight"]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+def _measure(path: str, threads: int) -> dict:
+    import numpy as np
+
+    from contract.runtime import interpreter_class
+
+    cls = interpreter_class()
+    before = _rss_mb()
+    interp = cls(model_path=path, num_threads=threads)
+    interp.allocate_tensors()
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+    interp.invoke()
+    interp.invoke()
+    after = _rss_mb()
+    return {"before_mb": before, "after_mb": after, "runtime_mb": after - before}
+
+
+def measure_runtime(tflite: Path, threads: int) -> dict:
+    """Runs _measure in a fresh process (the caller's own allocations must not count)."""
+    proc = subprocess.run([sys.executable, "-m", "device_sim.footprint", str(tflite), "--threads", str(threads)],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise UserError(f"measuring the model's device memory failed: {last[:200]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def frames_in_flight(drop_policy: str, queue_size: int) -> int:
+    """Camera frames the loop holds at most: the one being processed plus what the policy keeps waiting."""
+    return 1 + (1 if drop_policy == "latest" else queue_size)
+
+
+def device_memory(tflite: Path, profile) -> dict:
+    model_mb = Path(tflite).stat().st_size / 1e6
+    runtime = measure_runtime(tflite, profile.threads)
+    frames = frames_in_flight(profile.drop_policy, profile.queue_size)
+    camera_mb = frames * profile.camera_width * profile.camera_height * 3 / 1e6
+    resident = max(runtime["runtime_mb"], model_mb)   # the mapped file is part of it
+    return {"total_mb": resident + camera_mb, "model_file_mb": model_mb,
+            "runtime_mb": resident - model_mb, "camera_buffers_mb": camera_mb, "camera_frames": frames,
+            "how": "fresh process: resident memory after loading, allocating and two invokes minus before "
+                   "(model pages + packed weights + arena + runtime structures), plus the camera frames in flight "
+                   "(RGB, the drop policy's bound); the simulator's Python, numpy and OpenCV are not counted"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m device_sim.footprint", description=__doc__.splitlines()[0])
+    p.add_argument("model")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    print(json.dumps(_measure(args.model, args.threads)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
