@@ -103,6 +103,10 @@ def _markdown(res: dict, json_rel: Path, plots: list[Path], arm_lines: list[str]
     for g in res["goals"]:
         result = "met" if g["met"] else ("not met" if g["evaluated"] else "not evaluated")
         lines.append(f"| {g['id']} | {g['title']} | {g['target']} | {g['measured'] or '-'} | **{result}** |")
+    if arm_lines:
+        lines += ["", "These goals are judged on **this x86 host**. Goals 1 and 2 on the wearable's instruction set "
+                  "(projected Cortex-A53/A55/A76 latency) are in the "
+                  "[ARM section](#arm-instructions-on-the-wearables-isa-and-projected-device-latency)."]
     lines += ["", *_goal_prose(res), "", *_family_section(res, ceil_rate), "", *_ceiling_section(res, ceil_rate),
               "", *_segment_section(res, ceil_rate), "", *_design_section(res), "", *_digits_section(res), "",
               *_sim_section(res), "", *_soak_section(res), "", *arm_lines, "", "## Plots", ""]
