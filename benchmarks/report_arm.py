@@ -28,7 +28,6 @@ def arm_section(path: Path, out: Path) -> list[str]:
     cal, v = res["calibration"], res["versions"]
     rel = path.relative_to(out)
     plot = _plot(res, out / "benchmarks" / "plots" / "arm_projection.png").relative_to(out)
-    loo = cal["loo_median_abs_error"]
     lines = [
         "## ARM: instructions on the wearable's ISA and projected device latency",
         "",
@@ -41,6 +40,20 @@ def arm_section(path: Path, out: Path) -> list[str]:
         "inference, 1 thread (deterministic). **Projected**, not measured: device latency = instructions x CPI of "
         "the core kind / clock, / the thread speedup (device_sim/target/projection.py). No ARM device was used.",
         "",
+        *_calibration_lines(cal, plot),
+        "",
+        *_model_table(res),
+        "",
+        *_goal_lines(res),
+        "",
+        *_design_lines(res),
+    ]
+    return lines
+
+
+def _calibration_lines(cal: dict, plot: Path) -> list[str]:
+    loo = cal["loo_median_abs_error"]
+    lines = [
         "### The projection, validated leave-one-out on published latencies",
         "",
         "CPI is fitted per kind of core and arithmetic on XNNPACK's README latencies of MobileNet "
@@ -77,12 +90,6 @@ def arm_section(path: Path, out: Path) -> list[str]:
         "uses the A72's int8 CPI (the only published out-of-order int8 numbers).",
         "",
         f"![ARM projection]({plot})",
-        "",
-        *_model_table(res),
-        "",
-        *_goal_lines(res),
-        "",
-        *_design_lines(res),
     ]
     return lines
 
