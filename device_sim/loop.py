@@ -152,14 +152,14 @@ class _Run:
         model, profile, t0, timing = self.model, self.profile, self.t0, self.timing
         t_start = time.perf_counter()
         x = model.preprocess(item.frame)
-        t1 = _spend(t_start, timing.stage_factor)
+        t1 = _spend(t_start, timing.pre_extra_ms)
         raw = model.invoke(x)
         t2 = time.perf_counter()
         if timing.inference_ms is not None:
             sleep_until(t1.end + timing.inference_ms / 1e3)
         t3 = time.perf_counter()
         pred = model.postprocess(raw)
-        t4 = _spend(t3, timing.stage_factor)
+        t4 = _spend(t3, timing.post_extra_ms)
         valid = bool(np.isfinite(pred.probs).all())
         e2e = (t4.end - t0 - item.t) * 1e3
         rec = FrameRecord(
@@ -168,7 +168,8 @@ class _Run:
             postprocess_ms=(t4.end - t3) * 1e3, preprocess_host_ms=t1.host_ms, inference_host_ms=(t2 - t1.end) * 1e3,
             postprocess_host_ms=t4.host_ms, e2e_ms=e2e, deadline_met=e2e <= profile.deadline_ms,
             label=item.label, pred=pred.label, confidence=pred.confidence if valid else float("nan"),
-            correct=None if item.label is None else valid and pred.label == item.label, rss_mb=rss_mb(),
+            correct=None if item.label is None or pred.label < 0 else valid and pred.label == item.label,
+            rss_mb=rss_mb(),
             dropped_so_far=dropped, valid=valid,
         )
         self.records.append(rec)
@@ -188,12 +189,12 @@ class _Spent:
     host_ms: float    # what it took on this host
 
 
-def _spend(start: float, factor: float) -> _Spent:
-    """Called right after a host stage that began at `start`: sleeps until the device would be done."""
-    host = time.perf_counter() - start
-    if factor > 1.0:
-        sleep_until(start + host * factor)
-    return _Spent(time.perf_counter(), host * 1e3)
+def _spend(start: float, extra_ms: float) -> _Spent:
+    """Called right after a host stage that began at `start`: the device takes `extra_ms` longer."""
+    end = time.perf_counter()
+    if extra_ms > 0.0:
+        sleep_until(end + extra_ms / 1e3)
+    return _Spent(time.perf_counter(), (end - start) * 1e3)
 
 
 def _check_frame(frame) -> None:

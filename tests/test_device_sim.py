@@ -259,7 +259,8 @@ def test_without_the_arm_environment_latency_is_the_hosts_and_says_so(tiny_expor
     assert "latency is this host's, not projected for cortex-a55" in proc.stdout and "make arm-setup" in proc.stdout
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["device"]["kind"] == "host" and report["device"]["inference_ms"] is None
-    assert "host (no projection)" in report["budgets"][0]["title"]
+    assert report["budgets"][0]["title"].endswith("(end-to-end, host)")
+    assert report["device"]["label"] == "host (no projection)"
 
 
 # -- drop policies ----------------------------------------------------------------------------------
