@@ -21,7 +21,7 @@ TRAIN_ARGS ?=
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
-.PHONY: help setup arm-setup info train export demo bench bench-arm test test-slow lint clean
+.PHONY: help setup arm-setup mediapipe-models info train export demo bench bench-arm test test-slow lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ $(STAMP): pyproject.toml
 
 arm-setup: $(STAMP)  ## aarch64 runtime under qemu-user in .arm/ (root for apt-get; Debian + PyPI only; idempotent)
 	ARM_DIR=.arm HOST_PY=$(BIN)/python bash scripts/arm_setup.sh
+
+mediapipe-models: $(STAMP)  ## MediaPipe's .tflite models + a portrait photo into .models/ (pip download from PyPI, nothing installed)
+	$(BIN)/python scripts/fetch_models.py --dir .models
 
 info: $(STAMP)  ## params, MACs and attention blocks of every model
 	$(BIN)/edgevit info
@@ -70,14 +73,16 @@ bench: $(CKPT)  ## benchmark suite (~15 min): benchmarks/results/*.json, BENCHMA
 bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projection calibration, BENCHMARKS.md ARM section
 	$(BIN)/python -m benchmarks.arm
 
+# The tests that run third-party models need `make mediapipe-models` (PyPI); without it they are skipped, with the reason.
 test: $(STAMP)  ## the default test suite (slow tests excluded)
+	@$(MAKE) --no-print-directory mediapipe-models || echo "test: no MediaPipe models (PyPI unreachable?); their tests are skipped"
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)  ## only the slow tests (full training, every variant through the converter)
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract tests benchmarks
+	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract tests benchmarks scripts
 
-clean:  ## remove runs/, artifacts/ and caches (keeps .venv and .arm)
+clean:  ## remove runs/, artifacts/ and caches (keeps .venv, .arm and .models)
 	rm -rf runs artifacts .pytest_cache .ruff_cache

@@ -5,13 +5,19 @@ Schema "edgevit.model/1":
   input:  name, shape [1, H, W, 3] (NHWC), layout, dtype, quantization {scale, zero_point} or null,
           color (RGB|BGR), value_range, resize (see contract.images), normalization (what is folded inside)
   output: name, shape, dtype, quantization, softmax_applied, meaning
+  outputs (optional): every output tensor's spec, in the runtime's order (output is the first)
+  task (optional, default "classification"): what the outputs mean (TASKS); "raw" runs and times the
+          model without decoding its outputs, and needs no labels
   source, toolchain, fidelity: provenance and this artifact's measured numbers (free-form objects)
 export builds it with `build_card` and writes it with `write_card`; device_sim reads it with `read_card`.
+A .tflite nobody exported gets its card from its own tensor details plus what the user says about it
+(`bare_card`): the same validation and the same code paths read both.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,13 +25,14 @@ from contract.errors import UserError
 from contract.files import sha256_file, write_json
 from contract.images import RESIZE_POLICY, check_resize_policy
 
-__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "tensor_spec", "build_card", "validate_card", "read_card",
-           "write_card", "card_candidate", "resolve_card", "check_artifact"]
+__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "TASKS", "tensor_spec", "build_card", "bare_card", "validate_card",
+           "read_card", "write_card", "card_candidate", "resolve_card", "check_artifact"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
 SAMPLE_PACK = "samples.npz"    # test images export writes beside the format folders (the synthetic camera)
 INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
+TASKS = ("classification", "raw")
 _REQUIRED = {"schema": str, "file": str, "sha256": str, "labels": list, "input": dict, "output": dict}
 
 
@@ -60,9 +67,52 @@ def build_card(*, name: str, fmt: str, tflite: Path, input_detail: dict, output_
     return card
 
 
+def bare_card(tflite: Path, input_detail: dict, output_details: list[dict], *, task: str = "raw",
+              labels: list[str] | None = None, value_range=(0, 255), mean=None, std=None, color: str = "RGB",
+              softmax_applied: bool = False) -> dict:
+    """The card of a .tflite nobody exported: its tensors as the runtime reports them, and what only the
+    user knows (task, labels, the values it expects for pixels 0..255, color order)."""
+    tflite = Path(tflite)
+    quantized = input_detail["quantization"][0] != 0 or any(d["quantization"][0] != 0 for d in output_details)
+    outputs = [tensor_spec(d) for d in output_details]
+    card = {
+        "schema": SCHEMA, "name": tflite.stem, "format": "int8" if quantized else "fp32", "file": tflite.name,
+        "sha256": sha256_file(tflite), "size_bytes": tflite.stat().st_size, "task": task,
+        "labels": [str(v) for v in labels or []],
+        "input": {**tensor_spec(input_detail), "layout": "NHWC", "color": color.upper(),
+                  "value_range": [float(v) for v in value_range], "resize": dict(RESIZE_POLICY),
+                  "normalization": {"folded": mean is None, "mean": None if mean is None else [float(v) for v in mean],
+                                    "std": None if std is None else [float(v) for v in std],
+                                    "note": "given on the command line"}},
+        "output": {**outputs[0], "softmax_applied": softmax_applied}, "outputs": outputs,
+        "source": {"bare_tflite": str(tflite)}, "toolchain": {}, "fidelity": {},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return validate_card(card, tflite)
+
+
+def _check_values(inp: dict, bad) -> None:
+    vr = inp.get("value_range", [0, 255])
+    if not (isinstance(vr, list) and len(vr) == 2 and all(isinstance(v, (int, float)) for v in vr)
+            and all(math.isfinite(v) for v in vr) and vr[0] < vr[1]):
+        raise bad(f"input.value_range must be [low, high] with low < high, got {vr!r}")
+    norm = inp.get("normalization") or {}
+    if not norm.get("folded", True) and norm.get("mean") is not None:
+        for key in ("mean", "std"):
+            v = norm.get(key)
+            if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) and math.isfinite(x)
+                                                                 for x in v)):
+                raise bad(f"input.normalization.{key} must be 3 numbers (one per channel), got {v!r}")
+        if not all(x > 0 for x in norm["std"]):
+            raise bad(f"input.normalization.std must be > 0, got {norm['std']!r}")
+
+
 def validate_card(card: dict, path: Path) -> dict:
     """Raises UserError naming the first bad field; returns the card."""
     def bad(what: str) -> UserError:
+        if Path(path).suffix == ".tflite":   # a bare model: its card comes from the command line
+            return UserError(f"{path}: {what}; check the options that describe it (--task, --labels, "
+                             "--input-range, --mean/--std, --color)")
         return UserError(f"{path} is malformed: {what}; re-run `edgevit export`")
 
     if not isinstance(card, dict):
@@ -87,9 +137,16 @@ def validate_card(card: dict, path: Path) -> dict:
         check_resize_policy(inp.get("resize", RESIZE_POLICY))
     except ValueError as e:
         raise bad(str(e)) from None
-    if not card["labels"]:
-        raise bad("labels is empty")
-    for where, spec in (("input", inp), ("output", out)):
+    task = card.get("task", "classification")
+    if task not in TASKS:
+        raise bad(f"task {task!r} is not one of {', '.join(TASKS)}")
+    if task == "classification" and not card["labels"]:
+        raise bad("labels is empty (a classifier needs its class names)")
+    _check_values(inp, bad)
+    outputs = card.get("outputs", [out])
+    if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
+        raise bad("outputs must be a non-empty list of tensor specs")
+    for where, spec in (("input", inp), ("output", out), *((f"outputs[{i}]", o) for i, o in enumerate(outputs))):
         q = spec.get("quantization")
         if q is not None and not (isinstance(q, dict) and isinstance(q.get("scale"), (int, float))
                                   and q["scale"] > 0 and isinstance(q.get("zero_point"), int)):

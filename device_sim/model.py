@@ -3,7 +3,11 @@
 `DeployedModel.load(path)` accepts the artifact folder, its model.json or its model.tflite; it reads
 and validates the card, verifies the file's sha256, builds the interpreter and prepares the pre- and
 post-processing the card describes, all through the contract (the same code export's fidelity check
-runs): resize policy, color order, input quantization, output dequantization.
+runs): resize policy, color order, input values and quantization, output dequantization.
+
+A .tflite with no model.json beside it (a model nobody exported) is loaded the same way: its card is
+built from the runtime's tensor details plus a `BareModel` description (what only the user knows:
+task, labels, the values it expects for pixels 0..255, color order).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from contract.card import check_artifact, read_card
+from contract.card import bare_card, card_candidate, check_artifact, read_card
 from contract.errors import UserError
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
 from contract.runtime import interpreter_class
 from device_sim.quiet import quiet_stderr
 
-__all__ = ["DeployedModel", "Prediction"]
+__all__ = ["DeployedModel", "Prediction", "BareModel"]
 
 WARM_REFERENCE_RUNS = 100    # invokes timed for the host reference the slowdown is applied to
 WARM_UP_RUNS = 5
@@ -30,40 +34,73 @@ WARM_UP_RUNS = 5
 
 @dataclass(frozen=True)
 class Prediction:
-    label: int
+    label: int              # -1 when the task does not classify
     confidence: float
-    probs: np.ndarray
+    probs: np.ndarray       # class probabilities, or every output value (raw): checked for NaN / inf
+
+
+@dataclass(frozen=True)
+class BareModel:
+    """What a bare .tflite cannot say about itself."""
+    task: str = "raw"
+    labels: tuple[str, ...] = ()
+    value_range: tuple[float, float] = (0.0, 255.0)
+    mean: tuple[float, float, float] | None = None     # 0..1 units, (x/255 - mean) / std
+    std: tuple[float, float, float] | None = None
+    color: str = "RGB"
+    softmax_applied: bool = False
 
 
 class DeployedModel:
-    def __init__(self, card: dict, tflite: Path, *, threads: int):
+    def __init__(self, card: dict, tflite: Path, *, threads: int, made: tuple | None = None):
         self.card, self.tflite, self.threads = card, tflite, threads
+        self.task = card.get("task", "classification")
         self.labels: list[str] = [str(v) for v in card["labels"]]
         self.input_spec, self.output_spec = card["input"], card["output"]
         _, self.height, self.width, _ = self.input_spec["shape"]
         self.input_dtype = np.dtype(self.input_spec["dtype"])
         self.softmax_applied = bool(self.output_spec.get("softmax_applied", False))
         self.rgb = str(self.input_spec.get("color", "RGB")).upper() == "RGB"
-        self.interpreter, self.init_seconds = _make_interpreter(tflite, threads)
+        self.interpreter, self.init_seconds = made or _make_interpreter(tflite, threads)
         self._in = self.interpreter.get_input_details()[0]
-        self._out = self.interpreter.get_output_details()[0]
+        self._outs = self.interpreter.get_output_details()
+        self._out = self._outs[0]
+        self.output_specs = card.get("outputs", [self.output_spec])
         actual = (list(self._in["shape"]), np.dtype(self._in["dtype"]))
         if actual != (list(self.input_spec["shape"]), self.input_dtype):
             raise UserError(f"{tflite} takes {actual[0]} {actual[1].name}, but model.json says "
                             f"{self.input_spec['shape']} {self.input_spec['dtype']}: the card does not belong "
                             "to this model")
         scores = int(np.prod(self._out["shape"][1:]))
-        if scores != len(self.labels):
+        if self.task == "classification" and scores != len(self.labels):
             raise UserError(f"{tflite} outputs {scores} scores but its model.json lists {len(self.labels)} labels; "
                             "the card does not belong to this model (re-run `edgevit export`)")
 
     @classmethod
-    def load(cls, path: str | Path, *, threads: int = 1) -> DeployedModel:
+    def load(cls, path: str | Path, *, threads: int = 1, bare: BareModel | None = None) -> DeployedModel:
+        """`bare` describes a .tflite that has no model.json beside it; with a card it must be None."""
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise UserError(f"threads must be a whole number >= 1, got {threads!r}")
         interpreter_class()   # no runtime installed: say so before reading anything
+        path = Path(path)
+        if path.suffix == ".tflite" and not card_candidate(path).is_file():
+            return cls._load_bare(path, threads, bare or BareModel())
+        if bare is not None:
+            raise UserError(f"{path} has a model card ({card_candidate(path)}); --task, --labels, --input-range, "
+                            "--mean/--std and --color describe a bare .tflite only")
         card, card_path = read_card(path)
         return cls(card, check_artifact(card, card_path), threads=threads)
+
+    @classmethod
+    def _load_bare(cls, tflite: Path, threads: int, bare: BareModel) -> DeployedModel:
+        if not tflite.is_file():
+            raise UserError(f"{tflite} does not exist")
+        made = _make_interpreter(tflite, threads)
+        interp = made[0]
+        card = bare_card(tflite, interp.get_input_details()[0], interp.get_output_details(), task=bare.task,
+                         labels=list(bare.labels), value_range=bare.value_range, mean=bare.mean, std=bare.std,
+                         color=bare.color, softmax_applied=bare.softmax_applied)
+        return cls(card, tflite, threads=threads, made=made)
 
     @property
     def size_mb(self) -> float:
@@ -81,10 +118,13 @@ class DeployedModel:
         """uint8 pixels (1, H, W, 3) at the model size -> the dtype and quantization of the card."""
         return quantize_input(images_rgb, self.input_spec)
 
-    def invoke(self, x: np.ndarray) -> np.ndarray:
+    def invoke(self, x: np.ndarray):
+        """The first output (classification), or every output in the runtime's order (other tasks)."""
         self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out["index"])
+        if self.task == "classification":
+            return self.interpreter.get_tensor(self._out["index"])
+        return [self.interpreter.get_tensor(d["index"]) for d in self._outs]
 
     def warm_reference(self, x: np.ndarray, runs: int = WARM_REFERENCE_RUNS) -> float:
         """Median seconds of `runs` back-to-back invokes after a warm-up: the host speed the
@@ -98,7 +138,10 @@ class DeployedModel:
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
 
-    def postprocess(self, raw: np.ndarray) -> Prediction:
+    def postprocess(self, raw) -> Prediction:
+        if self.task == "raw":   # timed and checked for NaN / inf, not decoded
+            values = np.concatenate([dequantize_output(r, s).ravel() for r, s in zip(raw, self.output_specs)])
+            return Prediction(-1, float("nan"), values)
         logits = dequantize_output(raw[0], self.output_spec)
         if self.softmax_applied:
             probs = logits

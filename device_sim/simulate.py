@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.card import SAMPLE_PACK, resolve_card
+from contract.card import SAMPLE_PACK, card_candidate, resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
 from contract.files import check_writable, write_json
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
@@ -26,7 +26,7 @@ from device_sim.device import device_timing
 from device_sim.footprint import device_memory
 from device_sim.loop import MAX_BAD_FRAMES, run_loop
 from device_sim.memory import peak_rss_mb, rss_mb
-from device_sim.model import DeployedModel
+from device_sim.model import BareModel, DeployedModel
 from device_sim.profiles import check_override
 from device_sim.report import host_info, write_frames_csv
 from device_sim.sources import open_source
@@ -38,24 +38,28 @@ DEFAULT_DURATION_S = 20.0
 OUTPUT_KIND = "simulate"        # what contract.outputs records as the writer of the output folder
 
 
-def simulate(model_path, profile, *, out: Path, source: str = "synthetic", samples: Path | None = None,
+def simulate(model_path, profile, *, out: Path, source: str | None = None, samples: Path | None = None,
              duration_s: float | None = DEFAULT_DURATION_S, max_frames: int | None = None, max_speed: bool = False,
              video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True, force: bool = False,
-             max_bad_frames: int = MAX_BAD_FRAMES, log=print) -> tuple[int, dict]:
+             max_bad_frames: int = MAX_BAD_FRAMES, bare: BareModel | None = None, log=print) -> tuple[int, dict]:
     """duration_s=None and max_frames=None: run until the source ends. Returns (exit code, report).
+    `model_path`: an export folder / model.json, or any .tflite (described by `bare` when it has no card).
+    source None: the export's sample pack ("synthetic"), or a camera on a photograph ("photo") for a bare
+    .tflite, which has none.
     Everything is checked before the first frame; outputs are built in a staging folder and swapped in
     whole (contract.outputs), so `out` never mixes two runs. Ctrl-C / SIGTERM in the loop: the frames so
     far are written as a partial report (no video), then the KeyboardInterrupt is re-raised."""
     _check_stop_rule(duration_s, max_frames, max_bad_frames)
-    card_path, out = resolve_card(model_path), Path(out)
+    out = Path(out)
+    model_path, card_path, source, pack = _locate(Path(model_path), source, samples)
     check_writable(out)
     check_output_folder(out, kind=OUTPUT_KIND, force=force)
     threads = _threads_for(profile, log)
     memory = {"before_load_mb": rss_mb()}
-    model = DeployedModel.load(card_path, threads=threads)
+    model = DeployedModel.load(card_path or model_path, threads=threads, bare=bare)
     memory["after_allocate_mb"] = rss_mb()
     cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
-                      samples=Path(samples or card_path.parent.parent / SAMPLE_PACK), labels=model.labels, seed=seed)
+                      samples=pack or Path(SAMPLE_PACK), labels=model.labels, seed=seed)
     try:
         with folder_lock(out, what="simulation"):
             result, report = _run(model, cam, profile, memory, threads=threads, duration_s=duration_s,
@@ -95,6 +99,20 @@ def _run(model, cam, profile, memory: dict, *, threads: int, duration_s, max_fra
 
 def _ms(value: float | None) -> str:
     return "as measured" if value is None else f"{value:.2f} ms"
+
+
+def _locate(model_path: Path, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
+    """(model path, its card or None for a bare .tflite, the source, the sample pack or None)."""
+    is_bare = model_path.suffix == ".tflite" and not card_candidate(model_path).is_file()
+    if is_bare and not model_path.is_file():
+        raise UserError(f"{model_path} does not exist")
+    card_path = None if is_bare else resolve_card(model_path)
+    source = source or ("photo" if is_bare else "synthetic")
+    pack = Path(samples) if samples else None if is_bare else card_path.parent.parent / SAMPLE_PACK
+    if pack is None and source.split(":")[0] == "synthetic":
+        raise UserError(f"{model_path} is a bare .tflite with no sample pack for the synthetic camera: use "
+                        "--source photo (a camera on a photograph), video:PATH, folder:PATH or camera:N")
+    return model_path, card_path, source, pack
 
 
 def _publish_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool, force: bool,
@@ -162,7 +180,8 @@ def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bo
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
         "mode": "max-speed" if max_speed else "real-time",
         "profile": profile.as_dict(), "threads_used": threads,
-        "model": {k: model.card.get(k) for k in ("name", "format", "file", "sha256", "labels", "input", "output")}
+        "model": {k: model.card.get(k) for k in ("name", "format", "task", "file", "sha256", "labels", "input",
+                                                 "output", "outputs")}
         | {"path": str(model.tflite), "size_mb": model.size_mb, "init_ms": model.init_seconds * 1e3},
         "host": host_info(), "runtime": runtime_version(), "source": source,
         "device": {**timing.as_dict(), "host_slower_frames": _host_slower(recs, timing),

@@ -19,8 +19,8 @@ def annotate(frame, rec, labels: list[str], budget_ms: float):
     ok = rec.e2e_ms <= budget_ms
     h, w = out.shape[:2]
     cv2.rectangle(out, (0, 0), (w, 58), (0, 0, 0), -1)
-    text = f"pred {labels[rec.pred]}  {100 * rec.confidence:.0f}%"
-    if rec.label is not None:
+    text = f"pred {labels[rec.pred]}  {100 * rec.confidence:.0f}%" if rec.pred >= 0 else "outputs timed, not decoded"
+    if rec.label is not None and rec.pred >= 0:
         text += f"  (truth {labels[rec.label]})"
     cv2.putText(out, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
     cv2.putText(out, f"{rec.e2e_ms:.1f} ms end-to-end  (budget {budget_ms:g} ms)", (10, 48),

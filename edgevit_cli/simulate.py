@@ -8,9 +8,11 @@ from pathlib import Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True,
-                   help="export folder with model.tflite + model.json (e.g. artifacts/x/int8)")
+                   help="export folder with model.tflite + model.json (e.g. artifacts/x/int8), or any .tflite")
     p.add_argument("--profile", default="ar-glasses", help="ar-glasses (default), smartwatch, phone, or a .toml path")
-    p.add_argument("--source", default="synthetic", help="synthetic (default), video:PATH, camera:INDEX, folder:PATH")
+    p.add_argument("--source", default=None,
+                   help="synthetic (an export's sample pack; the default), photo[:PATH] (a camera on a photograph; "
+                        "the default for a bare .tflite), video:PATH, camera:INDEX, folder:PATH")
     p.add_argument("--samples", default=None, help="sample pack for the synthetic camera (default: beside the model)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to run (default 20, or no limit when --frames is given)")
@@ -27,8 +29,60 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic camera")
     p.add_argument("--max-bad-frames", type=int, default=None,
                    help="corrupt frames in a row that end the run as partial (default 10); fewer are skipped")
+    bare = p.add_argument_group("a bare .tflite (no model.json beside it): what the file cannot say")
+    bare.add_argument("--task", choices=("classification", "raw"), default=None,
+                      help="raw (default): run and time every output without decoding; classification: top-1")
+    bare.add_argument("--labels", default=None, help="text file, one class name per line (classification)")
+    bare.add_argument("--input-range", default=None,
+                      help="LOW,HIGH the model expects for pixels 0..255, e.g. 0,1 or (with =) "
+                           "--input-range=-1,1; default 0,255")
+    bare.add_argument("--mean", default=None, help="R,G,B in 0..1 units: (pixel/255 - mean) / std (with --std)")
+    bare.add_argument("--std", default=None, help="R,G,B in 0..1 units (with --mean)")
+    bare.add_argument("--color", choices=("RGB", "BGR"), default=None, help="channel order the model takes (RGB)")
     p.add_argument("--force", action="store_true",
                    help="allow an --out that holds other files: they are kept, an earlier simulation is replaced")
+
+
+def _floats(text: str | None, option: str, n: int) -> tuple[float, ...] | None:
+    import math
+
+    from contract.errors import UserError
+
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != n or not all(math.isfinite(v) for v in values):
+        raise UserError(f"{option} takes {n} comma-separated numbers, got {text!r}")
+    return values
+
+
+def bare_model(args: argparse.Namespace):
+    """The BareModel the options describe, or None when none was given (an exported model's card rules)."""
+    from contract.errors import UserError
+    from device_sim.model import BareModel
+
+    given = {k: getattr(args, k) for k in ("task", "labels", "input_range", "mean", "std", "color")}
+    if all(v is None for v in given.values()):
+        return None
+    if (args.mean is None) != (args.std is None):
+        raise UserError("--mean and --std go together")
+    if args.input_range is not None and args.mean is not None:
+        raise UserError("give either --input-range or --mean/--std, not both")
+    labels = ()
+    if args.labels is not None:
+        path = Path(args.labels)
+        if not path.is_file():
+            raise UserError(f"--labels {path} does not exist (a text file, one class name per line)")
+        labels = tuple(ln.strip() for ln in path.read_text().splitlines() if ln.strip())
+    task = args.task or ("classification" if labels else "raw")
+    low_high = _floats(args.input_range, "--input-range", 2) or (0.0, 255.0)
+    if low_high[0] >= low_high[1]:
+        raise UserError(f"--input-range LOW,HIGH needs LOW < HIGH, got {args.input_range!r}")
+    return BareModel(task=task, labels=labels, value_range=low_high, mean=_floats(args.mean, "--mean", 3),
+                     std=_floats(args.std, "--std", 3), color=args.color or "RGB")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                               clock_ghz=args.clock_ghz,
                               drop_policy=args.drop_policy, queue_size=args.queue_size)
     duration = args.duration if args.duration is not None else None if args.frames else DEFAULT_DURATION_S
-    code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source,
+    code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source, bare=bare_model(args),
                        samples=Path(args.samples) if args.samples else None, duration_s=duration,
                        max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed,
                        force=args.force, max_bad_frames=MAX_BAD_FRAMES if args.max_bad_frames is None

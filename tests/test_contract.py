@@ -26,6 +26,22 @@ def test_quantize_and_dequantize_by_hand():
     assert f32.dtype == np.float32 and f32.tolist() == [[0, 1, 2, 3, 255]]
 
 
+def test_input_values_for_models_that_do_not_take_raw_pixels():
+    x = np.array([[0, 51, 255]], np.uint8)
+    minus_one_one = quantize_input(x, {"dtype": "float32", "quantization": None, "value_range": [-1, 1]})
+    assert minus_one_one.dtype == np.float32 and np.allclose(minus_one_one, [[-1.0, -0.6, 1.0]])
+    timm = {"dtype": "float32", "quantization": None,
+            "normalization": {"folded": False, "mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0]}}
+    px = np.array([[[[255, 255, 51]]]], np.uint8)                       # one RGB pixel
+    assert np.allclose(quantize_input(px, timm), [[[[1.0, 3.0, 0.2]]]])  # (x/255 - mean) / std per channel
+    # an int8 model that takes 0..1: values first, then its quantization (scale 1/255, zero point -128)
+    q = {"dtype": "int8", "quantization": {"scale": 1 / 255, "zero_point": -128}, "value_range": [0, 1]}
+    assert quantize_input(x, q).tolist() == [[-128, -77, 127]]
+    folded = {"dtype": "uint8", "quantization": {"scale": 1.0, "zero_point": 0}, "value_range": [0, 255],
+              "normalization": {"folded": True, "mean": [0.5] * 3, "std": [0.2] * 3}}
+    assert quantize_input(x, folded) is x                               # an export's card: pixels as they are
+
+
 def test_resize_policy_crops_the_center_square():
     frame = np.zeros((40, 80, 3), np.uint8)
     frame[:, 20:60] = 200                                 # the center square is bright, the bars dark
@@ -53,6 +69,13 @@ def _card():
     (lambda c: c["input"].update(resize={"crop": "stretch"}), "crop"),
     (lambda c: c["input"].update(quantization={"scale": 0, "zero_point": 0}), "input.quantization"),
     (lambda c: c.update(labels=[]), "labels is empty"),
+    (lambda c: c.update(task="segment-anything"), "task 'segment-anything'"),
+    (lambda c: c["input"].update(value_range=[1, 0]), "input.value_range"),
+    (lambda c: c["input"].update(normalization={"folded": False, "mean": [0.5, 0.5], "std": [1, 1, 1]}),
+     "normalization.mean"),
+    (lambda c: c["input"].update(normalization={"folded": False, "mean": [0.5] * 3, "std": [1, 0, 1]}),
+     "normalization.std must be > 0"),
+    (lambda c: c.update(outputs=[]), "outputs must be a non-empty list"),
 ])
 def test_card_validation_names_the_field(tmp_path, edit, fragment):
     card = _card()

@@ -2,7 +2,7 @@
 source by the text before the colon; a new source is one file with a class decorated by
 `@register_source("kind")` (see base.Source for the interface)."""
 
-from device_sim.sources import folder, synthetic, video  # noqa: F401 - registers the built-in sources
+from device_sim.sources import folder, photo, synthetic, video  # noqa: F401 - registers the built-in sources
 from device_sim.sources.base import (
     SOURCES,
     CorruptFrame,
