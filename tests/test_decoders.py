@@ -91,3 +91,51 @@ def test_mediapipe_face_detector_finds_the_astronauts_face():
     assert 120 < (xmin + xmax) / 2 < 300 and 40 < (ymin + ymax) / 2 < 220 and 50 < xmax - xmin < 200
     right_eye, left_eye = det.keypoints[0][0] * 512, det.keypoints[0][1] * 512
     assert abs(right_eye[1] - left_eye[1]) < 20 and right_eye[0] < left_eye[0]
+
+
+# -- geometry: model outputs back into the camera frame ---------------------------------------------
+def test_model_input_points_map_through_the_centre_square():
+    from device_sim.decode.geometry import from_model_input
+
+    # a 640x480 frame: the model sees the 480x480 square starting at x 80
+    assert np.allclose(from_model_input(np.array([[0, 0], [0.5, 0.5], [1, 1]]), 640, 480),
+                       [[80, 0], [320, 240], [560, 480]])
+
+
+def test_roi_from_a_level_and_a_tilted_detection():
+    from device_sim.decode.geometry import roi_from_detection, roi_to_frame
+
+    box = np.array([0.25, 0.25, 0.5, 0.75])                 # in a 480x480 frame: x 120-240, y 120-360
+    level = roi_from_detection(box, np.array([[0.3, 0.4], [0.45, 0.4]]), 480, 480, scale=1.5)
+    assert (level.x, level.y, level.width, level.rotation) == pytest.approx((180, 240, 360, 0))
+    assert np.allclose(roi_to_frame(np.array([[0, 0], [1, 1]]), level), [[0, 60], [360, 420]])
+    # the line between the keypoints rises 45 degrees to the right: the ROI turns 45 degrees anticlockwise
+    tilted = roi_from_detection(box, np.array([[0.3, 0.5], [0.4, 0.4]]), 480, 480, scale=1.0)
+    assert tilted.rotation == pytest.approx(-np.pi / 4)
+    right_mid = roi_to_frame(np.array([[1.0, 0.5]]), tilted)[0]      # the crop's right edge, middle
+    assert right_mid == pytest.approx([180 + 120 * np.cos(np.pi / 4), 240 - 120 * np.sin(np.pi / 4)], abs=1e-3)
+    shifted = roi_from_detection(box, np.array([[0.3, 0.4], [0.45, 0.4]]), 480, 480, scale=1.0, shift_y=-0.1)
+    assert (shifted.x, shifted.y) == pytest.approx((180, 240 - 24))   # up by 10% of the 240 px side
+
+
+def test_crop_matrix_round_trips_with_roi_to_frame():
+    import cv2
+
+    from device_sim.decode.geometry import Roi, crop_matrix, roi_to_frame
+
+    roi = Roi(300.0, 200.0, 160.0, 120.0, 0.3)
+    m = crop_matrix(roi, 64, 48)
+    pts = np.array([[0.1, 0.2], [0.5, 0.5], [0.9, 0.7]], np.float32)
+    in_frame = roi_to_frame(pts, roi)
+    back = cv2.transform(in_frame[None], m)[0] / np.array([64, 48])
+    assert np.allclose(back, pts, atol=1e-4)
+
+
+def test_mask_lands_on_the_centre_square():
+    from device_sim.decode.geometry import mask_to_frame
+
+    mask = np.zeros((4, 4), np.float32)
+    mask[:, :2] = 1.0                                        # the left half of what the model saw
+    out = mask_to_frame(mask, 640, 480)
+    assert out.shape == (480, 640) and out[:, :80].max() == 0 and out[:, 560:].max() == 0   # outside the square
+    assert out[240, 100] == 1.0 and out[240, 540] == 0.0 and abs(out[:, 80:560].mean() - 0.5) < 0.05
