@@ -30,13 +30,14 @@ __all__ = ["DeployedModel", "Prediction", "BareModel"]
 
 WARM_REFERENCE_RUNS = 100    # invokes timed for the host reference the slowdown is applied to
 WARM_UP_RUNS = 5
+MASK_THRESHOLD = 0.5         # a pixel is foreground above this probability
 
 
 @dataclass(frozen=True)
 class Prediction:
     label: int              # -1 when the task does not classify
-    confidence: float
-    probs: np.ndarray       # class probabilities, or every output value (raw): checked for NaN / inf
+    confidence: float       # top-1 probability; segmentation: the share of the input the mask covers
+    probs: np.ndarray       # class probabilities, the mask, or every output value (raw): checked for NaN / inf
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,9 @@ class DeployedModel:
         if self.task == "raw":   # timed and checked for NaN / inf, not decoded
             values = np.concatenate([dequantize_output(r, s).ravel() for r, s in zip(raw, self.output_specs)])
             return Prediction(-1, float("nan"), values)
+        if self.task == "segmentation":
+            mask = self._mask(raw)
+            return Prediction(-1, float((mask > MASK_THRESHOLD).mean()), mask)
         logits = dequantize_output(raw[0], self.output_spec)
         if self.softmax_applied:
             probs = logits
@@ -150,6 +154,30 @@ class DeployedModel:
             probs = e / e.sum()
         top = int(probs.argmax())
         return Prediction(top, float(probs[top]), probs)
+
+
+    def _mask(self, raw) -> np.ndarray:
+        """(h, w) foreground probability from the first output: (1, h, w), (1, h, w, 1), or (1, h, w, 2) class
+        scores (softmax, channel 1 = foreground)."""
+        out = dequantize_output(raw[0], self.output_specs[0])[0]
+        if out.ndim == 3 and out.shape[-1] == 2:
+            e = np.exp(out - out.max(-1, keepdims=True))
+            return (e[..., 1] / e.sum(-1)).astype(np.float32)
+        return out.reshape(out.shape[0], out.shape[1]).astype(np.float32)
+
+    def draw(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        """The task's overlay for demo.mp4, inferred again on this frame (after the run, so the
+        measurements are not disturbed); None for tasks the annotation text covers."""
+        if self.task != "segmentation":
+            return None
+        from device_sim.decode.geometry import mask_to_frame
+
+        mask = mask_to_frame(self._mask(self.invoke(self.preprocess(frame_bgr))), frame_bgr.shape[1],
+                             frame_bgr.shape[0])
+        tint = np.zeros_like(frame_bgr)
+        tint[..., 1] = 255
+        alpha = (0.45 * (mask > MASK_THRESHOLD))[..., None]
+        return (frame_bgr * (1 - alpha) + tint * alpha).astype(np.uint8)
 
 
 def _make_interpreter(tflite: Path, threads: int):

@@ -237,7 +237,8 @@ def _write_outputs(out: Path, final: Path, report: dict, recs, cam, model, profi
         # plays at the rate results came out in real time; at --max-speed, at the camera's rate
         fps = profile.fps if report["mode"] == "max-speed" or not report["achieved_fps"] else report["achieved_fps"]
         written = write_video(out / "demo.mp4", cam, recs, model.labels, profile.deadline_ms,
-                              round(min(max(fps, 1.0), profile.fps), 2))
+                              round(min(max(fps, 1.0), profile.fps), 2),
+                              draw=model.draw if model.task == "segmentation" else None)
         report["video_frames"] = written
         if written:
             outputs["video"] = out / "demo.mp4"

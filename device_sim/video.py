@@ -14,12 +14,17 @@ import cv2
 __all__ = ["annotate", "write_video"]
 
 
-def annotate(frame, rec, labels: list[str], budget_ms: float):
-    out = frame.copy()
+def annotate(frame, rec, labels: list[str], budget_ms: float, draw=None):
+    """`draw(frame) -> frame or None`: the task's overlay (a segmentation mask), drawn first."""
+    out = (draw(frame) if draw is not None else None)
+    out = frame.copy() if out is None else out
     ok = rec.e2e_ms <= budget_ms
     h, w = out.shape[:2]
     cv2.rectangle(out, (0, 0), (w, 58), (0, 0, 0), -1)
-    text = f"pred {labels[rec.pred]}  {100 * rec.confidence:.0f}%" if rec.pred >= 0 else "outputs timed, not decoded"
+    if rec.pred >= 0:
+        text = f"pred {labels[rec.pred]}  {100 * rec.confidence:.0f}%"
+    else:
+        text = f"mask covers {100 * rec.confidence:.0f}% of the input" if draw else "outputs timed, not decoded"
     if rec.label is not None and rec.pred >= 0:
         text += f"  (truth {labels[rec.label]})"
     cv2.putText(out, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
@@ -32,7 +37,7 @@ def annotate(frame, rec, labels: list[str], budget_ms: float):
     return out
 
 
-def write_video(path: Path, source, records, labels: list[str], budget_ms: float, fps: float) -> int:
+def write_video(path: Path, source, records, labels: list[str], budget_ms: float, fps: float, draw=None) -> int:
     """Returns the number of frames written (0 when the source cannot be replayed)."""
     if not records or not getattr(source, "replayable", False):
         return 0
@@ -48,7 +53,7 @@ def write_video(path: Path, source, records, labels: list[str], budget_ms: float
             frame = first if written == 0 else source.replay(rec.index)
             if frame is None:
                 break
-            writer.write(annotate(frame, rec, labels, budget_ms))
+            writer.write(annotate(frame, rec, labels, budget_ms, draw))
             written += 1
     finally:
         writer.release()

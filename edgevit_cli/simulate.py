@@ -30,8 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-bad-frames", type=int, default=None,
                    help="corrupt frames in a row that end the run as partial (default 10); fewer are skipped")
     bare = p.add_argument_group("a bare .tflite (no model.json beside it): what the file cannot say")
-    bare.add_argument("--task", choices=("classification", "raw"), default=None,
-                      help="raw (default): run and time every output without decoding; classification: top-1")
+    bare.add_argument("--task", choices=("classification", "raw", "segmentation"), default=None,
+                      help="raw (default): run and time every output without decoding; classification: top-1; "
+                           "segmentation: the first output is a foreground mask (drawn in demo.mp4)")
     bare.add_argument("--labels", default=None, help="text file, one class name per line (classification)")
     bare.add_argument("--input-range", default=None,
                       help="LOW,HIGH the model expects for pixels 0..255, e.g. 0,1 or (with =) "

@@ -96,3 +96,24 @@ def test_mediapipe_face_detector_runs_as_shipped(tmp_path):
         assert (out / name).is_file(), name
     assert report["video_frames"] == report["frames"]["processed"]
     assert load_profile("ar-glasses").budgets["latency_ms"] == report["budgets"][0]["limit"]
+
+
+@pytest.mark.skipif(not (MEDIAPIPE / "selfie_segmentation.tflite").is_file(),
+                    reason="no MediaPipe models: run `make mediapipe-models` (make test does)")
+def test_mediapipe_selfie_segmentation_masks_the_person(tmp_path):
+    """The mask covers part of the portrait, not all of it and not nothing, and is drawn into the video."""
+    import cv2
+
+    out = tmp_path / "seg"
+    proc = run_cli("simulate", "--model", str(MEDIAPIPE / "selfie_segmentation.tflite"), "--task", "segmentation",
+                   "--input-range", "0,1", "--profile", "ar-glasses", "--core", "host", "--frames", "20", "--max-speed",
+                   "--out", str(out))
+    assert proc.returncode in (0, 3), proc.stdout + proc.stderr
+    rows = list(csv.DictReader(open(out / "frames.csv")))
+    coverage = np.array([float(r["confidence"]) for r in rows])
+    assert 0.15 < np.median(coverage) < 0.9, coverage
+    cap = cv2.VideoCapture(str(out / "demo.mp4"))
+    ok, frame = cap.read()
+    assert ok
+    b, g, r = (frame[100:, :, c].astype(float).mean() for c in range(3))
+    assert g > r and g > b      # the person (most of the lower frame) is tinted green

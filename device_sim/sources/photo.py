@@ -1,6 +1,6 @@
 """photo (or photo:PATH): a camera looking at a real photograph, for models that look for faces,
-hands or people rather than at export's sample pack. The frame is a window onto the photo that pans,
-zooms in and out and turns slightly like a head-mounted camera, with auto-exposure swings and sensor
+hands or people rather than at export's sample pack. The frame is a window onto the photo that sways
+around its subject, zooms in and out and turns slightly like a head-mounted camera, with auto-exposure swings and sensor
 noise, at the profile's frame rate. Seeded per frame, so frame i is reproducible (replayable).
 
 Without a PATH it uses the portrait `make mediapipe-models` extracts from scikit-image's wheel
@@ -24,7 +24,8 @@ __all__ = ["PhotoCamera", "MODELS_DIR_ENV", "models_dir"]
 MODELS_DIR_ENV = "EDGEVIT_MODELS_DIR"
 DEFAULT_PHOTO = "astronaut.png"
 ZOOM_RANGE = (1.0, 1.4)     # how much of the photo the frame shows: 1 = the whole (cropped to the frame's aspect)
-PAN = 0.5                   # share of the slack around the window the pan sweeps (keeps the subject in view)
+SWAY = 0.08                 # the window's centre sways this share of its size around the subject
+DEFAULT_FOCUS = (0.44, 0.30)   # the astronaut's face in the default portrait (normalized x, y)
 
 
 def models_dir() -> Path:
@@ -44,6 +45,7 @@ class PhotoCamera:
         if image is None:
             raise UserError(f"photo {path} is not an image OpenCV can read")
         self.photo, self.name = image, f"photo:{path}"
+        self.focus = DEFAULT_FOCUS if not spec.arg else (0.5, 0.5)   # a user's photo: its centre
         self.width, self.height, self.fps, self.seed = spec.width, spec.height, spec.fps, spec.seed
         self.noise_pos, self.noise_neg = _noise_fields(spec.height, spec.width, spec.seed + 1)
         self.index = 0
@@ -57,8 +59,10 @@ class PhotoCamera:
         zoom = ZOOM_RANGE[0] + (ZOOM_RANGE[1] - ZOOM_RANGE[0]) * (0.5 + 0.5 * np.sin(0.4 * t))
         win_w = base_w / zoom
         win_h = win_w / aspect
-        cx = pw / 2 + (pw - win_w) / 2 * PAN * np.sin(0.23 * t) + rng.uniform(-1.5, 1.5)
-        cy = ph / 2 + (ph - win_h) / 2 * PAN * np.sin(0.31 * t + 1.0) + rng.uniform(-1.5, 1.5)
+        cx = self.focus[0] * pw + SWAY * win_w * np.sin(0.23 * t) + rng.uniform(-1.5, 1.5)
+        cy = self.focus[1] * ph + SWAY * win_h * np.sin(0.31 * t + 1.0) + rng.uniform(-1.5, 1.5)
+        cx = float(np.clip(cx, win_w / 2, pw - win_w / 2))   # the window stays on the photo where it can
+        cy = float(np.clip(cy, min(win_h / 2, ph / 2), max(ph - win_h / 2, ph / 2)))
         angle = 4.0 * np.sin(0.5 * t) + rng.uniform(-0.5, 0.5)
         scale = self.width / win_w
         m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
