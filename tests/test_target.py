@@ -73,27 +73,31 @@ def test_cli_errors(tiny_export, tmp_path):
 
 
 def test_simulate_projects_the_profile_core_and_caches_the_count(arm_env, tiny_export, tmp_path):
-    """ar-glasses: the device's inference is the projection for its Cortex-A55 at 1.8 GHz on 2 threads,
-    spent in wall-clock time; the host's own time is its own column; the count is made once."""
+    """ar-glasses: the device's inference is the projection for its Cortex-A55 on 2 threads, spent in
+    wall-clock time; the host's own time is its own column; the count is made once. The clock is
+    lowered to 0.2 GHz so the projected glasses are surely slower than this host (where the host is
+    slower, its own time passes and the frame is counted as host_slower: not what is tested here)."""
+    import csv
+
     from device_sim.target.projection import load_calibration, project_ms
 
     env = {"EDGEVIT_ARM_DIR": str(arm_env.root), "EDGEVIT_CACHE_DIR": str(tmp_path / "cache")}
-    # --max-speed: back to back the host's invoke stays warm and faster than the projected glasses (paced at
-    # 30 fps, this 0.2 ms model's cold 2-thread invoke can take longer than the projection: see host_slower_frames)
-    args = ("simulate", "--model", str(tiny_export / "int8"), "--profile", "ar-glasses", "--frames", "40",
-            "--no-video", "--max-speed")
+    args = ("simulate", "--model", str(tiny_export / "int8"), "--profile", "ar-glasses", "--clock-ghz", "0.2",
+            "--frames", "40", "--no-video", "--max-speed")
     first = run_cli(*args, "--out", str(tmp_path / "a"), env=env)
     assert first.returncode in (0, 3), first.stderr
     assert "counting instructions per inference on cortex-a55" in first.stdout
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     dev = report["device"]
     assert dev["kind"] == "projected" and dev["details"]["core"] == "cortex-a55"
-    expected = project_ms(dev["details"]["instructions_per_inference"], "cortex-a55", 1.8, 2, load_calibration(),
+    expected = project_ms(dev["details"]["instructions_per_inference"], "cortex-a55", 0.2, 2, load_calibration(),
                           fmt="int8")
     assert dev["inference_ms"] == pytest.approx(expected)
-    assert dev["host_slower_frames"] <= 4, dev
-    assert report["latency_ms"]["inference"]["p50"] == pytest.approx(expected, rel=0.15, abs=0.1)
-    assert report["latency_ms"]["inference_host"]["p50"] < expected    # this x86 host is faster than the glasses
+    rows = list(csv.DictReader(open(tmp_path / "a" / "frames.csv")))
+    faster = [r for r in rows if float(r["inference_host_ms"]) < expected]
+    assert len(faster) >= len(rows) // 2, "this host was slower than a 0.2 GHz glasses core"
+    for r in faster:   # the device's time passed, not the host's (sleep overshoot: well under a millisecond)
+        assert expected <= float(r["inference_ms"]) < expected + 1.0, r
     assert "projected" in report["budgets"][0]["title"]
     second = run_cli(*args, "--out", str(tmp_path / "b"), env=env)
     assert second.returncode in (0, 3) and "counting instructions" not in second.stdout
