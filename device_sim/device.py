@@ -72,7 +72,7 @@ def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
         cache = {}
-    if key not in cache:
+    if key not in cache or not cache[key].get("per_inference", 0) > 0:   # never trust a non-positive count
         log(f"counting instructions per inference on {core} (aarch64 under qemu; once per model, cached in {path})")
         count = instructions_per_inference(env, get_core(core), tflite, x[None], invokes=COUNT_INVOKES)
         cache[key] = {"per_inference": count["per_inference"], "invokes": COUNT_INVOKES, **versions}

@@ -99,6 +99,9 @@ def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> int | 
         cmd += [str(env.python), "-s", str(GUEST), str(req)]
         guest_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(env.site), "PYTHONNOUSERSITE": "1",
                      "PYTHONHASHSEED": "0",   # the same dict orders in every run: counts repeat
+                     # a run never writes .pyc files into the sysroot, so no run is cheaper than the one before
+                     # (make arm-setup byte-compiles everything once)
+                     "PYTHONDONTWRITEBYTECODE": "1",
                      "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=guest_env, timeout=GUEST_TIMEOUT_S)
         if proc.returncode != 0:
@@ -121,6 +124,10 @@ def instructions_per_inference(env: ArmEnv, core: Core, tflite: Path, inputs: np
     """Steady-state instructions of one inference: (count(K) - count(0)) / K, one thread."""
     base = count_instructions(env, core, tflite, inputs[:1], 0)
     full = count_instructions(env, core, tflite, inputs, invokes)
+    if full <= base:
+        raise UserError(f"the instruction count of {invokes} inferences on {core.name} ({full}) is not above that of "
+                        f"loading alone ({base}): the aarch64 environment changed between the runs; "
+                        "re-run `make arm-setup`")
     return {"per_inference": (full - base) / invokes, "count_0": base, f"count_{invokes}": full,
             "invokes": invokes, "threads": 1}
 
@@ -144,7 +151,8 @@ def check_env(env: ArmEnv) -> str:
     core = CORES["cortex-a76"]
     proc = subprocess.run(["qemu-aarch64", "-L", str(_core_root(env, core)), "-cpu", core.qemu_cpu, str(env.python),
                            "-s", "-c", code], capture_output=True, text=True, timeout=600,
-                          env={"PYTHONPATH": str(env.site), "PATH": os.environ.get("PATH", "")})
+                          env={"PYTHONPATH": str(env.site), "PATH": os.environ.get("PATH", ""),
+                               "PYTHONDONTWRITEBYTECODE": "1"})
     if proc.returncode != 0:
         raise UserError(f"the aarch64 python does not start: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     return f"aarch64 environment {env.root}: {proc.stdout.strip()}"
