@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  instructions per inference   {ins['per_inference'] / 1e6:10.3f} M   (1 thread, steady state)")
     proj = rep["projection"]
     for name, r in proj["profiles"].items():
+        plural = "s" if r["threads"] > 1 else ""
         print(f"  projected latency, {name:<10} {r['one_thread_ms']:10.2f} ms  (1 thread at {r['clock_ghz']:g} GHz; "
-              f"{r['profile_threads_ms']:.2f} ms on the profile's {r['threads']} threads)")
+              f"{r['profile_threads_ms']:.2f} ms on the profile's {r['threads']} thread{plural})")
     print(f"  projected latency at 1 GHz   {proj['per_ghz_one_thread_ms']:10.2f} ms  (1 thread; CPI {proj['cpi']:.2f}, "
           f"projection's leave-one-out error {100 * proj['calibration_loo_median_abs_error']:.0f}%)")
     print(f"  agreement with the host      {fid['agreement']:10.4f}     on {fid['images']} sample images")
