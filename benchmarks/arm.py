@@ -132,21 +132,14 @@ def collect(work: Path) -> dict:
 def projections(counts: dict, calibration: dict) -> dict:
     """Projected ms of every counted artifact on every built-in ARM profile's core, clock and threads."""
     from device_sim.profiles import builtin_profiles, load_profile
-    from device_sim.target.projection import project_ms
+    from device_sim.target.projection import on_profiles
 
-    out = {}
-    for pname in builtin_profiles():
-        prof = load_profile(pname)
-        if prof.core == "host":
-            continue
-        rows = {}
-        for key, n in counts.items():
-            name, fmt, core = key.split("/")
-            if core == prof.core:
-                rows[f"{name}/{fmt}"] = {
-                    "one_thread_ms": project_ms(n, core, prof.clock_ghz, 1, calibration, fmt=fmt),
-                    "profile_threads_ms": project_ms(n, core, prof.clock_ghz, prof.threads, calibration, fmt=fmt)}
-        out[pname] = {"core": prof.core, "clock_ghz": prof.clock_ghz, "threads": prof.threads, "models": rows}
+    out = {name: {"core": p.core, "clock_ghz": p.clock_ghz, "threads": p.threads, "models": {}}
+           for name, p in ((n, load_profile(n)) for n in builtin_profiles()) if p.core != "host"}
+    for key, n in counts.items():
+        name, fmt, core = key.split("/")
+        for pname, row in on_profiles(n, core, fmt, calibration).items():
+            out[pname]["models"][f"{name}/{fmt}"] = {k: row[k] for k in ("one_thread_ms", "profile_threads_ms")}
     return out
 
 

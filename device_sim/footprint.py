@@ -26,25 +26,21 @@ from contract.errors import UserError
 __all__ = ["measure_runtime", "device_memory", "frames_in_flight"]
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 1e6
-
-
 def _measure(path: str, threads: int) -> dict:
     import numpy as np
 
     from contract.runtime import interpreter_class
+    from device_sim.memory import rss_mb
 
     cls = interpreter_class()
-    before = _rss_mb()
+    before = rss_mb()
     interp = cls(model_path=path, num_threads=threads)
     interp.allocate_tensors()
     for d in interp.get_input_details():
         interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
     interp.invoke()
     interp.invoke()
-    after = _rss_mb()
+    after = rss_mb()
     return {"before_mb": before, "after_mb": after, "runtime_mb": after - before}
 
 

@@ -38,19 +38,11 @@ def _host_outputs(card_path: Path, inputs: np.ndarray) -> np.ndarray:
 
 def _projections(instructions: float, core: str, fmt: str) -> dict:
     """Projected latency on every built-in profile whose device has this core (and per GHz, 1 thread)."""
-    from device_sim.profiles import builtin_profiles, load_profile
-    from device_sim.target.projection import cpi, load_calibration, project_ms
+    from device_sim.target.projection import cpi, load_calibration, on_profiles, project_ms
 
     cal = load_calibration()
-    rows = {}
-    for name in builtin_profiles():
-        prof = load_profile(name)
-        if prof.core == core:
-            rows[name] = {"clock_ghz": prof.clock_ghz, "threads": prof.threads,
-                          "one_thread_ms": project_ms(instructions, core, prof.clock_ghz, 1, cal, fmt=fmt),
-                          "profile_threads_ms": project_ms(instructions, core, prof.clock_ghz, prof.threads, cal,
-                                                           fmt=fmt)}
-    return {"profiles": rows, "per_ghz_one_thread_ms": project_ms(instructions, core, 1.0, 1, cal, fmt=fmt),
+    return {"profiles": on_profiles(instructions, core, fmt, cal),
+            "per_ghz_one_thread_ms": project_ms(instructions, core, 1.0, 1, cal, fmt=fmt),
             "cpi": cpi(core, fmt, cal), "parallel_fraction": cal["parallel_fraction"],
             "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
             "note": "projected = instructions x CPI(core kind, arithmetic) / clock / thread speedup "

@@ -45,7 +45,7 @@ from contract.errors import UserError
 from device_sim.target.cores import get_core
 
 __all__ = ["ReferenceDevice", "REFERENCE_DEVICES", "PUBLISHED", "CALIBRATION", "fit", "load_calibration",
-           "project_ms", "speedup", "CALIBRATION_MODELS", "arithmetic", "cpi"]
+           "project_ms", "speedup", "CALIBRATION_MODELS", "arithmetic", "cpi", "on_profiles"]
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
 SCHEMA = "edgevit.arm-calibration/3"
@@ -199,3 +199,19 @@ def project_ms(instructions: float, core: str, clock_ghz: float, threads: int = 
     cal = calibration or load_calibration()
     one = instructions * cpi(core, fmt, cal) / (clock_ghz * 1e6)
     return one / speedup(threads, cal["parallel_fraction"])
+
+
+def on_profiles(instructions: float, core: str, fmt: str, calibration: dict | None = None) -> dict:
+    """Projected latency on every built-in profile whose device has this core: 1 thread and the profile's."""
+    from device_sim.profiles import builtin_profiles, load_profile
+
+    cal = calibration or load_calibration()
+    rows = {}
+    for name in builtin_profiles():
+        prof = load_profile(name)
+        if prof.core == core:
+            rows[name] = {"clock_ghz": prof.clock_ghz, "threads": prof.threads,
+                          "one_thread_ms": project_ms(instructions, core, prof.clock_ghz, 1, cal, fmt=fmt),
+                          "profile_threads_ms": project_ms(instructions, core, prof.clock_ghz, prof.threads, cal,
+                                                           fmt=fmt)}
+    return rows
