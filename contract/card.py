@@ -27,7 +27,7 @@ from contract.files import sha256_file, write_json
 from contract.images import RESIZE_POLICY, check_resize_policy
 
 __all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "TASKS", "tensor_spec", "build_card", "bare_card", "validate_card",
-           "read_card", "write_card", "card_candidate", "resolve_card", "check_artifact"]
+           "read_card", "write_card", "card_candidate", "resolve_card", "check_artifact", "is_bare_tflite"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
@@ -161,6 +161,12 @@ def card_candidate(path: str | Path) -> Path:
     if path.is_dir():
         return path / CARD_NAME
     return path.with_name(CARD_NAME) if path.suffix == ".tflite" else path
+
+
+def is_bare_tflite(path: str | Path) -> bool:
+    """A .tflite with no model card beside it (a model nobody exported)."""
+    path = Path(path)
+    return path.suffix == ".tflite" and not card_candidate(path).is_file()
 
 
 def resolve_card(path: str | Path) -> Path:

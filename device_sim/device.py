@@ -42,7 +42,7 @@ class DeviceTiming:
     kind: str                    # "projected", "fixed" or "host"
     label: str                   # for tables and plot legends
     inference_ms: float | None   # one inference on the device; None: as the host measures it
-    stage_factor: float          # device time of pre/post-processing = host time x this
+    stage_factor: float          # device / host inference time: the factor the stage references are scaled by
     host_reference_ms: float     # this host's warm inference of the same model and threads
     pre_extra_ms: float = 0.0    # what the device adds to each frame's host preprocessing: (factor - 1) x reference
     post_extra_ms: float = 0.0
@@ -94,8 +94,7 @@ def device_timing(model, profile, log=print) -> DeviceTiming:
     if profile.core == HOST_CORE:
         return DeviceTiming("host", "host", None, 1.0, host_ms)
     try:
-        counted = cached_instructions(model.tflite, model.card.get("sha256") or _sha(model.tflite), profile.core,
-                                      gray, log)
+        counted = cached_instructions(model.tflite, model.card["sha256"], profile.core, gray, log)
     except UserError as e:
         log(f"note: latency is this host's, not projected for {profile.core}: {e}")
         return DeviceTiming("host", "host (no projection)", None, 1.0, host_ms, details={"why": str(e)})
@@ -133,8 +132,3 @@ def _stage_references(model, frame: np.ndarray, runs: int = 20) -> dict:
         times["post"].append(time.perf_counter() - t1)
     return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
 
-
-def _sha(path: Path) -> str:
-    from contract.files import sha256_file
-
-    return sha256_file(path)

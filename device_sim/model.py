@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from contract.card import bare_card, card_candidate, check_artifact, read_card
+from contract.card import bare_card, card_candidate, check_artifact, is_bare_tflite, read_card
 from contract.errors import UserError
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
@@ -84,7 +84,7 @@ class DeployedModel:
             raise UserError(f"threads must be a whole number >= 1, got {threads!r}")
         interpreter_class()   # no runtime installed: say so before reading anything
         path = Path(path)
-        if path.suffix == ".tflite" and not card_candidate(path).is_file():
+        if is_bare_tflite(path):
             return cls._load_bare(path, threads, bare or BareModel())
         if bare is not None:
             raise UserError(f"{path} has a model card ({card_candidate(path)}); --task, --labels, --input-range, "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.card import SAMPLE_PACK, card_candidate, resolve_card
+from contract.card import SAMPLE_PACK, is_bare_tflite, resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
 from contract.files import check_writable, write_json
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
@@ -103,7 +103,7 @@ def _ms(value: float | None) -> str:
 
 def _locate(model_path: Path, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
     """(model path, its card or None for a bare .tflite, the source, the sample pack or None)."""
-    is_bare = model_path.suffix == ".tflite" and not card_candidate(model_path).is_file()
+    is_bare = is_bare_tflite(model_path)
     if is_bare and not model_path.is_file():
         raise UserError(f"{model_path} does not exist")
     card_path = None if is_bare else resolve_card(model_path)

@@ -76,6 +76,8 @@ def fetch(root: Path) -> None:
         for path in sorted(stage.rglob("*")):
             if path.is_file():
                 dest = root / path.relative_to(stage)
+                if dest.exists():
+                    continue   # never replace a file already there (ours from an earlier run, or a user's)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, dest)   # each file appears whole
     print(f"mediapipe-models: {len(MEDIAPIPE)} models in {root / 'mediapipe'}, photo {root / PHOTO[1]}")
