@@ -8,7 +8,9 @@ Schema "edgevit.model/1":
   outputs (optional): every output tensor's spec, in the runtime's order (output is the first)
   task (optional, default "classification"): what the outputs mean (TASKS); "raw" runs and times the
           model without decoding its outputs, and needs no labels; "segmentation": the first output
-          is a per-pixel foreground probability over the model input
+          is a per-pixel foreground probability over the model input; "detection" (SSD boxes and scores)
+          and "landmarks" (points on a crop) need decoding parameters a card does not hold: a pipeline
+          file (device_sim.pipelines) gives them
   source, toolchain, fidelity: provenance and this artifact's measured numbers (free-form objects)
 export builds it with `build_card` and writes it with `write_card`; device_sim reads it with `read_card`.
 A .tflite nobody exported gets its card from its own tensor details plus what the user says about it
@@ -33,7 +35,7 @@ SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
 SAMPLE_PACK = "samples.npz"    # test images export writes beside the format folders (the synthetic camera)
 INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
-TASKS = ("classification", "raw", "segmentation")
+TASKS = ("classification", "raw", "segmentation", "detection", "landmarks")
 _REQUIRED = {"schema": str, "file": str, "sha256": str, "labels": list, "input": dict, "output": dict}
 
 

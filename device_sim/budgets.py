@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Budget", "RunFacts", "BUDGETS", "register_budget", "check_budgets", "budget_table"]
+__all__ = ["Budget", "RunFacts", "BUDGETS", "STAGE_BUDGETS", "register_budget", "check_budgets", "check_stage_budgets",
+           "budget_table"]
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,41 @@ def check_budgets(limits: dict[str, float], run: RunFacts) -> list[dict]:
         ok = value is not None and math.isfinite(value) and value <= limit
         rows.append({"budget": key, "title": b.title.format(pct=run.latency_percentile,
                                                             device=run.device),
-                     "unit": b.unit, "limit": limit, "value": value, "pass": ok, "how": b.how})
+                     "unit": b.unit, "limit": limit, "value": value, "pass": ok, "how": b.how, "plot": b.plot})
+    return rows
+
+
+STAGE_BUDGETS = {   # a pipeline stage's [stage.budgets] keys: (title, unit, how)
+    "latency_ms": ("{stage}: time per frame p{pct:g} ({device})", "ms",
+                   "percentile (the profile's latency_percentile) of the stage's time per frame (all its invocations: "
+                   "pre-processing, inference, decoding) over the frames it ran on, on the simulated device"),
+    "memory_mb": ("{stage}: device memory", "MB",
+                  "what loading, allocating and running the stage's model added to the device's memory "
+                  "(device_sim.footprint, all the pipeline's models in one process, in stage order)"),
+}
+
+
+def check_stage_budgets(stages: dict[str, dict], run: RunFacts) -> list[dict]:
+    """One row per limit in a pipeline stage's [stage.budgets] (stage name -> {key: limit}). The stage's
+    columns (<stage>_ms, <stage>_runs) come from device_sim.stages; its memory from the device memory's
+    per-model rows (run.memory_mb["device"]["models"], keyed by stage)."""
+    rows = []
+    models = run.memory_mb.get("device", {}).get("models", {})
+    for stage, limits in stages.items():
+        for key, limit in limits.items():
+            title, unit, how = STAGE_BUDGETS[key]
+            if key == "latency_ms":
+                value = run.percentile([r.columns[f"{stage}_ms"] for r in run.records
+                                        if r.columns.get(f"{stage}_runs", 0) > 0], run.latency_percentile)
+            else:
+                value = models.get(stage, {}).get("resident_mb")
+            # a stage that never ran (nothing to crop around) has no time to judge: not checked, not failed
+            skipped = value is None and key == "latency_ms"
+            ok = skipped or (value is not None and math.isfinite(value) and value <= limit)
+            rows.append({"budget": f"{stage}.{key}", "title": title.format(stage=stage, pct=run.latency_percentile,
+                                                                         device=run.device),
+                         "unit": unit, "limit": limit, "value": value, "pass": ok, "how": how, "plot": None,
+                         "skipped": skipped})
     return rows
 
 
@@ -103,5 +138,6 @@ def budget_table(rows: list[dict], profile_name: str) -> str:
     for r in rows:
         value = "n/a" if r["value"] is None else f"{r['value']:.2f} {r['unit']}"
         limit = f"{r['limit']:.2f} {r['unit']}"
-        lines.append(f"  {r['title']:<40} {value:>12} {limit:>12}  {'PASS' if r['pass'] else 'FAIL'}")
+        result = "not run" if r.get("skipped") else "PASS" if r["pass"] else "FAIL"
+        lines.append(f"  {r['title']:<40} {value:>12} {limit:>12}  {result}")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Memory a device spends on a model, measured in a process that holds nothing else.
 
-    python -m device_sim.footprint MODEL.tflite --threads N     # prints one JSON line
+    python -m device_sim.footprint MODEL.tflite [MORE.tflite ...] --threads N     # prints one JSON line
 
 The process imports numpy and the TFLite runtime, reads its resident memory, then creates the
 interpreter, allocates, and runs two inferences (XNNPACK packs the weights on the first, the arena
@@ -26,7 +26,7 @@ from contract.errors import UserError
 __all__ = ["measure_runtime", "device_memory", "frames_in_flight"]
 
 
-def _measure(path: str, threads: int) -> dict:
+def _measure(paths: list[str], threads: int) -> dict:
     import numpy as np
 
     from contract.runtime import interpreter_class
@@ -34,19 +34,24 @@ def _measure(path: str, threads: int) -> dict:
 
     cls = interpreter_class()
     before = rss_mb()
-    interp = cls(model_path=path, num_threads=threads)
-    interp.allocate_tensors()
-    for d in interp.get_input_details():
-        interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-    interp.invoke()
-    interp.invoke()
+    steps, keep = [], []
+    for path in paths:   # in order: each model's share is what it added to the ones before
+        start = rss_mb()
+        interp = cls(model_path=path, num_threads=threads)
+        interp.allocate_tensors()
+        for d in interp.get_input_details():
+            interp.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        interp.invoke()
+        interp.invoke()
+        keep.append(interp)
+        steps.append(rss_mb() - start)
     after = rss_mb()
-    return {"before_mb": before, "after_mb": after, "runtime_mb": after - before}
+    return {"before_mb": before, "after_mb": after, "runtime_mb": after - before, "per_model_mb": steps}
 
 
-def measure_runtime(tflite: Path, threads: int) -> dict:
+def measure_runtime(tflites: list[Path], threads: int) -> dict:
     """Runs _measure in a fresh process (the caller's own allocations must not count)."""
-    proc = subprocess.run([sys.executable, "-m", "device_sim.footprint", str(tflite), "--threads", str(threads)],
+    proc = subprocess.run([sys.executable, "-m", "device_sim.footprint", *map(str, tflites), "--threads", str(threads)],
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
@@ -59,27 +64,32 @@ def frames_in_flight(drop_policy: str, queue_size: int) -> int:
     return 1 + (1 if drop_policy == "latest" else queue_size)
 
 
-def device_memory(tflite: Path, profile) -> dict:
-    model_mb = Path(tflite).stat().st_size / 1e6
-    runtime = measure_runtime(tflite, profile.threads)
+def device_memory(tflites: list[Path], profile, names: list[str] | None = None) -> dict:
+    """The device memory of running these models together (one, or a pipeline's stages keyed by `names`)."""
+    files = [Path(t).stat().st_size / 1e6 for t in tflites]
+    runtime = measure_runtime(tflites, profile.threads)
     frames = frames_in_flight(profile.drop_policy, profile.queue_size)
     camera_mb = frames * profile.camera_width * profile.camera_height * 3 / 1e6
-    resident = max(runtime["runtime_mb"], model_mb)   # the mapped file is part of it
-    return {"total_mb": resident + camera_mb, "model_file_mb": model_mb,
-            "runtime_mb": resident - model_mb, "camera_buffers_mb": camera_mb, "camera_frames": frames,
-            "how": "fresh process: resident memory after loading, allocating and two invokes minus before "
-                   "(model pages + packed weights + arena + runtime structures), plus the camera frames in flight "
-                   "(RGB, the drop policy's bound); the simulator's Python, numpy and OpenCV are not counted"}
+    resident = max(runtime["runtime_mb"], sum(files))   # the mapped files are part of it
+    out = {"total_mb": resident + camera_mb, "model_file_mb": sum(files),
+           "runtime_mb": resident - sum(files), "camera_buffers_mb": camera_mb, "camera_frames": frames,
+           "how": "fresh process: resident memory after loading, allocating and two invokes minus before "
+                  "(model pages + packed weights + arena + runtime structures), plus the camera frames in flight "
+                  "(RGB, the drop policy's bound); the simulator's Python, numpy and OpenCV are not counted"}
+    if names is not None:
+        out["models"] = {n: {"file": str(t), "model_file_mb": f, "resident_mb": max(step, f)}
+                         for n, t, f, step in zip(names, tflites, files, runtime["per_model_mb"])}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m device_sim.footprint", description=__doc__.splitlines()[0])
-    p.add_argument("model")
+    p.add_argument("models", nargs="+", help="one or more .tflite files, loaded together in this order")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
-    print(json.dumps(_measure(args.model, args.threads)))
+    print(json.dumps(_measure(args.models, args.threads)))
     return 0
 
 

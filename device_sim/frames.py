@@ -1,12 +1,14 @@
 """Per-frame measurements: `FrameRecord` (one processed frame) and `FrameTable`, where the loop keeps
 them. A table of Python objects grows about 0.5 KB per frame (10 MB over a 20k-frame session, measured
 by the soak benchmark); the table stores each field in a typed column, in fixed-size chunks, about 60
-bytes per frame, and hands rows back as FrameRecords when iterated."""
+bytes per frame, and hands rows back as FrameRecords when iterated. A pipeline adds its own per-frame
+columns (each stage's time and runs) through `FrameRecord.columns`: float32 columns named on first use."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
+from itertools import repeat
 
 import numpy as np
 
@@ -33,15 +35,17 @@ class FrameRecord:
     rss_mb: float
     dropped_so_far: int
     valid: bool = True         # the model's output was finite
+    columns: dict = field(default_factory=dict)   # a pipeline's own columns: name -> number
 
     def as_row(self) -> dict:
-        return asdict(self)
+        row = {n: getattr(self, n) for n in _NAMES}
+        return row | self.columns
 
 
 # column dtypes; None-able ints and bools are stored with -1 for None
 _DTYPES = {"index": np.int32, "capture_s": np.float64, "deadline_met": np.bool_, "label": np.int32, "pred": np.int32,
            "correct": np.int8, "dropped_so_far": np.int32, "valid": np.bool_}
-_NAMES = [f.name for f in fields(FrameRecord)]
+_NAMES = [f.name for f in fields(FrameRecord) if f.name != "columns"]
 _OPTIONAL = ("label", "correct")
 
 
@@ -51,14 +55,23 @@ class FrameTable:
     def __init__(self):
         self._chunks: list[dict[str, np.ndarray]] = []
         self._n = 0
+        self.extra: list[str] = []   # the pipeline's column names, in first-seen order
 
     def append(self, rec: FrameRecord) -> None:
+        for name in rec.columns:
+            if name not in self.extra:   # a new column: NaN in the frames before
+                self.extra.append(name)
+                for c in self._chunks:
+                    c[name] = np.full(self.CHUNK, np.nan, np.float32)
         if self._n == len(self._chunks) * self.CHUNK:
-            self._chunks.append({n: np.empty(self.CHUNK, _DTYPES.get(n, np.float32)) for n in _NAMES})
+            self._chunks.append({n: np.empty(self.CHUNK, _DTYPES.get(n, np.float32)) for n in _NAMES}
+                                | {n: np.full(self.CHUNK, np.nan, np.float32) for n in self.extra})
         chunk, i = self._chunks[-1], self._n % self.CHUNK
         for name in _NAMES:
             value = getattr(rec, name)
             chunk[name][i] = -1 if value is None else value
+        for name, value in rec.columns.items():
+            chunk[name][i] = value
         self._n += 1
 
     def __len__(self) -> int:
@@ -73,20 +86,21 @@ class FrameTable:
         if not 0 <= i < self._n:
             raise IndexError(i)
         chunk, j = self._chunks[i // self.CHUNK], i % self.CHUNK
-        return _record({n: chunk[n][j].item() for n in _NAMES})
+        return _record({n: chunk[n][j].item() for n in _NAMES}, {n: chunk[n][j].item() for n in self.extra})
 
     def __iter__(self) -> Iterator[FrameRecord]:
         done = 0
         for chunk in self._chunks:
             take = min(self.CHUNK, self._n - done)
             columns = [chunk[n][:take].tolist() for n in _NAMES]
-            for values in zip(*columns):
-                yield _record(dict(zip(_NAMES, values)))
+            extra = [chunk[n][:take].tolist() for n in self.extra]
+            for values, more in zip(zip(*columns), zip(*extra) if extra else repeat(())):
+                yield _record(dict(zip(_NAMES, values)), dict(zip(self.extra, more)))
             done += take
 
 
-def _record(values: dict) -> FrameRecord:
+def _record(values: dict, columns: dict) -> FrameRecord:
     for n in _OPTIONAL:
         values[n] = None if values[n] == -1 else values[n]
     values["correct"] = None if values["correct"] is None else bool(values["correct"])
-    return FrameRecord(**values)
+    return FrameRecord(**values, columns=columns)

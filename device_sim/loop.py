@@ -6,10 +6,10 @@ into a drop policy; the inference thread takes what the policy hands it. Drops a
 - queue: a bounded FIFO; a frame that finds it full is dropped, the others wait (queueing delay).
 Max-speed mode (--max-speed): capture and inference alternate in one thread, no pacing, no drops.
 
-The device (device_sim.device.DeviceTiming): after each stage runs on the host, the loop sleeps until
-the device's time for that stage has passed (a projected inference, host pre/post-processing scaled by
-the core factor), so drops, queueing and deadlines follow the device. A stage the host runs slower
-than the device takes the host's time (the frame is marked host_slower).
+The device (device_sim.device.DeviceTiming, spent by device_sim.clock.run_timed inside the work): after
+each part of a frame's work runs on the host, the loop sleeps until the device's time for it has passed
+(a projected inference, host pre/post-processing scaled by the core factor), so drops, queueing and
+deadlines follow the device. A part the host runs slower than the device takes the host's time.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from device_sim.clock import sleep_until
 from device_sim.frames import FrameRecord, FrameTable
 from device_sim.memory import rss_mb
 from device_sim.sources.base import CorruptFrame, SourceFailed
@@ -106,10 +107,9 @@ class BoundedQueue:
 class _Run:
     """One loop's shared state: the clock, the stop rule, the records."""
 
-    def __init__(self, model, source, profile, *, duration_s, max_frames, timing, on_frame, max_bad_frames):
-        self.model, self.source, self.profile, self.max_bad_frames = model, source, profile, max_bad_frames
-        self.duration_s, self.max_frames = duration_s, max_frames
-        self.timing, self.on_frame = timing, on_frame
+    def __init__(self, work, source, profile, *, duration_s, max_frames, on_frame, max_bad_frames):
+        self.work, self.source, self.profile, self.max_bad_frames = work, source, profile, max_bad_frames
+        self.duration_s, self.max_frames, self.on_frame = duration_s, max_frames, on_frame
         self.captured, self.reason, self.failed, self.stop = 0, "", False, False
         self.records = FrameTable()
         self.bad_frames: list[str] = []
@@ -149,28 +149,18 @@ class _Run:
             return got
 
     def process(self, item: _Item, dropped: int) -> None:
-        model, profile, t0, timing = self.model, self.profile, self.t0, self.timing
         t_start = time.perf_counter()
-        x = model.preprocess(item.frame)
-        t1 = _spend(t_start, timing.pre_extra_ms)
-        raw = model.invoke(x)
-        t2 = time.perf_counter()
-        if timing.inference_ms is not None:
-            sleep_until(t1.end + timing.inference_ms / 1e3)
-        t3 = time.perf_counter()
-        pred = model.postprocess(raw)
-        t4 = _spend(t3, timing.post_extra_ms)
-        valid = bool(np.isfinite(pred.probs).all())
-        e2e = (t4.end - t0 - item.t) * 1e3
+        out = self.work.process(item.frame)
+        e2e = (time.perf_counter() - self.t0 - item.t) * 1e3
+        t = out.times
         rec = FrameRecord(
-            index=item.index, capture_s=item.t, queue_ms=(t_start - t0 - item.t) * 1e3,
-            preprocess_ms=(t1.end - t_start) * 1e3, inference_ms=(t3 - t1.end) * 1e3,
-            postprocess_ms=(t4.end - t3) * 1e3, preprocess_host_ms=t1.host_ms, inference_host_ms=(t2 - t1.end) * 1e3,
-            postprocess_host_ms=t4.host_ms, e2e_ms=e2e, deadline_met=e2e <= profile.deadline_ms,
-            label=item.label, pred=pred.label, confidence=pred.confidence if valid else float("nan"),
-            correct=None if item.label is None or pred.label < 0 else valid and pred.label == item.label,
-            rss_mb=rss_mb(),
-            dropped_so_far=dropped, valid=valid,
+            index=item.index, capture_s=item.t, queue_ms=(t_start - self.t0 - item.t) * 1e3,
+            preprocess_ms=t.pre_ms, inference_ms=t.inference_ms, postprocess_ms=t.post_ms,
+            preprocess_host_ms=t.pre_host_ms, inference_host_ms=t.inference_host_ms, postprocess_host_ms=t.post_host_ms,
+            e2e_ms=e2e, deadline_met=e2e <= self.profile.deadline_ms, label=item.label, pred=out.pred,
+            confidence=out.confidence,
+            correct=None if item.label is None or out.pred < 0 else out.valid and out.pred == item.label,
+            rss_mb=rss_mb(), dropped_so_far=dropped, valid=out.valid, columns=out.columns,
         )
         self.records.append(rec)
         if self.on_frame is not None:
@@ -183,32 +173,19 @@ class _Run:
                           time.perf_counter() - self.t0, self.bad_frames, self.interrupted)
 
 
-@dataclass(frozen=True)
-class _Spent:
-    end: float        # perf_counter when the stage ended on the device
-    host_ms: float    # what it took on this host
-
-
-def _spend(start: float, extra_ms: float) -> _Spent:
-    """Called right after a host stage that began at `start`: the device takes `extra_ms` longer."""
-    end = time.perf_counter()
-    if extra_ms > 0.0:
-        sleep_until(end + extra_ms / 1e3)
-    return _Spent(time.perf_counter(), (end - start) * 1e3)
-
-
 def _check_frame(frame) -> None:
     if not (isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3):
         shape = getattr(frame, "shape", None)
         raise CorruptFrame(f"frame is not uint8 HxWx3 (got {getattr(frame, 'dtype', type(frame).__name__)} {shape})")
 
 
-def run_loop(model, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
-             timing, on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
-    """Runs until the duration or frame count is reached, the source ends or fails, or Ctrl-C / SIGTERM
+def run_loop(work, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
+             on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
+    """`work` (device_sim.work): one model or a pipeline, which spends the device's time per frame. Runs
+    until the duration or frame count is reached, the source ends or fails, or Ctrl-C / SIGTERM
     (KeyboardInterrupt) arrives: then the frames so far are returned with `interrupted` set."""
-    run = _Run(model, source, profile, duration_s=duration_s, max_frames=max_frames, timing=timing,
-               on_frame=on_frame, max_bad_frames=max_bad_frames)
+    run = _Run(work, source, profile, duration_s=duration_s, max_frames=max_frames, on_frame=on_frame,
+               max_bad_frames=max_bad_frames)
     return _max_speed(run) if max_speed else _real_time(run)
 
 
@@ -258,10 +235,3 @@ def _real_time(run: _Run) -> LoopResult:
         policy.close()
     thread.join()
     return run.result(policy.dropped)
-
-
-def sleep_until(deadline: float) -> None:
-    """time.sleep for the bulk, a short spin for the last half millisecond (sleep overshoots)."""
-    while (left := deadline - time.perf_counter()) > 0:
-        if left > 0.001:
-            time.sleep(left - 0.0005)

@@ -140,7 +140,7 @@ class DeployedModel:
         return float(np.median(times))
 
     def postprocess(self, raw) -> Prediction:
-        if self.task == "raw":   # timed and checked for NaN / inf, not decoded
+        if self.task in ("raw", "detection", "landmarks"):   # not decoded here (a pipeline stage decodes them)
             values = np.concatenate([dequantize_output(r, s).ravel() for r, s in zip(raw, self.output_specs)])
             return Prediction(-1, float("nan"), values)
         if self.task == "segmentation":
@@ -170,14 +170,9 @@ class DeployedModel:
         measurements are not disturbed); None for tasks the annotation text covers."""
         if self.task != "segmentation":
             return None
-        from device_sim.decode.geometry import mask_to_frame
+        from device_sim.overlay import tint
 
-        mask = mask_to_frame(self._mask(self.invoke(self.preprocess(frame_bgr))), frame_bgr.shape[1],
-                             frame_bgr.shape[0])
-        tint = np.zeros_like(frame_bgr)
-        tint[..., 1] = 255
-        alpha = (0.45 * (mask > MASK_THRESHOLD))[..., None]
-        return (frame_bgr * (1 - alpha) + tint * alpha).astype(np.uint8)
+        return tint(frame_bgr, self._mask(self.invoke(self.preprocess(frame_bgr))))
 
 
 def _make_interpreter(tflite: Path, threads: int):

@@ -25,14 +25,20 @@ def _limits(ax, limits: list[tuple[str, float]], unit: str) -> None:
                    label=f"budget: {title} {value:g} {unit}")
 
 
-def plot_latency(path: Path, records, device: str, title: str, limits: list[tuple[str, float]]) -> None:
-    """`device`: how the device's latency was obtained (e.g. "projected, cortex-a55 @ 1.8 GHz x2", "host")."""
+def plot_latency(path: Path, records, device: str, title: str, limits: list[tuple[str, float]],
+                 stages: list[str] = ()) -> None:
+    """`device`: how the device's latency was obtained (e.g. "projected, cortex-a55 @ 1.8 GHz x2", "host").
+    `stages`: a pipeline's stage names; each stage's time per frame is drawn (its <stage>_ms column)."""
     plt = _plt()
     t = [r.capture_s for r in records]
     fig, (ax, hist) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
     ax.plot(t, [r.e2e_ms for r in records], lw=0.9, label=f"end-to-end (capture to result; {device})")
-    ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference ({device})")
-    if not device.startswith("host"):
+    for name in stages:
+        ax.plot(t, [r.columns[f"{name}_ms"] for r in records], lw=0.8, alpha=0.85,
+                label=f"stage {name} (0 = skipped; {device})")
+    if not stages:
+        ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference ({device})")
+    if not device.startswith("host") and not stages:
         ax.plot(t, [r.inference_host_ms for r in records], lw=0.8, label="inference, measured on this host")
     _limits(ax, limits, "ms")
     missed = [r for r in records if not r.deadline_met]

@@ -21,15 +21,17 @@ from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, Us
 from contract.files import check_writable, write_json
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import runtime_version
-from device_sim.budgets import BUDGETS, RunFacts, budget_table, check_budgets
+from device_sim.budgets import RunFacts, budget_table, check_budgets, check_stage_budgets
 from device_sim.device import device_timing
 from device_sim.footprint import device_memory
 from device_sim.loop import MAX_BAD_FRAMES, run_loop
 from device_sim.memory import peak_rss_mb, rss_mb
 from device_sim.model import BareModel, DeployedModel
+from device_sim.pipelines import load_pipeline
 from device_sim.profiles import check_override
 from device_sim.report import host_info, write_frames_csv
 from device_sim.sources import open_source
+from device_sim.stages import load_stage_models
 from device_sim.stats import summarize
 
 __all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S"]
@@ -38,35 +40,41 @@ DEFAULT_DURATION_S = 20.0
 OUTPUT_KIND = "simulate"        # what contract.outputs records as the writer of the output folder
 
 
-def simulate(model_path, profile, *, out: Path, source: str | None = None, samples: Path | None = None,
+def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | None = None, samples: Path | None = None,
              duration_s: float | None = DEFAULT_DURATION_S, max_frames: int | None = None, max_speed: bool = False,
              video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True, force: bool = False,
              max_bad_frames: int = MAX_BAD_FRAMES, bare: BareModel | None = None, log=print) -> tuple[int, dict]:
     """duration_s=None and max_frames=None: run until the source ends. Returns (exit code, report).
-    `model_path`: an export folder / model.json, or any .tflite (described by `bare` when it has no card).
+    `model_path`: an export folder / model.json, or any .tflite (described by `bare` when it has no card);
+    or `pipeline` (a pipeline file or built-in name, device_sim.pipelines) with model_path None.
     source None: the export's sample pack ("synthetic"), or a camera on a photograph ("photo") for a bare
-    .tflite, which has none.
+    .tflite or a pipeline, which have none.
     Everything is checked before the first frame; outputs are built in a staging folder and swapped in
     whole (contract.outputs), so `out` never mixes two runs. Ctrl-C / SIGTERM in the loop: the frames so
     far are written as a partial report (no video), then the KeyboardInterrupt is re-raised."""
     _check_stop_rule(duration_s, max_frames, max_bad_frames)
     out = Path(out)
-    model_path, card_path, source, pack = _locate(Path(model_path), source, samples)
+    if (model_path is None) == (pipeline is None):
+        raise UserError("give a model (--model) or a pipeline (--pipeline), one of them")
+    spec = load_pipeline(pipeline) if pipeline is not None else None
+    model_path, card_path, source, pack = _locate(None if spec else Path(model_path), source, samples)
     check_writable(out)
     check_output_folder(out, kind=OUTPUT_KIND, force=force)
     threads = _host_threads(profile, log)
     memory = {"before_load_mb": rss_mb()}
-    model = DeployedModel.load(card_path or model_path, threads=threads, bare=bare)
+    loaded = load_stage_models(spec, threads) if spec else DeployedModel.load(card_path or model_path, threads=threads,
+                                                                         bare=bare)
     memory["after_allocate_mb"] = rss_mb()
     cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
-                      samples=pack or Path(SAMPLE_PACK), labels=model.labels, seed=seed)
+                      samples=pack or Path(SAMPLE_PACK), labels=[] if spec else loaded.labels, seed=seed)
     try:
         with folder_lock(out, what="simulation"):
-            result, report = _run(model, cam, profile, memory, threads=threads, duration_s=duration_s,
+            work = _make_work(loaded, spec, profile, log)
+            result, report = _run(work, cam, profile, memory, threads=threads, duration_s=duration_s,
                                   max_frames=max_frames, max_speed=max_speed, progress=progress,
                                   max_bad_frames=max_bad_frames, log=log)
             video = video and result.interrupted is None   # an interrupted run is written at once
-            _publish_outputs(out, report, result.records, cam, model, profile, plots=plots, video=video,
+            _publish_outputs(out, report, result.records, cam, work, profile, plots=plots, video=video,
                              force=force, log=log)
     finally:
         cam.close()
@@ -77,32 +85,57 @@ def simulate(model_path, profile, *, out: Path, source: str | None = None, sampl
     return code, report
 
 
-def _run(model, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
+def _make_work(loaded, spec, profile, log):
+    """The frame loop's Work: one model, or the pipeline's stages, each timed for the device."""
+    from device_sim.work import SingleModel
+
+    if spec is None:
+        return SingleModel(loaded, device_timing(loaded, profile, log))
+    from device_sim.stages import Pipeline, Stage
+
+    return Pipeline(spec, [Stage(st, m, device_timing(m, profile, log)) for st, m in zip(spec.stages, loaded)])
+
+
+def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
          progress: bool, max_bad_frames: int, log):
     mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
-    timing = device_timing(model, profile, log)
-    log(f"simulating {model.card.get('name', '?')} [{model.card.get('format', '?')}] on {profile.name}: "
+    timing = work.timing
+    log(f"simulating {work.name} [{work.format}] on {profile.name}: "
         f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} host thread(s); "
-        f"device inference {_ms(timing.inference_ms)} ({timing.label}), host {timing.host_reference_ms:.2f} ms")
-    memory["device"] = device_memory(model.tflite, profile)
+        f"device inference {_inference_text(work)} ({timing.label})")
+    stages = getattr(work, "stages", None)
+    memory["device"] = device_memory(work.tflites, profile, names=[st.name for st in stages] if stages else None)
     expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
-    result = _loop_with_progress(model, cam, profile, expected, progress, duration_s=duration_s,
-                                 max_frames=max_frames, max_speed=max_speed, timing=timing,
-                                 max_bad_frames=max_bad_frames)
+    result = _loop_with_progress(work, cam, profile, expected, progress, duration_s=duration_s,
+                                 max_frames=max_frames, max_speed=max_speed, max_bad_frames=max_bad_frames)
     if not result.records:
         if result.interrupted is not None:
             raise result.interrupted
         raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
-    return result, _report(result, model, profile, memory, threads=threads, max_speed=max_speed, source=cam.name,
-                           timing=timing)
+    return result, _report(result, work, profile, memory, threads=threads, max_speed=max_speed, source=cam.name)
+
+
+def _inference_text(work) -> str:
+    stages = getattr(work, "stages", None)
+    if stages is None:
+        return f"{_ms(work.timing.inference_ms)}, host {work.timing.host_reference_ms:.2f} ms"
+    return ", ".join(f"{st.name} {_ms(st.timing.inference_ms)} (host {st.timing.host_reference_ms:.2f} ms)"
+                     for st in stages)
 
 
 def _ms(value: float | None) -> str:
     return "as measured" if value is None else f"{value:.2f} ms"
 
 
-def _locate(model_path: Path, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
-    """(model path, its card or None for a bare .tflite, the source, the sample pack or None)."""
+def _locate(model_path: Path | None, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
+    """(model path, its card or None for a bare .tflite, the source, the sample pack or None); a pipeline
+    (model_path None) is like a bare model: no card, no sample pack of its own."""
+    if model_path is None:
+        source = source or "photo"
+        if not samples and source.split(":")[0] == "synthetic":
+            raise UserError("a pipeline has no sample pack for the synthetic camera: use --source photo (a camera "
+                            "on a photograph), video:PATH, folder:PATH or camera:N, or give --samples")
+        return None, None, source, Path(samples) if samples else None
     is_bare = is_bare_tflite(model_path)
     if is_bare and not model_path.is_file():
         raise UserError(f"{model_path} does not exist")
@@ -115,11 +148,11 @@ def _locate(model_path: Path, source: str | None, samples) -> tuple[Path, Path |
     return model_path, card_path, source, pack
 
 
-def _publish_outputs(out: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool, force: bool,
+def _publish_outputs(out: Path, report: dict, recs, cam, work, profile, *, plots: bool, video: bool, force: bool,
                      log) -> None:
     staging = make_staging(out)
     try:
-        _write_outputs(staging, out, report, recs, cam, model, profile, plots=plots, video=video, log=log)
+        _write_outputs(staging, out, report, recs, cam, work, profile, plots=plots, video=video, log=log)
         publish(staging, out, kind=OUTPUT_KIND, force=force)
     except BaseException:
         discard(staging)
@@ -161,10 +194,10 @@ def _threads_for(profile, log) -> int:
     return threads
 
 
-def _loop_with_progress(model, cam, profile, expected, progress: bool, **loop_kw):
+def _loop_with_progress(work, cam, profile, expected, progress: bool, **loop_kw):
     bar = _progress(expected, progress)
     try:
-        return run_loop(model, cam, profile, on_frame=(lambda rec: bar.update(1)) if bar is not None else None,
+        return run_loop(work, cam, profile, on_frame=(lambda rec: bar.update(1)) if bar is not None else None,
                         **loop_kw)
     finally:
         if bar is not None:
@@ -179,31 +212,30 @@ def _progress(total: int | None, enabled: bool):
     return tqdm(total=total, unit="frame", disable=None if enabled else True, dynamic_ncols=True, leave=False)
 
 
-def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bool, source: str,
-            timing) -> dict:
+def _report(result, work, profile, memory: dict, *, threads: int, max_speed: bool, source: str) -> dict:
     recs = result.records
     sampled_peak = max(r.rss_mb for r in recs)
     memory.update(peak_mb=max(peak_rss_mb(), sampled_peak), loop_peak_sampled_mb=sampled_peak,
                   model_arena_mb=memory["after_allocate_mb"] - memory["before_load_mb"])
-    facts = RunFacts(records=recs, memory_mb=memory, model_size_mb=model.size_mb,
-                     latency_percentile=profile.latency_percentile, device=timing.kind)
-    budgets = check_budgets(profile.budgets, facts)
+    facts = RunFacts(records=recs, memory_mb=memory, model_size_mb=work.size_mb,
+                     latency_percentile=profile.latency_percentile, device=work.timing.kind)
+    stages = getattr(work, "stages", None)
+    budgets = check_budgets(profile.budgets, facts) + (check_stage_budgets(
+        {st.name: st.spec.budgets for st in stages if st.spec.budgets}, facts) if stages else [])
     labelled = [r for r in recs if r.correct is not None]
     interrupted = result.interrupted is not None
     span = recs[-1].capture_s - recs[0].capture_s
     e2e_stats = summarize(r.e2e_ms for r in recs)
-    return {
+    report = {
         "partial": result.failed or interrupted, "stop_reason": result.stop_reason,
         "bad_frames": {"count": len(result.bad_frames), "examples": result.bad_frames[:5]},
         "invalid_outputs": sum(not r.valid for r in recs),
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
         "mode": "max-speed" if max_speed else "real-time",
         "profile": profile.as_dict(), "threads_used": threads,
-        "model": {k: model.card.get(k) for k in ("name", "format", "task", "file", "sha256", "labels", "input",
-                                                 "output", "outputs")}
-        | {"path": str(model.tflite), "size_mb": model.size_mb, "init_ms": model.init_seconds * 1e3},
+        "model": work.model_report(),
         "host": host_info(), "runtime": runtime_version(), "source": source,
-        "device": {**timing.as_dict(), "host_slower_frames": _host_slower(recs, timing),
+        "device": {**work.device_report(recs),
                    "note": "latency columns without _host are the device's (see kind); end-to-end is wall-clock "
                            "on the simulated device; *_host columns are this machine's measurements"},
         "latency_ms": {
@@ -226,28 +258,25 @@ def _report(result, model, profile, memory: dict, *, threads: int, max_speed: bo
         "memory_mb": memory, "budgets": budgets, "pass": all(b["pass"] for b in budgets),
         "wall_seconds": result.wall_s,
     }
+    if stages:
+        report["stages"] = work.stage_report(recs)
+    return report
 
 
-def _host_slower(recs, timing) -> int:
-    """Frames whose host inference took longer than the device's: there the host's time passed."""
-    if timing.inference_ms is None:
-        return 0
-    return sum(r.inference_host_ms > timing.inference_ms for r in recs)
-
-
-def _write_outputs(out: Path, final: Path, report: dict, recs, cam, model, profile, *, plots: bool, video: bool,
+def _write_outputs(out: Path, final: Path, report: dict, recs, cam, work, profile, *, plots: bool, video: bool,
                    log) -> None:
     """Writes every output into `out` (the staging folder); the report names them under `final`."""
     outputs = {"report": out / "report.json", "frames": out / "frames.csv"}
     write_frames_csv(outputs["frames"], [r.as_row() for r in recs])
-    title = f"{model.card.get('name')} {model.card.get('format')} on {profile.name} ({report['device']['label']})"
+    title = f"{work.name} {work.format} on {profile.name} ({report['device']['label']})"
     if plots:
         from device_sim.plots import plot_latency, plot_memory
 
-        limits = {kind: [(b["title"], b["limit"]) for b in report["budgets"] if BUDGETS[b["budget"]].plot == kind]
+        limits = {kind: [(b["title"], b["limit"]) for b in report["budgets"] if b["plot"] == kind]
                   for kind in ("latency", "memory")}
         outputs["latency_plot"], outputs["memory_plot"] = out / "latency.png", out / "memory.png"
-        plot_latency(outputs["latency_plot"], recs, report["device"]["label"], title, limits["latency"])
+        stage_names = [st["name"] for st in report.get("stages", [])]
+        plot_latency(outputs["latency_plot"], recs, report["device"]["label"], title, limits["latency"], stage_names)
         plot_memory(outputs["memory_plot"], recs, report["memory_mb"], title, limits["memory"])
     if video:
         from device_sim.video import write_video
@@ -255,9 +284,8 @@ def _write_outputs(out: Path, final: Path, report: dict, recs, cam, model, profi
         t0 = time.perf_counter()
         # plays at the rate results came out in real time; at --max-speed, at the camera's rate
         fps = profile.fps if report["mode"] == "max-speed" or not report["achieved_fps"] else report["achieved_fps"]
-        written = write_video(out / "demo.mp4", cam, recs, model.labels, profile.deadline_ms,
-                              round(min(max(fps, 1.0), profile.fps), 2),
-                              draw=model.draw if model.task == "segmentation" else None)
+        written = write_video(out / "demo.mp4", cam, recs, work, profile.deadline_ms,
+                              round(min(max(fps, 1.0), profile.fps), 2))
         report["video_frames"] = written
         if written:
             outputs["video"] = out / "demo.mp4"
@@ -274,6 +302,16 @@ def _print_summary(report: dict, profile, log) -> None:
     log(f"latency ms ({dev['label']})  end-to-end p50 {lat['end_to_end']['p50']:.2f}  "
         f"p95 {lat['end_to_end']['p95']:.2f}  |  inference p50 {lat['inference']['p50']:.2f} "
         f"(host {lat['inference_host']['p50']:.2f})  |  {report['achieved_fps'] or 0:.1f} fps")
+    for st in report.get("stages", []):
+        lat_st, host = st["latency_ms"], st["latency_host_ms"]
+        line = (f"  stage {st['name']:<10} ran on {st['frames_run']}/{frames['processed']} frames "
+                f"({100 * st['run_ratio']:.0f}%")
+        if st.get("run_ratio_once_tracking") is not None:
+            line += f"; {100 * st['run_ratio_once_tracking']:.0f}% once tracking"
+        line += f"), found on {st['frames_found']}"
+        if lat_st:
+            line += f"; time per frame p50 {lat_st['p50']:.2f} p95 {lat_st['p95']:.2f} ms (host p50 {host['p50']:.2f})"
+        log(line)
     if dev["host_slower_frames"]:
         log(f"note: on {dev['host_slower_frames']} frame(s) this host was slower than the projected device; "
             "their latencies are the host's (upper bounds)")

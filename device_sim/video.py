@@ -14,31 +14,27 @@ import cv2
 __all__ = ["annotate", "write_video"]
 
 
-def annotate(frame, rec, labels: list[str], budget_ms: float, draw=None):
-    """`draw(frame) -> frame or None`: the task's overlay (a segmentation mask), drawn first."""
-    out = (draw(frame) if draw is not None else None)
-    out = frame.copy() if out is None else out
+def annotate(frame, rec, budget_ms: float, work):
+    """The work's overlay (`work.draw(frame, rec)` -> (image or None, caption)), then the caption, the
+    latency and a budget light."""
+    drawn, text = work.draw(frame, rec)
+    out = frame.copy() if drawn is None else drawn
     ok = rec.e2e_ms <= budget_ms
     h, w = out.shape[:2]
     cv2.rectangle(out, (0, 0), (w, 58), (0, 0, 0), -1)
-    if rec.pred >= 0:
-        text = f"pred {labels[rec.pred]}  {100 * rec.confidence:.0f}%"
-    else:
-        text = f"mask covers {100 * rec.confidence:.0f}% of the input" if draw else "outputs timed, not decoded"
-    if rec.label is not None and rec.pred >= 0:
-        text += f"  (truth {labels[rec.label]})"
-    cv2.putText(out, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(out, text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
     cv2.putText(out, f"{rec.e2e_ms:.1f} ms end-to-end  (budget {budget_ms:g} ms)", (10, 48),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.55, (220, 220, 220), 1, cv2.LINE_AA)
     cv2.circle(out, (w - 24, 29), 12, (0, 200, 0) if ok else (0, 0, 230), -1)
-    side = min(h, w)  # the model sees the center square
+    side = min(h, w)  # the whole-frame models see the center square
     x0, y0 = (w - side) // 2, (h - side) // 2
     cv2.rectangle(out, (x0, y0), (x0 + side - 1, y0 + side - 1), (255, 200, 0), 1)
     return out
 
 
-def write_video(path: Path, source, records, labels: list[str], budget_ms: float, fps: float, draw=None) -> int:
-    """Returns the number of frames written (0 when the source cannot be replayed)."""
+def write_video(path: Path, source, records, work, budget_ms: float, fps: float) -> int:
+    """Returns the number of frames written (0 when the source cannot be replayed). The work replays the
+    processed frames in order from its initial state (a pipeline's tracking decides as it did)."""
     if not records or not getattr(source, "replayable", False):
         return 0
     first = source.replay(records[0].index)
@@ -48,12 +44,13 @@ def write_video(path: Path, source, records, labels: list[str], budget_ms: float
     if not writer.isOpened():
         return 0
     written = 0
+    work.reset()
     try:
         for rec in records:
             frame = first if written == 0 else source.replay(rec.index)
             if frame is None:
                 break
-            writer.write(annotate(frame, rec, labels, budget_ms, draw))
+            writer.write(annotate(frame, rec, budget_ms, work))
             written += 1
     finally:
         writer.release()

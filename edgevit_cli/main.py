@@ -16,7 +16,7 @@ COMMANDS = {
     "info": "table of every registered model: params, MACs, attention blocks",
     "train": "train a model (default: edgevit_xs on the embedded digits)",
     "export": "PyTorch checkpoint -> ONNX -> TFLite fp32/fp16/int8, with a fidelity report",
-    "simulate": "run an exported model in a simulated camera loop against device budgets",
+    "simulate": "run a model or a pipeline of models in a simulated camera loop against device budgets",
     "bench": "on-device style benchmark of a .tflite (latency, memory)",
     "target": "run an exported model on an emulated ARM core: instructions per inference, agreement with host",
 }

@@ -7,12 +7,15 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True,
-                   help="export folder with model.tflite + model.json (e.g. artifacts/x/int8), or any .tflite")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model",
+                      help="export folder with model.tflite + model.json (e.g. artifacts/x/int8), or any .tflite")
+    what.add_argument("--pipeline", help="a pipeline of models per frame: face, hand, selfie (built in, MediaPipe's "
+                                         "models from `make mediapipe-models`) or your own .toml (README: Pipelines)")
     p.add_argument("--profile", default="ar-glasses", help="ar-glasses (default), smartwatch, phone, or a .toml path")
     p.add_argument("--source", default=None,
                    help="synthetic (an export's sample pack; the default), photo[:PATH] (a camera on a photograph; "
-                        "the default for a bare .tflite), video:PATH, camera:INDEX, folder:PATH")
+                        "the default for a bare .tflite and a pipeline), video:PATH, camera:INDEX, folder:PATH")
     p.add_argument("--samples", default=None, help="sample pack for the synthetic camera (default: beside the model)")
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to run (default 20, or no limit when --frames is given)")
@@ -95,7 +98,13 @@ def run(args: argparse.Namespace) -> int:
                               clock_ghz=args.clock_ghz,
                               drop_policy=args.drop_policy, queue_size=args.queue_size)
     duration = args.duration if args.duration is not None else None if args.frames else DEFAULT_DURATION_S
-    code, _ = simulate(args.model, profile, out=Path(args.out), source=args.source, bare=bare_model(args),
+    bare = bare_model(args)
+    if bare is not None and args.pipeline:
+        from contract.errors import UserError
+
+        raise UserError("--task, --labels, --input-range, --mean/--std and --color describe a bare --model; "
+                        "a pipeline's stages say it in the pipeline file")
+    code, _ = simulate(args.model, profile, pipeline=args.pipeline, out=Path(args.out), source=args.source, bare=bare,
                        samples=Path(args.samples) if args.samples else None, duration_s=duration,
                        max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed,
                        force=args.force, max_bad_frames=MAX_BAD_FRAMES if args.max_bad_frames is None

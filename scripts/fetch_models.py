@@ -27,11 +27,11 @@ MEDIAPIPE = {   # wheel path -> file in .models/mediapipe
         "face_detection/face_detection_short_range", "face_landmark/face_landmark",
         "palm_detection/palm_detection_lite", "hand_landmark/hand_landmark_lite",
         "selfie_segmentation/selfie_segmentation", "pose_detection/pose_detection")}
-PHOTO = ("skimage/data/astronaut.png", "astronaut.png")
+PHOTOS = {"skimage/data/astronaut.png": "astronaut.png"}   # wheel path -> file in .models
 
 
 def wanted(root: Path) -> list[Path]:
-    return [root / "mediapipe" / name for name in MEDIAPIPE.values()] + [root / PHOTO[1]]
+    return [root / "mediapipe" / name for name in MEDIAPIPE.values()] + [root / name for name in PHOTOS.values()]
 
 
 def _download(requirement: str, prefix: str, into: Path) -> Path:
@@ -66,13 +66,16 @@ def fetch(root: Path) -> None:
         tmp = Path(tmp)
         stage = tmp / "stage"
         (stage / "mediapipe").mkdir(parents=True)
-        mp = _download("mediapipe==0.10.14", WHEELS["mediapipe==0.10.14"], tmp)
-        with zipfile.ZipFile(mp) as z:
-            for member, name in MEDIAPIPE.items():
-                (stage / "mediapipe" / name).write_bytes(z.read(member))
-        sk = _download("scikit-image==0.24.0", WHEELS["scikit-image==0.24.0"], tmp)
-        with zipfile.ZipFile(sk) as z:
-            (stage / PHOTO[1]).write_bytes(_without_icc(z.read(PHOTO[0])))
+        if not all((root / "mediapipe" / name).is_file() for name in MEDIAPIPE.values()):
+            mp = _download("mediapipe==0.10.14", WHEELS["mediapipe==0.10.14"], tmp)
+            with zipfile.ZipFile(mp) as z:
+                for member, name in MEDIAPIPE.items():
+                    (stage / "mediapipe" / name).write_bytes(z.read(member))
+        if not all((root / name).is_file() for name in PHOTOS.values()):
+            sk = _download("scikit-image==0.24.0", WHEELS["scikit-image==0.24.0"], tmp)
+            with zipfile.ZipFile(sk) as z:
+                for member, name in PHOTOS.items():
+                    (stage / name).write_bytes(_without_icc(z.read(member)))
         for path in sorted(stage.rglob("*")):
             if path.is_file():
                 dest = root / path.relative_to(stage)
@@ -80,7 +83,8 @@ def fetch(root: Path) -> None:
                     continue   # never replace a file already there (ours from an earlier run, or a user's)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, dest)   # each file appears whole
-    print(f"mediapipe-models: {len(MEDIAPIPE)} models in {root / 'mediapipe'}, photo {root / PHOTO[1]}")
+    print(f"mediapipe-models: {len(MEDIAPIPE)} models in {root / 'mediapipe'}, photos "
+          f"{', '.join(str(root / n) for n in PHOTOS.values())}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -115,7 +115,9 @@ def test_roi_from_a_level_and_a_tilted_detection():
     right_mid = roi_to_frame(np.array([[1.0, 0.5]]), tilted)[0]      # the crop's right edge, middle
     assert right_mid == pytest.approx([180 + 120 * np.cos(np.pi / 4), 240 - 120 * np.sin(np.pi / 4)], abs=1e-3)
     shifted = roi_from_detection(box, np.array([[0.3, 0.4], [0.45, 0.4]]), 480, 480, scale=1.0, shift_y=-0.1)
-    assert (shifted.x, shifted.y) == pytest.approx((180, 240 - 24))   # up by 10% of the 240 px side
+    assert (shifted.x, shifted.y) == pytest.approx((180, 240 - 24))   # up by 10% of the box's 240 px height
+    wide = roi_from_detection(box, np.array([[0.3, 0.4], [0.45, 0.4]]), 480, 480, scale=2.6, shift_y=-0.1)
+    assert (wide.y, wide.width) == pytest.approx((240 - 24, 624))       # shifted by the box, not the scaled side
 
 
 def test_crop_matrix_round_trips_with_roi_to_frame():
@@ -139,3 +141,53 @@ def test_mask_lands_on_the_centre_square():
     out = mask_to_frame(mask, 640, 480)
     assert out.shape == (480, 640) and out[:, :80].max() == 0 and out[:, 560:].max() == 0   # outside the square
     assert out[240, 100] == 1.0 and out[240, 540] == 0.0 and abs(out[:, 80:560].mean() - 0.5) < 0.05
+
+
+def _stage(task: str, outputs: list[dict], **sections):
+    """A pipeline Stage over a stand-in model (what Stage reads: input size, output specs)."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from device_sim.pipelines import StageSpec
+    from device_sim.stages import UNTIMED, Stage
+
+    model = SimpleNamespace(width=192, height=192, output_specs=outputs)
+    return Stage(StageSpec(name="s", model=Path("m.tflite"), task=task, **sections), model, UNTIMED)
+
+
+def test_landmarks_scale_back_onto_the_frame_by_hand():
+    """Points in crop pixels (int8 output, scale 2, zero point -10) and a presence logit -> frame pixels
+    through a rotated crop: the crop's centre lands on the ROI's centre, its right edge half a side to the
+    ROI's x axis."""
+    from device_sim.decode.geometry import Roi, roi_to_frame
+
+    q8 = {"dtype": "int8", "quantization": {"scale": 2.0, "zero_point": -10}}
+    stage = _stage("landmarks", [q8, {"dtype": "float32", "quantization": None}],
+                   landmarks={"count": 2, "dims": 3, "scale": 192.0, "presence_output": 1, "presence_sigmoid": True})
+    crop_px = np.array([[96, 96, 0], [192, 96, 0]], np.float32)        # the crop's centre and its right edge
+    raw = [(crop_px / 2.0 - 10).astype(np.int8).reshape(1, 6), np.array([[2.0]], np.float32)]
+    points, presence = stage._finish(raw)
+    assert np.allclose(points, [[0.5, 0.5], [1.0, 0.5]]) and presence == pytest.approx(1 / (1 + np.exp(-2.0)))
+    roi = Roi(300.0, 200.0, 100.0, 100.0, np.pi / 2)                  # turned a quarter clockwise
+    assert np.allclose(roi_to_frame(points, roi), [[300, 200], [300, 250]], atol=1e-4)
+
+
+def test_detection_stage_decodes_and_suppresses_by_hand():
+    """Two anchors' raw outputs for the same face merge into one detection (weighted NMS); a detector whose
+    outputs do not match its anchors is refused with the counts."""
+    from contract.errors import UserError
+
+    f32 = {"dtype": "float32", "quantization": None}
+    anchors = {"strides": [96], "offset": 0.5, "interpolated_scale_aspect_ratio": 0.0}   # a 2x2 map, 4 anchors
+    stage = _stage("detection", [{**f32, "shape": [1, 4, 4]}, {**f32, "shape": [1, 4, 1]}], anchors=anchors,
+                   decode={"scale": 192.0, "nms_iou": 0.3})
+    assert np.allclose(stage.anchors[:, :2], [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]])
+    boxes = np.zeros((1, 4, 4), np.float32)
+    boxes[0, 0] = [96 * 0.5, 96 * 0.5, 96, 96]      # anchor 0 + (0.25, 0.25): centre (0.5, 0.5), 0.5 x 0.5
+    boxes[0, 3] = [-96 * 0.5, -96 * 0.5, 96, 96]    # anchor 3 - (0.25, 0.25): the same box
+    scores = np.array([[[3.0], [-5.0], [-5.0], [1.0]]], np.float32)
+    det = stage._finish([boxes, scores])
+    assert len(det) == 1 and det.scores[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    assert np.allclose(det.boxes[0], [0.25, 0.25, 0.75, 0.75], atol=1e-6)
+    with pytest.raises(UserError, match="the anchors give 4 boxes"):
+        _stage("detection", [{**f32, "shape": [1, 9, 4]}, {**f32, "shape": [1, 9, 1]}], anchors=anchors, decode={})

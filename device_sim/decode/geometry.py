@@ -5,7 +5,8 @@
 - A second-stage model (landmarks) sees a rotated crop: a `Roi` (centre, size in frame pixels,
   rotation in radians). `roi_from_detection` builds one from a detection the way MediaPipe's trackers
   do (square around the box, scaled up, turned so the line between two keypoints lies at a target
-  angle); `crop_matrix` is the affine transform frame -> crop; `roi_to_frame` maps normalized crop
+  angle); `roi_from_points` the next frame's ROI from landmarks (tracking); `crop_matrix` is the
+  affine transform frame -> crop; `roi_to_frame` maps normalized crop
   points back to frame pixels.
 - Segmentation: `mask_to_frame` resizes a model-input mask to the centred square and places it in a
   frame-sized mask (outside the square: 0).
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Roi", "from_model_input", "roi_from_detection", "crop_matrix", "roi_to_frame", "mask_to_frame"]
+__all__ = ["Roi", "from_model_input", "roi_from_detection", "roi_from_points", "crop_matrix", "roi_to_frame",
+           "mask_to_frame"]
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,38 @@ def from_model_input(points: np.ndarray, frame_w: int, frame_h: int) -> np.ndarr
 def roi_from_detection(box: np.ndarray, keypoints: np.ndarray, frame_w: int, frame_h: int, *, scale: float = 1.5,
                        rotation_keypoints: tuple[int, int] = (0, 1), target_angle: float = 0.0,
                        shift_y: float = 0.0) -> Roi:
-    """A square ROI around a detection (box and keypoints normalized to the model input): side = the box's
-    longer side (frame pixels) x `scale`, centre shifted by `shift_y` x side along the ROI's own
-    vertical, rotated so keypoints[a] -> keypoints[b] points at `target_angle` (0: to the right)."""
+    """A square ROI around a detection (box and keypoints normalized to the model input), as MediaPipe's
+    DetectionsToRects + RectTransformation do it: rotated so keypoints[a] -> keypoints[b] points at
+    `target_angle` (radians; 0: to the right), centre shifted by `shift_y` x the box's height along the
+    ROI's own vertical, side = the box's longer side (frame pixels) x `scale`."""
     corners = from_model_input(np.asarray(box, np.float32).reshape(2, 2), frame_w, frame_h)
     (x0, y0), (x1, y1) = corners
     a, b = from_model_input(np.asarray(keypoints, np.float32)[list(rotation_keypoints)], frame_w, frame_h)
-    rotation = _normalize(target_angle - math.atan2(-(b[1] - a[1]), b[0] - a[0]))
-    side = max(x1 - x0, y1 - y0) * scale
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    cx, cy = cx - shift_y * side * math.sin(rotation), cy + shift_y * side * math.cos(rotation)
+    return _transformed((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, _rotation(a, b, target_angle), scale, shift_y)
+
+
+def roi_from_points(points: np.ndarray, *, rotation_points: tuple[int, int], target_angle: float = 0.0,
+                    scale: float = 1.5, shift_y: float = 0.0) -> Roi:
+    """The next frame's ROI from landmarks in frame pixels (tracking): rotated so points[a] -> points[b]
+    points at `target_angle`, around the points' extent measured along the rotated axes, then shifted and
+    scaled like `roi_from_detection`."""
+    pts = np.asarray(points, np.float64)[:, :2]
+    rotation = _rotation(pts[rotation_points[0]], pts[rotation_points[1]], target_angle)
+    ux, uy = _axes(Roi(0, 0, 0, 0, rotation))
+    u, v = pts @ ux, pts @ uy
+    cu, cv = (u.min() + u.max()) / 2, (v.min() + v.max()) / 2
+    centre = cu * ux + cv * uy
+    return _transformed(centre[0], centre[1], u.max() - u.min(), v.max() - v.min(), rotation, scale, shift_y)
+
+
+def _rotation(a, b, target_angle: float) -> float:
+    return _normalize(target_angle - math.atan2(-(b[1] - a[1]), b[0] - a[0]))
+
+
+def _transformed(cx, cy, width, height, rotation, scale, shift_y) -> Roi:
+    ux, uy = _axes(Roi(0, 0, 0, 0, rotation))
+    side = max(width, height) * scale
+    cx, cy = np.array([cx, cy]) + shift_y * height * uy
     return Roi(float(cx), float(cy), float(side), float(side), float(rotation))
 
 

@@ -50,8 +50,8 @@ class PhotoCamera:
         self.noise_pos, self.noise_neg = _noise_fields(spec.height, spec.width, spec.seed + 1)
         self.index = 0
 
-    def _render(self, i: int) -> np.ndarray:
-        rng = np.random.default_rng((self.seed, i))
+    def _matrix(self, rng: np.random.Generator, i: int) -> np.ndarray:
+        """The 2x3 affine photo pixels -> frame pixels of frame i (draws the frame's jitter from rng)."""
         t = i / self.fps
         ph, pw = self.photo.shape[:2]
         aspect = self.width / self.height
@@ -64,10 +64,19 @@ class PhotoCamera:
         cx = float(np.clip(cx, win_w / 2, pw - win_w / 2))   # the window stays on the photo where it can
         cy = float(np.clip(cy, min(win_h / 2, ph / 2), max(ph - win_h / 2, ph / 2)))
         angle = 4.0 * np.sin(0.5 * t) + rng.uniform(-0.5, 0.5)
-        scale = self.width / win_w
-        m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(scale))
+        m = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), float(self.width / win_w))
         m[:, 2] += (self.width / 2 - cx, self.height / 2 - cy)
-        frame = cv2.warpAffine(self.photo, m, (self.width, self.height), flags=cv2.INTER_LINEAR,
+        return m
+
+    def to_photo(self, i: int, points: np.ndarray) -> np.ndarray:
+        """(N, 2) frame-i pixels -> photo pixels (where on the photograph a model's output landed)."""
+        inv = cv2.invertAffineTransform(self._matrix(np.random.default_rng((self.seed, i)), i))
+        return np.asarray(points, np.float64) @ inv[:, :2].T + inv[:, 2]
+
+    def _render(self, i: int) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, i))
+        t = i / self.fps
+        frame = cv2.warpAffine(self.photo, self._matrix(rng, i), (self.width, self.height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT)
         alpha, beta = 0.85 + 0.25 * (0.5 + 0.5 * np.sin(0.17 * t)), float(rng.uniform(-12, 12))   # re-lighting
         frame = cv2.convertScaleAbs(frame, alpha=alpha, beta=beta)
