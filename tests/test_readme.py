@@ -75,3 +75,25 @@ def test_python_api_example_runs(tmp_path):
     fidelity = json.loads(proc.stdout.strip().splitlines()[-1])
     assert fidelity["agreement"] >= 0.99 and fidelity["cosine"] >= 0.99, fidelity
     assert (tmp_path / "artifacts" / "api_demo" / "int8" / "model.tflite").is_file()
+
+
+@pytest.mark.skipif(not (ROOT / ".models" / "mediapipe" / "face_landmark.tflite").is_file(),
+                    reason="no MediaPipe models: run `make mediapipe-models` (make test does)")
+def test_readme_pipeline_example_finds_the_face(tmp_path):
+    """The README's pipeline file is a working face pipeline: it loads, and on the portrait camera its
+    landmark stage finds one face."""
+    import numpy as np
+
+    from device_sim.pipelines import load_pipeline
+    from device_sim.sources.base import SourceSpec
+    from device_sim.sources.photo import PhotoCamera
+    from device_sim.stages import UNTIMED, Pipeline, Stage, load_stage_models
+
+    (block,) = re.findall(r"```toml\n(.*?)```", README, flags=re.S)
+    path = tmp_path / "readme.toml"
+    path.write_text(block)
+    spec = load_pipeline(path)
+    pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
+    cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
+    found = [len(pipe.view.landmarks["landmarks"]) for _ in range(5) if pipe.process(cam.read()[0]).valid]
+    assert found == [1] * 5 and np.isfinite(pipe.view.landmarks["landmarks"][0].points).all()
