@@ -11,14 +11,15 @@ STAMP  := $(VENV)/.setup-done
 MODEL    ?= edgevit_xs
 BASELINE ?= mobilenetv2_100
 IMG      ?= 64
-RUN      ?= runs/$(MODEL)-digits
+DATA     ?= digits
+RUN      ?= runs/$(MODEL)-$(DATA)
 CKPT     := $(RUN)/best.pt
-ART      ?= artifacts/$(MODEL)-digits
+ART      ?= artifacts/$(MODEL)-$(DATA)
 PROFILE  ?= ar-glasses
 DEMO_OUT ?= runs/demo-$(PROFILE)
 
 TRAIN_ARGS ?=
-TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data digits --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
+TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data $(DATA) --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
 .PHONY: help setup arm-setup mediapipe-models info train export demo face-demo bench bench-arm test test-slow lint clean
@@ -49,7 +50,7 @@ mediapipe-models: $(STAMP)  ## MediaPipe's .tflite models + a portrait photo int
 info: $(STAMP)  ## params, MACs and attention blocks of every model
 	$(BIN)/edgevit info
 
-train: $(STAMP)  ## train edgevit_xs (and the MobileNetV2 baseline, same recipe) on the embedded digits
+train: $(STAMP)  ## train edgevit_xs (and the MobileNetV2 baseline, same recipe) on the embedded digits (DATA=glyphs: the hard set)
 	$(TRAIN_CMD)
 
 $(CKPT): | $(STAMP)

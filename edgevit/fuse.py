@@ -1,7 +1,10 @@
 """Deploy-time folding: BatchNorm into convs/linears, attention constants, input normalization.
 
-`fuse_for_deploy(model)` walks the module tree bottom-up and replaces every module that has a
-`fuse()` method by what it returns (timm's `reparameterize_model` pattern), on a copy.
+`fuse_for_deploy(model)` walks the module tree top-down and replaces every module that has a
+`fuse()` method by what it returns, on a copy; a module without one but with an in-place
+`switch_to_deploy()` or `reparameterize()` (RepVGG, MobileOne) has it called. A module that fuses
+itself owns its subtree (timm's `reparameterize_model` convention: RepViT's blocks call their children's
+`fuse()`); the walk then continues into what it returned, so children it left alone are fused too.
 
 `fold_input_normalization(model, mean, std)` returns a module that takes raw pixels 0..255 and
 equals `model((x / 255 - mean) / std)`. Folding all of it into the stem conv is NOT exact, because
@@ -21,11 +24,32 @@ from torch import nn
 __all__ = ["fuse_for_deploy", "fold_input_normalization", "RawPixelInput"]
 
 
+def _no_arg_method(module: nn.Module, name: str):
+    import inspect
+
+    method = getattr(module, name, None)
+    if not callable(method):
+        return None
+    try:
+        required = [p for p in inspect.signature(method).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    return None if required else method   # e.g. a VAE's reparameterize(mu, logvar) is not a deploy hook
+
+
 def _fuse_tree(module: nn.Module) -> nn.Module:
+    fuse = _no_arg_method(module, "fuse")
+    if fuse is not None:
+        module = fuse()
+    else:
+        for hook in ("switch_to_deploy", "reparameterize"):
+            if (method := _no_arg_method(module, hook)) is not None:
+                method()
+                break
     for name, child in list(module.named_children()):
         module._modules[name] = _fuse_tree(child)
-    fuse = getattr(module, "fuse", None)
-    return fuse() if callable(fuse) else module
+    return module
 
 
 @torch.no_grad()

@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # every recipe option defaults to None (= TrainConfig's default), so --resume can tell what was given
     p.add_argument("--model", default=None, help=f"registered model name (default {d.model}; see `edgevit info`)")
     p.add_argument("--data", default=None,
-                   help="digits (embedded, default), cifar10:PATH, or an ImageFolder root/<class>/*.png")
+                   help="digits (embedded, default), glyphs (embedded: 62 characters on photos, split by font), "
+                        "cifar10:PATH, or an ImageFolder root/<class>/*.png")
     p.add_argument("--img-size", type=int, default=None,
                    help=f"input size, multiple of 32, >= 64 (default {d.img_size})")
     p.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}")
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, default=None, help=f"default {d.warmup_epochs}")
     p.add_argument("--label-smoothing", type=float, default=None, help=f"default {d.label_smoothing}")
     p.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
-                   help="random horizontal flips (default: off for digits, on otherwise)")
+                   help="random horizontal flips (default: off for digits and glyphs, on otherwise)")
     p.add_argument("--ema-decay", type=float, default=None, help="EMA of weights, e.g. 0.998 (default 0: off)")
     p.add_argument("--teacher", default=None, help="teacher checkpoint for knowledge distillation")
     p.add_argument("--distill-alpha", type=float, default=None, help=f"default {d.distill_alpha}")
@@ -53,7 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _default_out(args: argparse.Namespace) -> str:
     """runs/<model>-<data name>, from the options given (their defaults otherwise)."""
     model, data = args.model or "edgevit_xs", args.data or "digits"
-    return args.out or f"runs/{model}-{'digits' if data == 'digits' else Path(data.split(':')[-1]).name or 'data'}"
+    from edgevit.train.config import EMBEDDED
+
+    name = data if data in EMBEDDED else Path(data.split(":")[-1]).name or "data"
+    return args.out or f"runs/{model}-{name}"
 
 
 def config_from_args(args: argparse.Namespace):

@@ -97,3 +97,36 @@ def test_cifar10_refuses_code_in_pickles(tmp_path):
 def test_cifar10_missing(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_dataset(f"cifar10:{tmp_path / 'nope'}", 64)
+
+
+def test_glyphs_split_by_font_and_deterministic():
+    """62 classes; no test (or val) font ever renders a training image; the same seed gives the same
+    images, another seed other images; each split holds every class."""
+    from edgevit.data import glyphs
+
+    split = glyphs.font_split()
+    train_fonts = {f for f, _, _ in glyphs.plan("train")}
+    assert train_fonts == set(split["train"])
+    for part in ("val", "test"):
+        fonts = {f for f, _, _ in glyphs.plan(part)}
+        assert fonts and not fonts & train_fonts, f"{part} fonts seen in training: {fonts & train_fonts}"
+    assert not set(split["val"]) & set(split["test"])
+    assert len(glyphs.CLASSES) == 62 and len(set(glyphs.CLASSES)) == 62
+    paths = {p.name: p for p in glyphs.glyph_fonts()}
+    photos = glyphs._photos()
+    font = split["test"][0]
+    one = lambda seed, k: glyphs._sample(paths[font], glyphs.FONT_FILES.index(font), 10, k, "test", 64, seed,  # noqa: E731
+                                         photos, {})
+    a = one(0, 0)
+    assert a.dtype == np.uint8 and a.shape == (64, 64, 3)
+    assert np.array_equal(a, one(0, 0)) and not np.array_equal(a, one(1, 0)) and not np.array_equal(a, one(0, 1))
+
+
+@pytest.mark.slow
+def test_glyphs_load_with_the_documented_counts():
+    s = load_dataset("glyphs", 64)
+    assert (len(s.train_x), len(s.val_x), len(s.test_x)) == (14 * 62 * 8, 3 * 62 * 4, 5 * 62 * 4)
+    for part in ("train", "val", "test"):
+        assert set(np.unique(s.part(part)[1])) == set(range(62))
+    again = load_dataset("glyphs", 64)
+    assert np.array_equal(again.test_x, s.test_x)

@@ -174,3 +174,78 @@ def test_no_layernorm_anywhere():
     for name in MODELS:
         model = edgevit.create_model(name, num_classes=10, img_size=64)
         assert not [m for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))]
+
+
+class _ConvBN(nn.Sequential):
+    """RepViT's Conv2d_BN: fuse() returns the folded conv."""
+
+    def __init__(self, cin, cout, k=3, groups=1):
+        super().__init__(nn.Conv2d(cin, cout, k, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
+
+    @torch.no_grad()
+    def fuse(self):
+        from edgevit.layers import fuse_conv_bn
+
+        return fuse_conv_bn(self[0], self[1])
+
+
+class _RepDW(nn.Module):
+    """RepViT's RepVGGDW: its fuse() calls its children's fuse() (so they must still be unfused then)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv, self.conv1, self.bn = _ConvBN(c, c, 3, c), _ConvBN(c, c, 1, c), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(self.conv(x) + self.conv1(x) + x)
+
+    @torch.no_grad()
+    def fuse(self):
+        from edgevit.layers import fuse_conv_bn
+
+        conv, conv1 = self.conv.fuse(), self.conv1.fuse()
+        weight = conv.weight + nn.functional.pad(conv1.weight, [1, 1, 1, 1])
+        weight[:, :, 1, 1] += 1.0                                   # the identity branch
+        merged = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, groups=conv.groups)
+        merged.weight.copy_(weight)
+        merged.bias.copy_(conv.bias + conv1.bias)
+        return fuse_conv_bn(merged, self.bn)
+
+
+class _Deploy(nn.Module):
+    """MobileOne-style: reparameterizes in place (switch_to_deploy), and a VAE-like method whose
+    reparameterize(mu, logvar) must not be mistaken for a deploy hook."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.a, self.b, self.fused = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1), None
+
+    def forward(self, x):
+        return self.fused(x) if self.fused is not None else self.a(x) + self.b(x)
+
+    @torch.no_grad()
+    def switch_to_deploy(self):
+        self.fused = nn.Conv2d(self.a.in_channels, self.a.out_channels, 1)
+        self.fused.weight.copy_(self.a.weight + self.b.weight)
+        self.fused.bias.copy_(self.a.bias + self.b.bias)
+        del self.a, self.b
+        self.a = self.b = None
+
+    def reparameterize(self, mu, logvar):
+        raise AssertionError("not a deploy hook")
+
+
+def test_foreign_modules_that_fuse_themselves_are_respected():
+    """A RepViT-style block whose fuse() calls its children's fuse() failed with "'Conv2d' object has no
+    attribute 'fuse'" when children were fused first; now each module that fuses itself owns its subtree."""
+    torch.manual_seed(0)
+    model = nn.Sequential(_ConvBN(3, 8), _RepDW(8), _Deploy(8), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 5))
+    randomize_norms(model, seed=3)
+    model.eval()
+    fused = edgevit.fuse_for_deploy(model, strict=False)
+    assert not [m for m in fused.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert fused[2].fused is not None and model[2].fused is None     # in place on the copy, not the original
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert (fused(x) - model(x)).abs().max().item() < 1e-4

@@ -1,6 +1,7 @@
-"""Data sets: the embedded digits default, user ImageFolders and local CIFAR-10.
+"""Data sets: the embedded digits default, the embedded glyphs (62 characters on photographs, split by
+font: the one that does not saturate), user ImageFolders and local CIFAR-10.
 
-`load_dataset(spec, img_size, seed=0)` where spec is "digits", "cifar10:PATH" or a folder path.
+`load_dataset(spec, img_size, seed=0)` where spec is "digits", "glyphs", "cifar10:PATH" or a folder path.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ def load_dataset(spec: str, img_size: int, *, seed: int = 0) -> ImageSplits:
         from edgevit.data.digits import load_digits_splits
 
         return load_digits_splits(img_size, seed=seed)
+    if spec == "glyphs":
+        from edgevit.data.glyphs import load_glyph_splits
+
+        return load_glyph_splits(img_size, seed=seed)
     if spec.startswith("cifar10:"):
         from edgevit.data.cifar import load_cifar10_splits
 

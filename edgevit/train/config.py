@@ -11,13 +11,15 @@ from edgevit.sizes import check_img_size
 
 __all__ = ["TrainConfig"]
 
+EMBEDDED = ("digits", "glyphs")   # data sets made in memory, no path (edgevit.data)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     out: str                                  # run folder: checkpoints, metrics.json, log.csv
     model: str = "edgevit_xs"                 # any name from `edgevit info`
     model_kwargs: dict = field(default_factory=dict)  # constructor options, e.g. {"act": "gelu"}
-    data: str = "digits"                      # "digits" (embedded), "cifar10:PATH" or an ImageFolder path
+    data: str = "digits"                      # "digits" or "glyphs" (embedded), "cifar10:PATH" or an ImageFolder path
     img_size: int = 64                        # multiple of 32, >= 64
     epochs: int = 15                          # edgevit_xs reaches 100% val on digits by ~epoch 9
     batch_size: int = 64                      # global batch (split across torchrun processes)
@@ -52,8 +54,8 @@ class TrainConfig:
             raise ValueError(f"--lr ({self.lr}) must be at least the final lr min_lr ({self.min_lr})")
         if self.teacher is not None and not Path(self.teacher).is_file():
             raise ValueError(f"teacher checkpoint {self.teacher} does not exist")
-        if self.data != "digits" and not self.data.startswith("cifar10:") and not Path(self.data).is_dir():
-            raise ValueError(f"data folder {self.data} does not exist; use --data digits, cifar10:PATH "
+        if self.data not in EMBEDDED and not self.data.startswith("cifar10:") and not Path(self.data).is_dir():
+            raise ValueError(f"data folder {self.data} does not exist; use --data digits, glyphs, cifar10:PATH "
                              "or an ImageFolder path (root/<class>/*.png)")
 
     @staticmethod
@@ -76,7 +78,8 @@ class TrainConfig:
         )
 
     def use_hflip(self) -> bool:
-        return self.data != "digits" if self.hflip is None else self.hflip
+        """Off for the embedded sets (a mirrored 2 or b is another class), on for photos."""
+        return self.data not in EMBEDDED if self.hflip is None else self.hflip
 
     def as_dict(self) -> dict:
         return asdict(self)
