@@ -11,7 +11,7 @@ from contract.errors import run_command
 
 __all__ = ["main", "COMMANDS"]
 
-# name -> one-line help; the module is edgevit_cli.<name> with add_arguments(parser) and run(args)
+# name -> one-line help; the module is edgevit_cli.<name, - as _> with add_arguments(parser) and run(args)
 COMMANDS = {
     "info": "table of every registered model: params, MACs, attention blocks",
     "train": "train a model (default: edgevit_xs on the embedded digits)",
@@ -19,6 +19,7 @@ COMMANDS = {
     "simulate": "run a model or a pipeline of models in a simulated camera loop against device budgets",
     "bench": "on-device style benchmark of a .tflite (latency, memory)",
     "target": "run an exported model on an emulated ARM core: instructions per inference, agreement with host",
+    "quant-report": "int8 debugger: every int8 layer against its float counterpart, ranked, with PyTorch module names",
 }
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = argv[0]
-    module = importlib.import_module(f"edgevit_cli.{name}")
+    module = importlib.import_module(f"edgevit_cli.{name.replace('-', '_')}")
     cmd_parser = argparse.ArgumentParser(prog=f"edgevit {name}", description=COMMANDS[name])
     module.add_arguments(cmd_parser)
     args = cmd_parser.parse_args(argv[1:])

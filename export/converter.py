@@ -167,6 +167,7 @@ def convert(
     verbose: bool = True,
     force: bool = False,
     protect: tuple[Path, ...] = (),
+    repair: bool = True,
 ) -> dict:
     """Export `model` (eval-mode classifier taking `(x/255 - mean)/std`, or raw pixels if mean is
     None) to `out_dir`. `calibration`: uint8 HWC RGB images (required for int8), ideally from the
@@ -174,19 +175,24 @@ def convert(
     the calibration images, unlabeled). Returns the report dict (also written as JSON and Markdown);
     an artifact that misses a target is marked `pass: false` there. `out_dir` must be new, empty or an
     earlier export; force=True lets it hold other files (kept), `protect` names inputs that must not
-    be inside it (contract.outputs)."""
+    be inside it (contract.outputs). When int8 misses a target the report carries the int8 debugger's
+    table, and with repair=True (the default) export.repair tries better calibration, then keeping the
+    fewest layers in float; the card records any layer that is not int8."""
     t_start = time.perf_counter()
     fmts = parse_formats(formats)
     check_options(fmts, {k: v for k, v in {"calibration": calibration, "calib_samples": calib_samples,
                                            "opset": opset}.items() if v is not None})
     size = _input_size(example_input)
+    if calibration is not None and not isinstance(calibration, np.ndarray):
+        calibration = np.stack(list(calibration))   # read once: an iterator would be empty the second time
     calib = _calibration(calibration, calib_samples, size, needed="int8" in fmts)
+    pool = _calibration(calibration, None, size, needed=False)
     images, eval_labels, eval_split = _eval_set(eval_images, eval_labels, eval_split, calib, size)
     req = _Request(out_dir=Path(out_dir), model=model.eval(), example=example_input, fmts=fmts, size=size,
                    calib=calib, images=images, labels=labels, eval_labels=eval_labels, eval_split=eval_split,
                    mean=mean, std=std, name=name or type(model).__name__, source=dict(source or {}),
                    sample_pack=sample_pack, opset=opset or OPSET, threads=threads or os.cpu_count() or 1,
-                   verbose=verbose, force=force, t_start=t_start)
+                   verbose=verbose, force=force, t_start=t_start, repair=repair, calib_pool=pool)
     check_output_folder(req.out_dir, kind=OUTPUT_KIND, force=force, protect=protect)
     with folder_lock(req.out_dir, what="export"):
         return _convert(req)
@@ -215,6 +221,8 @@ class _Request:
     verbose: bool
     force: bool
     t_start: float
+    repair: bool = True
+    calib_pool: np.ndarray | None = None     # every calibration image given (calib_samples may use fewer)
 
 
 def _convert(req: _Request) -> dict:
@@ -227,8 +235,11 @@ def _convert(req: _Request) -> dict:
         ctx = BuildContext(deploy=deploy, example=req.example, opset=req.opset, calibration=req.calib,
                            images=req.images, labels=req.eval_labels, reference=reference, staging=staging, work=work,
                            threads=req.threads, verbose=req.verbose)
+        ctx.calibration_pool = req.calib_pool
         ref_acc = accuracy(reference, req.eval_labels) if req.eval_labels is not None else None
         artifacts = {f: _build_one(ctx, f, ref_acc) for f in req.fmts}
+        if "int8" in artifacts and not artifacts["int8"]["pass"]:
+            artifacts["int8"] = _debug_int8(ctx, artifacts["int8"], ref_acc, repair=req.repair)
         labels = list(req.labels) if req.labels is not None else [str(i) for i in range(reference.shape[1])]
         toolchain = package_versions(TOOLCHAIN)
         _write_cards(ctx, artifacts, name=req.name, labels=labels, mean=req.mean, std=req.std, source=req.source,
@@ -253,6 +264,17 @@ def _convert(req: _Request) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _debug_int8(ctx: BuildContext, facts: dict, ref_acc: float | None, *, repair: bool) -> dict:
+    """The failed int8 artifact's facts with the debugger's table and the repair (export.repair)."""
+    from export.repair import debug_and_repair
+
+    log = print if ctx.verbose else (lambda *a, **k: None)
+    path = ctx.staging / FORMATS["int8"].file
+    kept = {k: facts[k] for k in ("file", "export_seconds")}
+    out = debug_and_repair(ctx, facts, ref_acc, repair=repair, log=log)
+    return out | kept | {"size_mb": round(path.stat().st_size / 1e6, 4), "sha256": sha256_file(path)}
+
+
 def _write_cards(ctx: BuildContext, artifacts: dict, *, name: str, labels, mean, std, source, toolchain) -> None:
     for fmt, facts in artifacts.items():
         if not FORMATS[fmt].tflite:
@@ -262,6 +284,8 @@ def _write_cards(ctx: BuildContext, artifacts: dict, *, name: str, labels, mean,
         card = build_card(name=name, fmt=fmt, tflite=path, input_detail=interp.get_input_details()[0],
                           output_detail=interp.get_output_details()[0], labels=labels, mean=mean, std=std,
                           source=source, fidelity=facts, toolchain=toolchain)
+        if "float_layers" in facts.get("repair", {}):   # never silently: what the repair kept out of int8
+            card["float_layers"] = facts["repair"]["float_layers"]
         write_card(path.with_name(CARD_NAME), card)
 
 

@@ -61,17 +61,21 @@ def export_checkpoint(job: CheckpointExport) -> dict:
     n_train = len(splits.train_x)
     if job.calib_samples > n_train and "int8" in formats:
         raise UserError(f"--calib-samples {job.calib_samples} exceeds the train split ({n_train} images)")
+    # the calibration draw comes first; the rest of the (seeded) train order is the pool a failed int8
+    # export may recalibrate on (export.repair)
     rng = np.random.default_rng(job.seed)
-    calib = splits.train_x[np.sort(rng.choice(n_train, min(job.calib_samples, n_train), replace=False))]
+    first = np.sort(rng.choice(n_train, min(job.calib_samples, n_train), replace=False))
+    order = np.concatenate([first, np.setdiff1d(np.arange(n_train), first)])
+    calib = splits.train_x[order]
     pack = np.sort(np.random.default_rng(job.seed).permutation(len(splits.test_x))[:job.samples])
     if job.verbose:
         print(f"exporting {ckpt.model_spec['name']} ({job.checkpoint}) -> {job.out_dir}  "
               f"formats: {', '.join(formats)}", flush=True)
-    dataset = {**ckpt.dataset, "calibration_split": "train", "calib_samples": len(calib), "calib_seed": job.seed}
+    dataset = {**ckpt.dataset, "calibration_split": "train", "calib_samples": len(first), "calib_seed": job.seed}
     return convert(
         ckpt.build_model(), torch.zeros(1, 3, ckpt.img_size, ckpt.img_size), out_dir=job.out_dir, formats=formats,
         mean=ckpt.mean, std=ckpt.std, labels=list(ckpt.class_names),
-        calibration=calib if "int8" in formats else None,
+        calibration=calib if "int8" in formats else None, calib_samples=len(first) if "int8" in formats else None,
         eval_images=splits.test_x, eval_labels=splits.test_y, eval_split="test",
         sample_pack=(splits.test_x[pack], splits.test_y[pack]), name=ckpt.model_spec["name"],
         source={"checkpoint": str(job.checkpoint), "checkpoint_sha256": sha256_file(job.checkpoint),

@@ -63,12 +63,28 @@ def _int8(req: dict) -> dict:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.uint8
+    float_nodes = req.get("float_nodes") or []
     try:
-        flatbuffer = converter.convert()
+        flatbuffer = _keep_float(converter, float_nodes) if float_nodes else converter.convert()
     except Exception as e:  # noqa: BLE001 - the converter raises many types; report its words
         raise _NotConvertible(" ".join(str(e).split())) from None
     Path(req["out"]).write_bytes(flatbuffer)
     return {"int8": req["out"]}
+
+
+def _keep_float(converter, float_nodes: list[str]) -> bytes:
+    """Full int8 except the ops whose output tensors are named in float_nodes: calibrate only, then
+    quantize with those nodes denylisted (what TensorFlow's QuantizationDebugger does for selective
+    quantization). The float ops get QUANTIZE / DEQUANTIZE around them."""
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tfl_convert
+
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.experimental_mlir_quantizer = True
+    converter._experimental_calibrate_only = True   # noqa: SLF001 - the documented route of the debugger
+    calibrated = converter.convert()
+    return tfl_convert.mlir_quantize(calibrated, fully_quantize=True, input_data_type=tf.uint8,
+                                     output_data_type=tf.uint8, denylisted_nodes=set(float_nodes))
 
 
 def main(argv: list[str]) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -65,10 +66,15 @@ def _run_worker(request: dict, work: Path, log: Path) -> dict:
 
 
 def onnx_to_tflite(onnx_path: Path, work: Path, sample_images: np.ndarray, log: Path) -> dict[str, Path]:
-    """Returns {"saved_model": dir, "fp32": .tflite, "fp16": .tflite} inside `work`."""
+    """Returns {"saved_model": dir, "fp32": .tflite, "fp16": .tflite} inside `work`. onnx2tf gets a copy:
+    it simplifies its input file in place (dropping the exporter's node metadata, which the int8 debugger
+    reads for module names)."""
     work.mkdir(parents=True, exist_ok=True)
     _write_onnx2tf_sample(work, sample_images)
-    result = _run_worker({"task": "onnx2tf", "onnx": str(onnx_path.resolve()), "work": str(work.resolve())}, work, log)
+    src = work / "input" / onnx_path.name
+    src.parent.mkdir(exist_ok=True)
+    shutil.copy2(onnx_path, src)
+    result = _run_worker({"task": "onnx2tf", "onnx": str(src.resolve()), "work": str(work.resolve())}, work, log)
     paths = {key: Path(result[key]) for key in ("saved_model", "fp32", "fp16")}
     for key, path in paths.items():
         if not path.exists():
@@ -76,14 +82,16 @@ def onnx_to_tflite(onnx_path: Path, work: Path, sample_images: np.ndarray, log: 
     return paths
 
 
-def saved_model_to_int8(saved_model: Path, calibration: Sequence[np.ndarray], out_path: Path, log: Path) -> None:
+def saved_model_to_int8(saved_model: Path, calibration: Sequence[np.ndarray], out_path: Path, log: Path, *,
+                        float_nodes: Sequence[str] = ()) -> None:
     """Full int8: int8 weights (per-channel) and activations, uint8 image input and uint8 logits.
     Only TFLITE_BUILTINS_INT8 are allowed, so an op that would stay float fails the conversion
-    (and check_builtin_ops checks the result again)."""
+    (and check_builtin_ops checks the result again). `float_nodes`: output tensor names of ops to keep
+    in float (the int8 repair, export.repair); everything else stays int8."""
     calib_path = out_path.parent / "calibration.npy"
     np.save(calib_path, np.stack(list(calibration)).astype(np.uint8))
     _run_worker({"task": "int8", "saved_model": str(saved_model.resolve()), "calibration": str(calib_path.resolve()),
-                 "out": str(out_path.resolve())}, out_path.parent, log)
+                 "out": str(out_path.resolve()), "float_nodes": list(float_nodes)}, out_path.parent, log)
 
 
 def _not_convertible(msg: str) -> NotConvertibleError:
@@ -101,9 +109,10 @@ def _op_in_message(msg: str) -> str:
     return ""
 
 
-def check_builtin_ops(path: Path, *, fmt: str) -> None:
+def check_builtin_ops(path: Path, *, fmt: str, float_allowed: frozenset[str] = frozenset()) -> None:
     """Raise NotConvertibleError naming the first op that the light runtimes cannot run as a builtin:
-    a Flex (Select TF) or custom op; for int8, also any op whose output stays float."""
+    a Flex (Select TF) or custom op; for int8, also any op whose output stays float, unless its output
+    is one the int8 repair kept in float on purpose (`float_allowed`, tensor names)."""
     from contract.runtime import interpreter_class
 
     interp = interpreter_class()(model_path=str(path))   # no allocate: a Flex op would fail there, unnamed
@@ -115,5 +124,5 @@ def check_builtin_ops(path: Path, *, fmt: str) -> None:
         if fmt == "int8" and name not in ("QUANTIZE", "DEQUANTIZE"):
             for t in op["outputs"]:
                 dtype = interp._get_tensor_details(t, 0)["dtype"]
-                if dtype in (np.float32, np.float16):
+                if dtype in (np.float32, np.float16) and interp._get_tensor_details(t, 0)["name"] not in float_allowed:
                     raise NotConvertibleError(f"int8: op {name} (#{op['index']}) stays {np.dtype(dtype).name}")

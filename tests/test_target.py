@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import assert_user_error, run_cli
 
@@ -96,8 +97,11 @@ def test_simulate_projects_the_profile_core_and_caches_the_count(arm_env, tiny_e
     rows = list(csv.DictReader(open(tmp_path / "a" / "frames.csv")))
     faster = [r for r in rows if float(r["inference_host_ms"]) < expected]
     assert len(faster) >= len(rows) // 2, "this host was slower than a 0.2 GHz glasses core"
-    for r in faster:   # the device's time passed, not the host's (sleep overshoot: well under a millisecond)
-        assert expected <= float(r["inference_ms"]) < expected + 1.0, r
+    for r in rows:   # at least the device's time passed on every frame, and at least the host's own
+        # (no upper bound: how much a sleep overshoots on a loaded host is not this test's business)
+        assert float(r["inference_ms"]) >= max(expected, float(r["inference_host_ms"])) - 1e-3, r
+    over = np.median([float(r["inference_ms"]) - expected for r in faster])
+    assert over < expected, f"the device's inference is spent as a sleep to its projection, not doubled ({over})"
     assert "projected" in report["budgets"][0]["title"]
     second = run_cli(*args, "--out", str(tmp_path / "b"), env=env)
     assert second.returncode in (0, 3) and "counting instructions" not in second.stdout

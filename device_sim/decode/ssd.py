@@ -135,5 +135,6 @@ def weighted_nms(det: Detections, iou_threshold: float = 0.3, max_detections: in
         remaining = np.setdiff1d(remaining, group, assume_unique=True)
         remaining = remaining[np.argsort(-scores[remaining], kind="stable")]
     k = det.keypoints.shape[1] if det.keypoints.ndim == 3 else 0
-    return Detections(np.asarray(out_b, np.float32).reshape(-1, 4), np.asarray(out_k, np.float32).reshape(len(out_s), k, 2),
+    n = len(out_s)
+    return Detections(np.asarray(out_b, np.float32).reshape(n, 4), np.asarray(out_k, np.float32).reshape(n, k, 2),
                       np.asarray(out_s, np.float32))
