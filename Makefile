@@ -22,7 +22,7 @@ TRAIN_ARGS ?=
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data $(DATA) --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
-.PHONY: help setup arm-setup mediapipe-models info train export demo face-demo bench bench-arm test test-slow lint clean
+.PHONY: help setup arm-setup mediapipe-models info train export demo face-demo bench bench-glyphs bench-arm test test-slow lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,8 +74,12 @@ face-demo: mediapipe-models  ## MediaPipe's face pipeline (detector -> landmarks
 	$(BIN)/edgevit simulate --pipeline face --profile $(PROFILE) --duration 10 --out runs/face-demo-$(PROFILE) \
 		|| { rc=$$?; [ $$rc -eq 3 ] && echo "face-demo: a budget was missed (see the table); the video is written"; }
 
-bench: $(CKPT)  ## benchmark suite (~15 min): benchmarks/results/*.json, BENCHMARKS.md and its plots
+bench: $(CKPT)  ## benchmark suite (~15 min, then bench-glyphs): benchmarks/results/*.json, BENCHMARKS.md, plots
 	$(BIN)/python -m benchmarks.run --run-dir $(RUN)
+	$(BIN)/python -m benchmarks.glyphs
+
+bench-glyphs: $(STAMP)  ## accuracy on glyphs (~75 min; resumable): 11 models trained with the make-train recipe, exported, goals re-judged
+	$(BIN)/python -m benchmarks.glyphs
 
 bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projection calibration, BENCHMARKS.md ARM section
 	$(BIN)/python -m benchmarks.arm

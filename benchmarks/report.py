@@ -24,13 +24,20 @@ def write_outputs(res: dict, out: Path) -> list[Path]:
 
 
 def _write_markdown(res: dict, json_path: Path, plots: list[Path], out: Path) -> Path:
-    """BENCHMARKS.md from one make-bench run plus the newest make-bench-arm run, if any."""
+    """BENCHMARKS.md from one make-bench run plus the newest make-bench-glyphs and make-bench-arm runs, if any."""
     from benchmarks.report_arm import arm_section, newest_arm
+    from benchmarks.report_glyphs import glyph_section, newest_glyphs
 
     arm_path = newest_arm(out)
     arm_lines = []
     if arm_path is not None:
         arm_lines = arm_section(arm_path, out)
+    glyphs_path = newest_glyphs(out)
+    if glyphs_path is not None:
+        import json
+
+        arm = json.loads(arm_path.read_text()) if arm_path is not None else None
+        arm_lines = [*glyph_section(glyphs_path, out, res, arm), "", *arm_lines]
     md_path = out / "BENCHMARKS.md"
     markdown = _markdown(res, json_path.relative_to(out), [p.relative_to(out) for p in plots], arm_lines)
     atomic_write(md_path, lambda tmp: tmp.write_text(markdown))
@@ -43,7 +50,7 @@ def rerender(out: Path) -> Path:
     import json
 
     results = sorted(p for p in (out / "benchmarks" / "results").glob("*.json")
-                     if not p.name.startswith("arm-") and not p.stem.endswith("-smoke"))
+                     if not p.name.startswith(("arm-", "glyphs-")) and not p.stem.endswith("-smoke"))
     if not results:
         raise SystemExit(f"no make-bench results in {out / 'benchmarks' / 'results'}; run `make bench` first")
     res = json.loads(results[-1].read_text())
