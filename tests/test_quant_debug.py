@@ -75,7 +75,14 @@ def test_debugger_ranks_the_wide_layer_first_and_repair_keeps_it_in_float(digits
     card = json.loads((tmp_path / "exp" / "int8" / "model.json").read_text())
     assert [f["module"] for f in card["float_layers"]] == ["wide"]       # never silently
     assert set(int8["repair"]["latency_host_ms"]) >= {"before", "after"}
-    plain = export.convert(net, torch.zeros(1, 3, 64, 64), out_dir=tmp_path / "plain", repair=False, **kwargs)
+
+
+@pytest.mark.slow
+def test_without_repair_the_table_is_reported_and_the_model_kept(digits64, tmp_path):
+    data = digits64
+    plain = export.convert(_trained_wide_net(data), torch.zeros(1, 3, 64, 64), out_dir=tmp_path / "plain",
+                           formats="onnx,int8", mean=data.mean, std=data.std, calibration=data.train_x[:100],
+                           eval_images=data.test_x, eval_labels=data.test_y, repair=False, verbose=False)
     assert not plain["artifacts"]["int8"]["pass"] and "repair" not in plain["artifacts"]["int8"]
     assert plain["artifacts"]["int8"]["debug"]["layers"][0]["module"] == "wide"
 
