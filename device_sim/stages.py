@@ -126,8 +126,8 @@ def load_stage_models(spec, threads: int = 1) -> list:
                 color=d.get("color", "RGB"))))
             continue
         if st.describe:
-            raise UserError(f"{where}: {st.model} has a model card; {', '.join(st.describe)} describe a bare "
-                            ".tflite only (remove them)")
+            raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
+                            f"{', '.join(st.describe)} (they describe a bare .tflite only)")
         model = DeployedModel.load(st.model, threads=threads)
         if model.task != st.task:
             raise UserError(f"{where}: task {st.task!r}, but its model card says {model.task!r}")
