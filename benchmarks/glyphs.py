@@ -159,9 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(ROOT / ".bench-work" / "glyphs"))
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time (one thread each)")
     p.add_argument("--smoke", action="store_true", help="two models, one epoch: checks the machinery only")
+    p.add_argument("--models", default=None, help="comma-separated subset of the models, in this order")
     args = p.parse_args(argv)
     work, t0 = Path(args.work), time.perf_counter()
     names = list(SMOKE if args.smoke else MODELS)
+    if args.models:
+        names = [n.strip() for n in args.models.split(",")]
+        unknown = [n for n in names if n not in MODELS]
+        if unknown:
+            raise SystemExit(f"bench-glyphs: unknown models {unknown}; choose from {', '.join(MODELS)}")
     train_all(names, work, args.jobs, args.smoke)
     rows = export_all(names, work)
     debugger = _time_debugger(work, names[0] if args.smoke else "edgevit_xs")

@@ -114,7 +114,13 @@ def glyph_section(path: Path, out: Path, host: dict | None, arm: dict | None) ->
         drop = "-" if r["int8_drop_pp"] is None else f"{r['int8_drop_pp']:.2f} pp"
         lines.append(f"| {label} | {_pct(r['pytorch_acc'])} | {_pct(r['fp32_acc'])} | {_pct(r['int8_acc'])} | "
                      f"{drop} | {_pct(r['int8_agreement'])} | {notes} |")
-    lines += ["", *_goal_lines(judge_glyphs(g, host, arm)), "", *_debugger_lines(g)]
+    goals = judge_glyphs(g, host, arm)
+    lines += ["", *_goal_lines(goals)]
+    missing = [n for n in (*ORDER, *(f"design-{d}" for d in DESIGNS[1:])) if n not in g["models"]]
+    if missing:
+        lines.append(f"- Not in this run (not trained yet: `make bench-glyphs` resumes): {', '.join(missing)}"
+                     + ("; goal 5 is therefore not re-judged." if not any(x["goal"] == "5" for x in goals) else "."))
+    lines += ["", *_debugger_lines(g)]
     return lines
 
 
