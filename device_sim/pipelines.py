@@ -132,20 +132,9 @@ class PipelineSpec:
 
 
 def builtin_pipelines() -> list[str]:
-    return sorted(p.stem for p in PIPELINE_DIR.glob("*.toml"))
+    from device_sim.profiles import builtin_names
 
-
-def _path_for(spec: str | Path) -> Path:
-    path = Path(spec)
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise UserError(f"pipeline file {path} does not exist")
-        return path
-    builtin = PIPELINE_DIR / f"{spec}.toml"
-    if not builtin.is_file():
-        raise UserError(f"unknown pipeline {spec!r}; built-in pipelines: {', '.join(builtin_pipelines())}, "
-                        "or give a path to your own .toml")
-    return builtin
+    return builtin_names(PIPELINE_DIR)
 
 
 def _check(path: Path, where: str, table: dict, schema: dict) -> dict:
@@ -204,7 +193,9 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
 
 def load_pipeline(spec: str | Path) -> PipelineSpec:
     """A built-in pipeline name (face, hand, selfie) or a path to a .toml file."""
-    path = _path_for(spec)
+    from device_sim.profiles import named_toml
+
+    path = named_toml(spec, PIPELINE_DIR, "pipeline")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -109,25 +109,31 @@ def check_override(field_name: str, value) -> None:
 
 
 def builtin_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    return builtin_names(PROFILE_DIR)
 
 
-def _path_for(spec: str | Path) -> Path:
+def builtin_names(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.toml"))
+
+
+def named_toml(spec: str | Path, folder: Path, what: str) -> Path:
+    """A path to a .toml (which must exist), or the name of a built-in one in `folder`; `what` names the
+    kind in errors ("profile", "pipeline")."""
     path = Path(spec)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise UserError(f"profile file {path} does not exist")
+            raise UserError(f"{what} file {path} does not exist")
         return path
-    builtin = PROFILE_DIR / f"{spec}.toml"
+    builtin = folder / f"{spec}.toml"
     if not builtin.is_file():
-        raise UserError(f"unknown profile {spec!r}; built-in profiles: {', '.join(builtin_profiles())}, "
+        raise UserError(f"unknown {what} {spec!r}; built-in {what}s: {', '.join(builtin_names(folder))}, "
                         "or give a path to your own .toml")
     return builtin
 
 
 def load_profile(spec: str | Path) -> DeviceProfile:
     """A built-in profile name (ar-glasses, smartwatch, phone) or a path to a .toml file."""
-    path = _path_for(spec)
+    path = named_toml(spec, PROFILE_DIR, "profile")
     try:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:

@@ -110,8 +110,14 @@ def _step_validate(ctx: BuildContext, *, fmt: str, path: Path) -> dict:
         return {**compare(ctx.reference, ctx.onnx_logits), "num_ops": len(graph.node),
                 "transposes": sum(n.op_type == "Transpose" for n in graph.node),
                 **({"accuracy": accuracy(ctx.onnx_logits, ctx.labels)} if ctx.labels is not None else {})}
+    return validate_tflite(ctx, path, fmt)
+
+
+def validate_tflite(ctx: BuildContext, path: Path, fmt: str, float_allowed: frozenset[str] = frozenset()) -> dict:
+    """A .tflite on the device runtime against the PyTorch reference: builtin ops only (int8: no float op
+    except `float_allowed`, what the int8 repair keeps float on purpose), logits compared, graph facts."""
     with captured_output(ctx.log):   # the runtime announces its delegate on stderr
-        check_builtin_ops(path, fmt=fmt)
+        check_builtin_ops(path, fmt=fmt, float_allowed=float_allowed)
         interp = load_interpreter(path, threads=ctx.threads)
         logits = run_images(interp, ctx.images)
         metrics = {**compare(ctx.reference, logits), **graph_facts(interp)}

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from export.converter import validate_tflite
 from export.formats import judge
-from export.litert import graph_facts, load_interpreter, run_images
-from export.metrics import accuracy, compare
-from export.quiet import captured_output
-from export.tflite_convert import check_builtin_ops, saved_model_to_int8
+from export.litert import load_interpreter
+from export.tflite_convert import saved_model_to_int8
 
 __all__ = ["debug_and_repair", "MAX_FLOAT_TENSORS", "MAX_CALIBRATION", "DEBUG_IMAGES"]
 
@@ -53,7 +52,7 @@ def debug_and_repair(ctx, metrics: dict, ref_acc: float | None, *, repair: bool,
         path = ctx.work / f"int8-repair-{len(attempts)}.tflite"
         saved_model_to_int8(ctx.tf_models()["saved_model"], plan["calibration"], path, ctx.log,
                             float_nodes=plan["float_nodes"])
-        judged = judge("int8", _validate(ctx, path, frozenset(plan["float_nodes"])), ref_acc)
+        judged = judge("int8", validate_tflite(ctx, path, "int8", frozenset(plan["float_nodes"])), ref_acc)
         attempts.append({k: v for k, v in plan.items() if k not in ("calibration", "float_nodes")}
                         | {"float_ops": len(plan["float_nodes"]), "agreement": judged["agreement"],
                            "accuracy_drop_pp": judged.get("accuracy_drop_pp"), "pass": judged["pass"]})
@@ -92,17 +91,6 @@ def _plans(ctx, report: dict):
         yield {"what": f"{k} tensor(s) in float: {', '.join(_name(r) for r in rows)}", "calibration": calibration,
                "calibration_images": len(calibration), "float_nodes": nodes,
                "float_tensors": [{"tensor": r["tensor"], "module": r["module"], "op": r["op"]} for r in rows]}
-
-
-def _validate(ctx, path: Path, float_allowed: frozenset) -> dict:
-    with captured_output(ctx.log):
-        check_builtin_ops(path, fmt="int8", float_allowed=float_allowed)
-        interp = load_interpreter(path, threads=ctx.threads)
-        logits = run_images(interp, ctx.images)
-        metrics = {**compare(ctx.reference, logits), **graph_facts(interp)}
-    if ctx.labels is not None:
-        metrics["accuracy"] = accuracy(logits, ctx.labels)
-    return metrics
 
 
 def _adopt(ctx, int8: Path, found, attempts: list, metrics: dict) -> dict:
