@@ -18,6 +18,7 @@ interrupted one is resumed (`--resume`), an export that exists is reused. The wo
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import subprocess
@@ -121,7 +122,18 @@ def _row(name: str, work: Path) -> dict:
             "repair": repair.get("result"),
             "worst_layer": (int8.get("debug") or {}).get("layers", [{}])[0].get("module"),
             "test_acc_train": metrics.get("test_acc"), "val_acc": metrics.get("val_acc"),
-            "train_seconds": metrics.get("train_seconds"), "epochs": metrics.get("epochs")}
+            "train_seconds": metrics.get("train_seconds"), "epochs": metrics.get("epochs"),
+            **_fit(work / "train" / name)}
+
+
+def _fit(run: Path) -> dict:
+    """Training accuracy at the last epoch and its gain over the last three: an underfit model is still climbing."""
+    try:
+        with open(run / "log.csv", newline="") as f:
+            accs = [float(r["train_acc"]) for r in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError):
+        return {}
+    return {"train_acc": accs[-1], "train_acc_gain_3ep": accs[-1] - accs[-4]} if len(accs) >= 4 else {}
 
 
 def _time_debugger(work: Path, name: str) -> dict:
@@ -169,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise SystemExit(f"bench-glyphs: unknown models {unknown}; choose from {', '.join(MODELS)}")
     train_all(names, work, args.jobs, args.smoke)
-    rows = export_all(names, work)
+    done = [*names, *(n for n in MODELS if n not in names)]   # --models limits what is trained now, not the report
+    rows = export_all([n for n in done if _finished(work / "train" / n)], work)
     debugger = _time_debugger(work, names[0] if args.smoke else "edgevit_xs")
     res = {"schema": "edgevit.bench-glyphs/1", "created": datetime.now(UTC).isoformat(timespec="seconds"),
            "host": host_info(), "smoke": args.smoke, "data": _data_facts(), "models": rows, "debugger": debugger,
