@@ -36,6 +36,7 @@ MODELS = {   # result name -> (registered model, `edgevit train` options)
     "design-gelu": ("edgevit_xs", ["--act", "gelu"]), "design-hardswish": ("edgevit_xs", ["--act", "hardswish"]),
     "design-blockdiag": ("edgevit_xs", ["--attention", "blockdiag"]),
     "design-heads": ("edgevit_xs", ["--attention", "heads"]),
+    "edgevit_xs-seed1": ("edgevit_xs", ["--seed", "1"]),   # the noise floor of one training
     "edgevit_xs": ("edgevit_xs", []), "mobilenetv2_100": ("mobilenetv2_100", []),   # last: goal 1's pair
 }
 SMOKE = ("edgevit_xxs", "mobilenetv3_small_100")

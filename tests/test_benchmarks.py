@@ -91,9 +91,10 @@ def test_glyph_goals_are_judged_by_hand(tmp_path):
     text = "\n".join(glyph_section(path, tmp_path, host, None))
     assert "| edgevit_xs | 80.0% |" in text and "**not met**" in text and "**met**" in text
     # a run that trained only the designs (bench-glyphs --models) judges goal 5 and names what it lacks
-    partial = _glyph_result({"edgevit_xs": 0.80, "design-gelu": 0.81})
+    partial = _glyph_result({"edgevit_xs": 0.80, "design-gelu": 0.81, "edgevit_xs-seed1": 0.79})
     assert [x["goal"] for x in judge_glyphs(partial, host, None)] == ["5"]
     partial["models"]["edgevit_xs"] |= {"train_acc": 0.86, "train_acc_gain_3ep": 0.04}
     path.write_text(json.dumps(partial))
     text = "\n".join(glyph_section(path, tmp_path, host, None))
     assert "Not in this run" in text and "mobilenetv2_100" in text and "within 6.0 pp of test accuracy" in text
+    assert "lands 1.0 pp from seed 0" in text and "seed spread, 1.0 pp, exceeds" in text
