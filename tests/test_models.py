@@ -144,6 +144,20 @@ def test_mobilenets_match_the_papers(name, params_m, mmacs):
     assert abs(count_macs(model, 224) / 1e6 - mmacs) / mmacs < 0.02
 
 
+@pytest.mark.parametrize("name", ["mobilenetv2_100", "mobilenetv3_small_100", "mobilenetv3_large_100"])
+def test_mobilenet_residual_branches_start_as_identity(name):
+    """The identical recipe needs the identical start: like edgevit's blocks, every residual branch of a baseline
+    ends in a zero-initialized BatchNorm, so the block is the identity until it learns; other blocks are not."""
+    model = edgevit.create_model(name, num_classes=62)
+    blocks = [m for m in model.modules() if hasattr(m, "residual")]
+    assert any(b.residual for b in blocks) and not all(b.residual for b in blocks)
+    for b in blocks:
+        assert bool(torch.all(b.conv[-1].bn.weight == 0)) == b.residual, b
+        if b.residual:
+            x = torch.randn(2, b.conv[0].conv.in_channels, 8, 8)
+            assert torch.equal(b.eval()(x), x)
+
+
 @pytest.mark.parametrize("bad", [0, 63, 70, 32, 100])
 def test_bad_img_size(bad):
     with pytest.raises(ValueError, match="multiple of 32"):

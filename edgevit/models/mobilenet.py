@@ -72,13 +72,13 @@ class SqueezeExcite(nn.Module):
 class _V3Block(nn.Module):
     def __init__(self, in_ch: int, kernel: int, expand: int, out_ch: int, se: bool, act: str, stride: int):
         super().__init__()
+        self.residual = stride == 1 and in_ch == out_ch
         layers: list[nn.Module] = [ConvBN(in_ch, expand, 1, act=act)] if expand != in_ch else []
         layers.append(ConvBN(expand, expand, kernel, stride, groups=expand, act=act))
         if se:
             layers.append(SqueezeExcite(expand))
-        layers.append(ConvBN(expand, out_ch, 1))
+        layers.append(ConvBN(expand, out_ch, 1, zero_init=self.residual))   # identity at start, as in MobileNetV2
         self.conv = nn.Sequential(*layers)
-        self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x) if self.residual else self.conv(x)
