@@ -98,3 +98,8 @@ def test_glyph_goals_are_judged_by_hand(tmp_path):
     text = "\n".join(glyph_section(path, tmp_path, host, None))
     assert "Not in this run" in text and "mobilenetv2_100" in text and "within 6.0 pp of test accuracy" in text
     assert "lands 1.0 pp from seed 0" in text and "seed spread, 1.0 pp, exceeds" in text
+    # goal 1 and the seed's claim say when the accuracy margin is inside the seed spread
+    close = _glyph_result({"edgevit_xs": 0.80, "mobilenetv2_100": 0.795, "edgevit_xs-seed1": 0.79})
+    path.write_text(json.dumps(close))
+    text = "\n".join(glyph_section(path, tmp_path, host, None))
+    assert text.count("accuracy margin (+0.5 pp) is within one training's seed spread (1.0 pp)") == 2
