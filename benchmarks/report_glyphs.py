@@ -36,8 +36,9 @@ def judge_glyphs(g: dict, host: dict | None, arm: dict | None) -> list[dict]:
     """Goal 1 (host and projected), goal 5 (host and projected) and the seed's claim on glyphs."""
     acc = {k: v["pytorch_acc"] for k, v in g["models"].items()}
     int8 = {k: v["int8_acc"] for k, v in g["models"].items()}
+    spread = seed_spread(g["models"])
     if "edgevit_xs" not in acc or "mobilenetv2_100" not in acc:   # a partial run: goal 5 only
-        return _goal5(int8, host, arm, seed_spread(g["models"]))
+        return _goal5(int8, host, arm, spread)
     out = []
     pairs = []
     if host is not None:
@@ -53,12 +54,12 @@ def judge_glyphs(g: dict, host: dict | None, arm: dict | None) -> list[dict]:
     for where, speed, target in pairs:
         met = speed is not None and speed <= target and acc["edgevit_xs"] >= acc["mobilenetv2_100"]
         out.append({"goal": "1", "where": where, "speed_ratio": speed, "target": target, "met": met,
-                    "seed_spread_pp": seed_spread(g["models"]),
+                    "seed_spread_pp": spread,
                     "edgevit_xs_acc": acc["edgevit_xs"], "mobilenetv2_acc": acc["mobilenetv2_100"]})
-    out += _goal5(int8, host, arm, seed_spread(g["models"]))
+    out += _goal5(int8, host, arm, spread)
     claim_speed = [p for p in pairs if p[1] is not None]
     out.append({"goal": "seed", "edgevit_xs_acc": acc["edgevit_xs"], "mobilenetv2_acc": acc["mobilenetv2_100"],
-                "seed_spread_pp": seed_spread(g["models"]),
+                "seed_spread_pp": spread,
                 "edgevit_xs_int8_acc": int8["edgevit_xs"], "mobilenetv2_int8_acc": int8["mobilenetv2_100"],
                 "speed": {w: s for w, s, _ in claim_speed},
                 "met": acc["edgevit_xs"] > acc["mobilenetv2_100"] and any(s <= 1.0 for _, s, _ in claim_speed)})
