@@ -78,7 +78,7 @@ bench: $(CKPT)  ## benchmark suite (~15 min, then bench-glyphs): benchmarks/resu
 	$(BIN)/python -m benchmarks.run --run-dir $(RUN)
 	$(BIN)/python -m benchmarks.glyphs
 
-bench-glyphs: $(STAMP)  ## accuracy on glyphs (~75 min; resumable): 11 models trained with the make-train recipe, exported, goals re-judged
+bench-glyphs: $(STAMP)  ## accuracy on glyphs (~2 h on 2 cores; resumable): 12 trainings with the make-train recipe, exported, goals re-judged
 	$(BIN)/python -m benchmarks.glyphs
 
 bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projection calibration, BENCHMARKS.md ARM section

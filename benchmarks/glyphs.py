@@ -12,7 +12,7 @@ Never loses work: a model whose run folder already holds a finished training is 
 interrupted one is resumed (`--resume`), an export that exists is reused. The work folder is
 `.bench-work/glyphs` unless --work says otherwise.
 
-    python -m benchmarks.glyphs [--work DIR] [--jobs 2] [--smoke]
+    python -m benchmarks.glyphs [--work DIR] [--jobs 2] [--smoke] [--models a,b,...]
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.errors import UserError
+from device_sim.profiles import builtin_names, named_toml
 
 __all__ = ["PipelineSpec", "StageSpec", "load_pipeline", "builtin_pipelines", "PIPELINE_DIR", "STAGE_TASKS"]
 
@@ -132,8 +133,6 @@ class PipelineSpec:
 
 
 def builtin_pipelines() -> list[str]:
-    from device_sim.profiles import builtin_names
-
     return builtin_names(PIPELINE_DIR)
 
 
@@ -193,8 +192,6 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
 
 def load_pipeline(spec: str | Path) -> PipelineSpec:
     """A built-in pipeline name (face, hand, selfie) or a path to a .toml file."""
-    from device_sim.profiles import named_toml
-
     path = named_toml(spec, PIPELINE_DIR, "pipeline")
     try:
         data = tomllib.loads(path.read_text())
