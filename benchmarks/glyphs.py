@@ -163,7 +163,7 @@ def _time_debugger(work: Path, name: str) -> dict:
                           "images": report["images"], "matched": report["matched"],
                           "int8_tensors": report["int8_tensors"], "top": report["layers"][:5],
                           "trained": size == 64}
-        log(f"  quant-report {name} @ {size}: {out[str(size)]['wall_seconds']:.1f} s")
+        log(f"  quant-report {name} @ {size}: {out[str(size)]['wall_seconds']:.1f} s wall on this host")
     return out
 
 
