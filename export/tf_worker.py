@@ -49,42 +49,37 @@ def _onnx2tf(req: dict) -> dict:
 
 
 def _int8(req: dict) -> dict:
-    import tensorflow as tf
-
-    calibration = np.load(req["calibration"])
-
-    def representative():
-        for image in calibration:
-            yield [image[None].astype(np.float32)]   # raw 0..255 NHWC, exactly what the device feeds
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(req["saved_model"])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-    float_nodes = req.get("float_nodes") or []
-    try:
-        flatbuffer = _keep_float(converter, float_nodes) if float_nodes else converter.convert()
-    except Exception as e:  # noqa: BLE001 - the converter raises many types; report its words
-        raise _NotConvertible(" ".join(str(e).split())) from None
-    Path(req["out"]).write_bytes(flatbuffer)
-    return {"int8": req["out"]}
-
-
-def _keep_float(converter, float_nodes: list[str]) -> bytes:
-    """Full int8 except the ops whose output tensors are named in float_nodes: calibrate only, then
-    quantize with those nodes denylisted (what TensorFlow's QuantizationDebugger does for selective
-    quantization). The float ops get QUANTIZE / DEQUANTIZE around them."""
+    """Calibrate (TFLiteConverter, calibrate-only), correct the recorded ranges that in-place ops
+    overwrote (export.calibrate), then quantize: full int8 with uint8 input and output, except the ops
+    whose output tensors are named in float_nodes (the int8 repair, export.repair), which get QUANTIZE /
+    DEQUANTIZE around them (what TensorFlow's QuantizationDebugger does for selective quantization)."""
     import tensorflow as tf
     from tensorflow.lite.python import convert as tfl_convert
 
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    converter.experimental_mlir_quantizer = True
+    from export.calibrate import true_ranges
+
+    calibration = np.load(req["calibration"])
+    samples = [image[None].astype(np.float32) for image in calibration]   # raw 0..255 NHWC, what the device feeds
+    float_nodes = req.get("float_nodes") or []
+    converter = tf.lite.TFLiteConverter.from_saved_model(req["saved_model"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([s] for s in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if float_nodes:
+        converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
     converter._experimental_calibrate_only = True   # noqa: SLF001 - the documented route of the debugger
-    calibrated = converter.convert()
-    return tfl_convert.mlir_quantize(calibrated, fully_quantize=True, input_data_type=tf.uint8,
-                                     output_data_type=tf.uint8, denylisted_nodes=set(float_nodes))
+    try:
+        recorded = converter.convert()
+    except Exception as e:  # noqa: BLE001 - the converter raises many types; report its words
+        raise _NotConvertible(" ".join(str(e).split())) from None
+    calibrated, ranges = true_ranges(recorded, samples)
+    try:
+        flatbuffer = tfl_convert.mlir_quantize(calibrated, input_data_type=tf.uint8,
+                                               output_data_type=tf.uint8, denylisted_nodes=set(float_nodes))
+    except Exception as e:  # noqa: BLE001
+        raise _NotConvertible(" ".join(str(e).split())) from None
+    Path(req["out"]).write_bytes(flatbuffer)
+    return {"int8": req["out"], "ranges": ranges}
 
 
 def main(argv: list[str]) -> int:
