@@ -6,20 +6,60 @@ REQUEST: {"model": .tflite, "threads": 1, "inputs": .npy of N model inputs (N, *
 "outputs": .npy path or null}. Loads the model, allocates, then invokes K times cycling through the
 inputs; writes the outputs of the first min(K, N) invokes when asked. K = 0 loads and allocates only:
 the difference of two instruction counts (K and 0 invokes) is the cost of K steady inferences.
+
+REQUEST {"segments": [{"model": .tflite, "inputs": .npy}, ...], "threads": 1, "invokes": K} measures many
+models in one run: each is loaded, allocated and invoked once (warm-up), then K invokes are framed by two
+marks (lseek(-1, MARK, 0), which the counting plugin records and which changes nothing), so the count
+between a model's marks is K steady inferences and nothing else.
 """
 
 import json
+import os
 import sys
 
 import numpy as np
 
 
-def main(path: str) -> int:
-    req = json.loads(open(path).read())
+MARK = 0x6564676576697400   # device_sim/target/insn_count.c: MARK_MAGIC
+
+
+def _mark() -> None:
+    try:
+        os.lseek(-1, MARK, 0)
+    except OSError:
+        pass
+
+
+def _interpreter_class():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         from tflite_runtime.interpreter import Interpreter
+    return Interpreter
+
+
+def segments(req: dict) -> int:
+    Interpreter = _interpreter_class()
+    k = int(req["invokes"])
+    for seg in req["segments"]:
+        interp = Interpreter(model_path=seg["model"], num_threads=int(req.get("threads", 1)))
+        interp.allocate_tensors()
+        index = interp.get_input_details()[0]["index"]
+        interp.set_tensor(index, np.load(seg["inputs"])[0])
+        interp.invoke()
+        _mark()
+        for _ in range(k):
+            interp.invoke()
+        _mark()
+        del interp
+    return 0
+
+
+def main(path: str) -> int:
+    req = json.loads(open(path).read())
+    if "segments" in req:
+        return segments(req)
+    Interpreter = _interpreter_class()
     interp = Interpreter(model_path=req["model"], num_threads=int(req.get("threads", 1)))
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]

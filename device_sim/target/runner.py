@@ -22,7 +22,7 @@ from contract.errors import UserError
 from device_sim.target.cores import Core, cpuinfo
 
 __all__ = ["ArmEnv", "find_env", "check_env", "count_instructions", "instructions_per_inference", "run_outputs",
-           "ARM_DIR_ENV"]
+           "ARM_DIR_ENV", "instructions_per_segment"]
 
 ARM_DIR_ENV = "EDGEVIT_ARM_DIR"
 DEFAULT_ARM_DIR = ".arm"
@@ -87,7 +87,8 @@ def _core_root(env: ArmEnv, core: Core) -> Path:
     return root
 
 
-def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> int | None:
+def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> list[int] | None:
+    """Runs guest.py on `request`; with count=True returns [total, mark 1, mark 2, ...] (guest instructions)."""
     root = _core_root(env, core)
     with tempfile.TemporaryDirectory(prefix="edgevit-target-") as tmp:
         req = Path(tmp) / "request.json"
@@ -107,7 +108,10 @@ def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> int | 
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
             raise UserError(f"the aarch64 run on {core.name} failed: {last[:200]}")
-        return int(counter.read_text().split()[0]) if count else None
+        if not count:
+            return None
+        lines = counter.read_text().split("\n")
+        return [int(lines[0])] + [int(ln.split()[1]) for ln in lines[1:] if ln.startswith("mark ")]
 
 
 def count_instructions(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray, invokes: int) -> int:
@@ -116,7 +120,7 @@ def count_instructions(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray
         xs = Path(tmp) / "inputs.npy"
         np.save(xs, inputs)
         return _run_guest(env, core, {"model": str(Path(tflite).resolve()), "threads": 1, "inputs": str(xs),
-                                      "invokes": invokes, "outputs": None}, count=True)
+                                      "invokes": invokes, "outputs": None}, count=True)[0]
 
 
 def instructions_per_inference(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray, *,
@@ -130,6 +134,25 @@ def instructions_per_inference(env: ArmEnv, core: Core, tflite: Path, inputs: np
                         "re-run `make arm-setup`")
     return {"per_inference": (full - base) / invokes, "count_0": base, f"count_{invokes}": full,
             "invokes": invokes, "threads": 1}
+
+
+def instructions_per_segment(env: ArmEnv, core: Core, models: list[tuple[Path, np.ndarray]], *,
+                             invokes: int = 2) -> list[float]:
+    """Steady-state instructions of one inference of each model, all measured in ONE guest run: each model
+    is loaded, allocated and invoked once, then `invokes` inferences are framed by two marks (guest.py).
+    Python's start-up is paid once, not per model: this is how a table of hundreds of blocks is counted."""
+    with tempfile.TemporaryDirectory(prefix="edgevit-target-") as tmp:
+        segs = []
+        for i, (tflite, x) in enumerate(models):
+            xs = Path(tmp) / f"inputs{i}.npy"
+            np.save(xs, x)
+            segs.append({"model": str(Path(tflite).resolve()), "inputs": str(xs)})
+        counts = _run_guest(env, core, {"segments": segs, "threads": 1, "invokes": invokes}, count=True)
+    marks = counts[1:]
+    if len(marks) != 2 * len(models):
+        raise RuntimeError(f"expected {2 * len(models)} marks from the guest, got {len(marks)}: is the counting "
+                           "plugin older than device_sim/target/insn_count.c? (re-run `make arm-setup`)")
+    return [(marks[2 * i + 1] - marks[2 * i]) / invokes for i in range(len(models))]
 
 
 def run_outputs(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray) -> np.ndarray:
