@@ -22,7 +22,8 @@ from torch import nn
 from edgevit.layers import ACTIVATIONS, ConvBN, global_pool
 from edgevit.registry import check_options, register_model
 
-__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer", "ATTENTION_IMPLS"]
+__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer", "Block", "ATTENTION_IMPLS", "SIZES",
+           "make_stem", "make_downsample"]
 
 ATTENTION_IMPLS = ("bounded", "blockdiag", "heads")
 
@@ -166,6 +167,16 @@ class Block(nn.Module):
         return x + self.ffn(x)
 
 
+def make_stem(width: int, act: str) -> nn.Sequential:
+    """Two stride-2 3x3 Conv-BN-act: the image to 1/4 resolution at `width` channels."""
+    return nn.Sequential(ConvBN(3, width // 2, 3, 2, act=act), ConvBN(width // 2, width, 3, 2, act=act))
+
+
+def make_downsample(in_width: int, width: int) -> ConvBN:
+    """Stride-2 3x3 Conv-BN between stages."""
+    return ConvBN(in_width, width, 3, 2)
+
+
 @dataclass(frozen=True)
 class EdgeViTConfig:
     widths: tuple[int, ...] = (32, 64, 128, 192)  # channels of the 4 stages (strides 4, 8, 16, 32)
@@ -201,11 +212,11 @@ class EdgeViT(nn.Module):
         super().__init__()
         self.cfg = cfg
         w = cfg.widths
-        self.stem = nn.Sequential(ConvBN(3, w[0] // 2, 3, 2, act=cfg.act), ConvBN(w[0] // 2, w[0], 3, 2, act=cfg.act))
+        self.stem = make_stem(w[0], cfg.act)
         stages = []
         for i, (width, depth, n_vit) in enumerate(zip(w, cfg.depths, cfg.num_vit)):
             resolution = img_size // (4 * 2 ** i)
-            layers = [ConvBN(w[i - 1], width, 3, 2)] if i else []
+            layers = [make_downsample(w[i - 1], width)] if i else []
             layers += [Block(width, cfg, resolution if j >= depth - n_vit else None) for j in range(depth)]
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)
