@@ -59,7 +59,7 @@ def _int8(req: dict) -> dict:
     from export.calibrate import true_ranges
 
     calibration = np.load(req["calibration"])
-    samples = [image[None].astype(np.float32) for image in calibration]   # raw 0..255 NHWC, what the device feeds
+    samples = [image[None].astype(np.float32) for image in calibration]   # raw 0..255 NHWC (or activations)
     float_nodes = req.get("float_nodes") or []
     converter = tf.lite.TFLiteConverter.from_saved_model(req["saved_model"])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -74,8 +74,9 @@ def _int8(req: dict) -> dict:
         raise _NotConvertible(" ".join(str(e).split())) from None
     calibrated, ranges = true_ranges(recorded, samples)
     try:
-        flatbuffer = tfl_convert.mlir_quantize(calibrated, input_data_type=tf.uint8,
-                                               output_data_type=tf.uint8, denylisted_nodes=set(float_nodes))
+        io = [getattr(tf, t) for t in req.get("io", ("uint8", "uint8"))]
+        flatbuffer = tfl_convert.mlir_quantize(calibrated, input_data_type=io[0], output_data_type=io[1],
+                                               denylisted_nodes=set(float_nodes))
     except Exception as e:  # noqa: BLE001
         raise _NotConvertible(" ".join(str(e).split())) from None
     Path(req["out"]).write_bytes(flatbuffer)

@@ -83,15 +83,18 @@ def onnx_to_tflite(onnx_path: Path, work: Path, sample_images: np.ndarray, log: 
 
 
 def saved_model_to_int8(saved_model: Path, calibration: Sequence[np.ndarray], out_path: Path, log: Path, *,
-                        float_nodes: Sequence[str] = ()) -> None:
+                        float_nodes: Sequence[str] = (), io: tuple[str, str] = ("uint8", "uint8")) -> None:
     """Full int8: int8 weights (per-channel) and activations, uint8 image input and uint8 logits.
     Only TFLITE_BUILTINS_INT8 are allowed, so an op that would stay float fails the conversion
     (and check_builtin_ops checks the result again). `float_nodes`: output tensor names of ops to keep
-    in float (the int8 repair, export.repair); everything else stays int8."""
+    in float (the int8 repair, export.repair); everything else stays int8. `io`: the input and output
+    types; a piece of a network cut out for measuring (the search's latency table) takes and gives int8
+    activations, and its calibration samples are float activations instead of uint8 images."""
     calib_path = out_path.parent / "calibration.npy"
-    np.save(calib_path, np.stack(list(calibration)).astype(np.uint8))
+    samples = np.stack(list(calibration))
+    np.save(calib_path, samples.astype(np.uint8) if io[0] == "uint8" else samples.astype(np.float32))
     _run_worker({"task": "int8", "saved_model": str(saved_model.resolve()), "calibration": str(calib_path.resolve()),
-                 "out": str(out_path.resolve()), "float_nodes": list(float_nodes)}, out_path.parent, log)
+                 "out": str(out_path.resolve()), "float_nodes": list(float_nodes), "io": list(io)}, out_path.parent, log)
 
 
 def _not_convertible(msg: str) -> NotConvertibleError:
