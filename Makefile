@@ -22,7 +22,7 @@ TRAIN_ARGS ?=
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data $(DATA) --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
-.PHONY: help setup arm-setup mediapipe-models info train export demo face-demo bench bench-glyphs bench-arm test test-slow lint clean
+.PHONY: help setup arm-setup mediapipe-models info train export demo face-demo search latency-table bench bench-glyphs bench-arm bench-search bench-protocol test test-slow lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "edgevit needs Python >= 3.11 (found $$($(BIN)/python -V))"; exit 1; }
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,export,device,dev]'
+	$(BIN)/pip install -q -e '.[train,export,device,dev,search]'
 	$(BIN)/pip install -q --no-deps onnx2tf==1.29.24
 	@touch $(STAMP)
 	@echo "setup done: $(VENV)"
@@ -74,12 +74,27 @@ face-demo: mediapipe-models  ## MediaPipe's face pipeline (detector -> landmarks
 	$(BIN)/edgevit simulate --pipeline face --profile $(PROFILE) --duration 10 --out runs/face-demo-$(PROFILE) \
 		|| { rc=$$?; [ $$rc -eq 3 ] && echo "face-demo: a budget was missed (see the table); the video is written"; }
 
+# The search reads the committed latency table (search/latency_table.json); `make latency-table` rebuilds it.
+SEARCH_OUT  ?= runs/search
+SEARCH_ARGS ?=
+search: $(STAMP)  ## search the family's design under 0.8x MobileNetV2's projected int8 latency on smartwatch + ar-glasses (Optuna; resumable): runs/search
+	$(BIN)/edgevit search --out $(SEARCH_OUT) $(SEARCH_ARGS)
+
+latency-table: arm-setup  ## rebuild search/latency_table.json: every part of the design space counted on the A53/A55/A76 (~1 h; resumable)
+	$(BIN)/python -m search.table build --img 64,224
+
 bench: $(CKPT)  ## benchmark suite (~15 min, then bench-glyphs): benchmarks/results/*.json, BENCHMARKS.md, plots
 	$(BIN)/python -m benchmarks.run --run-dir $(RUN)
 	$(BIN)/python -m benchmarks.glyphs
 
 bench-glyphs: $(STAMP)  ## accuracy on glyphs (~2 h on 2 cores; resumable): 12 trainings with the make-train recipe, exported, goals re-judged
 	$(BIN)/python -m benchmarks.glyphs
+
+bench-search: arm-setup  ## the Search section of BENCHMARKS.md: table vs whole-model counts, the search (.bench-work/search), the protocol's results
+	$(BIN)/python -m benchmarks.search
+
+bench-protocol: $(STAMP)  ## accuracy protocol on glyphs (40 epochs, lr sweep, 3 seeds, Welch's t-test; many hours; resumable)
+	$(BIN)/python -m benchmarks.protocol $(PROTOCOL_ARGS)
 
 bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projection calibration, BENCHMARKS.md ARM section
 	$(BIN)/python -m benchmarks.arm

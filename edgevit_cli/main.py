@@ -20,6 +20,7 @@ COMMANDS = {
     "bench": "on-device style benchmark of a .tflite (latency, memory)",
     "target": "run an exported model on an emulated ARM core: instructions per inference, agreement with host",
     "quant-report": "int8 debugger: every int8 layer against its float counterpart, ranked, with PyTorch module names",
+    "search": "search the family's design under a device budget on the target's latency table (Optuna)",
 }
 
 

@@ -1,0 +1,131 @@
+"""`edgevit search`: the family's design, searched on the target's latency table under a device budget
+(search.study). The search folder holds the study (unless --storage), trials.csv, pareto.png,
+summary.json, and the proxy trainings (trials/<design>/, references/<model>/). Running it again
+continues the same study; nothing in the folder is ever deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from contract.errors import UserError
+
+__all__ = ["add_arguments", "run"]
+
+MARKER = "search.json"       # what makes a folder a search folder (its configuration)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/search", help="search folder (default runs/search); an earlier search "
+                   "folder is continued")
+    p.add_argument("--profile", default="smartwatch,ar-glasses",
+                   help="comma-separated device profiles whose projected latency the budget holds (default "
+                        "smartwatch,ar-glasses)")
+    p.add_argument("--max-ratio", type=float, default=None,
+                   help="budget: int8 latency at most this times --baseline's on every profile (default 0.8 "
+                        "unless --max-ms)")
+    p.add_argument("--max-ms", type=float, default=None, help="budget: projected int8 ms (1 thread) on every profile")
+    p.add_argument("--baseline", default="mobilenetv2_100", help="the model --max-ratio is relative to")
+    p.add_argument("--latency-img", type=int, default=224,
+                   help="input size the latency is judged at (default 224, the seed's setting)")
+    p.add_argument("--trials", type=int, default=20, help="trained designs the study should hold (default 20)")
+    p.add_argument("--data", default="glyphs", help="proxy task (default glyphs; validation split decides)")
+    p.add_argument("--img-size", type=int, default=64, help="proxy training input size (default 64)")
+    p.add_argument("--epochs", type=int, default=6, help="proxy training epochs (default 6)")
+    p.add_argument("--lr", type=float, default=2e-3, help="proxy training peak learning rate (default 2e-3)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per training (default 1)")
+    p.add_argument("--storage", default=None,
+                   help="Optuna storage URL shared by workers on many machines (e.g. "
+                        "postgresql+psycopg://user@host:5432/db); default: a journal file in --out")
+    p.add_argument("--sampler-seed", type=int, default=None, help="seed of the TPE sampler (default: random)")
+    p.add_argument("--references", default="all",
+                   help="models trained with the same proxy recipe as reference points (default all of "
+                        "search.table.MODELS; 'none' for none, or a comma-separated list)")
+    p.add_argument("--no-int8-check", action="store_true",
+                   help="do not export each candidate to full int8 before training it (about 30 s a candidate; "
+                        "the converter leaves an op in float for some layouts, and those cannot ship)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _check_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        names = sorted(p.name for p in out.iterdir())[:4]
+        raise UserError(f"--out {out} holds files of something else ({', '.join(names)}); a search needs a new or "
+                        f"empty folder, or an earlier search folder (with {MARKER}); choose another --out")
+
+
+def _references(spec: str) -> tuple[str, ...]:
+    from search.table import MODELS
+
+    if spec == "none":
+        return ()
+    names = MODELS if spec == "all" else tuple(s for s in spec.split(",") if s)
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise UserError(f"--references: no latency count for {unknown[0]}; choose from {', '.join(MODELS)}, "
+                        "all or none")
+    return names
+
+
+def _config(args):
+    from search.budget import Budget
+    from search.study import ProxyRecipe, SearchConfig
+
+    max_ratio = args.max_ratio if args.max_ratio is not None or args.max_ms is not None else 0.8
+    budget = Budget(profiles=tuple(s for s in args.profile.split(",") if s), max_ratio=max_ratio,
+                    baseline=args.baseline, max_ms=args.max_ms, img=args.latency_img)
+    recipe = ProxyRecipe(data=args.data, img_size=args.img_size, epochs=args.epochs, lr=args.lr, threads=args.threads)
+    return SearchConfig(out=Path(args.out), budget=budget, recipe=recipe, trials=args.trials, storage=args.storage,
+                        sampler_seed=args.sampler_seed, progress=not args.no_progress,
+                        int8_check=not args.no_int8_check)
+
+
+def _write_outputs(cfg, study, references: dict) -> dict:
+    from search.report import plot_pareto, write_trials_csv
+    from search.study import trained_designs
+
+    write_trials_csv(study, cfg.budget.profiles, cfg.out / "trials.csv")
+    trained = trained_designs(study)
+    if trained or references:
+        try:
+            plot_pareto(trained, references, cfg.budget, cfg.out / "pareto.png")
+        except ImportError:
+            print("edgevit search: matplotlib is not installed; pareto.png skipped")
+    return {"trained": trained, "references": references}
+
+
+def run(args) -> int:
+    import optuna
+
+    from contract.files import write_json
+    from search.study import open_study, run_search, train_references
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    out = Path(args.out)
+    _check_folder(out)
+    cfg = _config(args)
+    refs = _references(args.references)
+    if cfg.storage:
+        open_study(cfg)   # a database that cannot be reached is refused before the folder is made
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():
+        write_json(out / MARKER, {"budget": vars(cfg.budget), "recipe": vars(cfg.recipe), "storage": cfg.storage})
+    print(f"edgevit search: {cfg.trials} trained designs under {cfg.budget.describe()}; proxy recipe "
+          f"{cfg.recipe.data} {cfg.recipe.img_size}x{cfg.recipe.img_size}, {cfg.recipe.epochs} epochs; "
+          f"study: {cfg.storage or out / 'study.journal'}")
+    summary = run_search(cfg, on_trial=lambda study: _write_outputs(cfg, study, {}))
+    references = train_references(cfg, refs)
+    shown = _write_outputs(cfg, summary["study"], references)
+    best = max(shown["trained"], key=lambda t: t["val_acc"])
+    write_json(out / "summary.json", {"budget": vars(cfg.budget), "recipe": vars(cfg.recipe), "best": best,
+                                      "trained": shown["trained"], "references": references})
+    lat = ", ".join(f"{p} {r['ratio']:.2f}x ({r['ms']:.1f} ms)" for p, r in best["latency"].items())
+    print(f"best: {best['design']} val acc {100 * best['val_acc']:.1f}% (proxy), projected {lat}")
+    for name, ref in sorted(references.items()):
+        print(f"  reference {name}: val acc {100 * ref['val_acc']:.1f}%")
+    print(f"  trials  {out / 'trials.csv'}\n  pareto  {out / 'pareto.png'}\n  summary {out / 'summary.json'}")
+    return 0
+

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A throwaway local PostgreSQL server (Debian's postgresql package) for a shared Optuna study:
+#   bash scripts/postgres.sh start DIR [PORT]   # prints the study URL to give `edgevit search --storage`
+#   bash scripts/postgres.sh stop DIR
+# The cluster lives in DIR (owned by the postgres user: initdb refuses root), listens on 127.0.0.1 only,
+# trusts local connections (a test fixture, not a production server), and is removed by `stop`.
+# Installs postgresql with apt-get when missing (root). Nothing else on the machine is touched.
+set -euo pipefail
+cmd=${1:?usage: postgres.sh start|stop DIR [PORT]}
+dir=${2:?usage: postgres.sh start|stop DIR [PORT]}
+port=${3:-55432}
+
+bin_of() { dpkg -L "$(dpkg -l 'postgresql-[0-9]*' 2>/dev/null | awk '/^ii/{print $2}' | sort -V | tail -1)" 2>/dev/null \
+  | grep -E "bin/$1\$" | head -1; }
+as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
+
+case "$cmd" in
+  start)
+    if [ -z "$(bin_of initdb)" ]; then
+      [ "$(id -u)" = 0 ] || { echo "postgres.sh: PostgreSQL is not installed; run 'sudo apt-get install postgresql'" >&2; exit 2; }
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    initdb=$(bin_of initdb); pg_ctl=$(bin_of pg_ctl)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [ "$(id -u)" = 0 ]; then
+      chown postgres "$dir"
+      su postgres -s /bin/bash -c "test -w '$dir'" || {
+        echo "postgres.sh: the postgres user cannot reach $dir (a parent folder is private); choose a folder under /tmp" >&2
+        exit 2; }
+    fi
+    [ -f "$dir/data/PG_VERSION" ] || as_pg "'$initdb' -D '$dir/data' -A trust -U postgres >'$dir/initdb.log' 2>&1"
+    as_pg "'$pg_ctl' -D '$dir/data' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" -l '$dir/log' -w start" >/dev/null
+    echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
+    ;;
+  stop)
+    pg_ctl=$(bin_of pg_ctl)
+    [ -d "$dir/data" ] && as_pg "'$pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null 2>&1 || true
+    rm -rf "$dir"
+    ;;
+  *) echo "usage: postgres.sh start|stop DIR [PORT]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,62 @@
+"""A search's device budget: projected int8 latency of a design on each profile's core (search.table's
+prediction, device_sim.target.projection's CPI and clock), held against a limit given as a ratio to a
+baseline model on the same core or in milliseconds. Projected, never measured: no ARM device is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contract.errors import UserError
+from search.space import Design
+from search.table import load_table, model_count, predict
+
+__all__ = ["Budget", "project"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    profiles: tuple[str, ...] = ("smartwatch", "ar-glasses")
+    max_ratio: float | None = 0.8          # design int8 instructions / baseline's, on each profile's core
+    baseline: str = "mobilenetv2_100"
+    max_ms: float | None = None            # or: projected ms, 1 thread, on each profile
+    img: int = 224                         # the input size latency is judged at (the seed's setting)
+
+    def __post_init__(self):
+        if (self.max_ratio is None) == (self.max_ms is None):
+            raise UserError("give the budget as --max-ratio (to --baseline) or as --max-ms, not both and not neither")
+        limit = self.max_ratio if self.max_ratio is not None else self.max_ms
+        if not limit > 0:
+            raise UserError(f"the budget must be a positive number, got {limit}")
+        from device_sim.profiles import load_profile
+
+        for name in self.profiles:
+            if load_profile(name).core == "host":
+                raise UserError(f"profile {name} runs on the host: its latency cannot be projected; choose a profile "
+                                "with an ARM core (smartwatch, ar-glasses, phone)")
+
+    def describe(self) -> str:
+        limit = f"<= {self.max_ratio}x {self.baseline} int8" if self.max_ratio is not None else f"<= {self.max_ms} ms"
+        return f"{limit} on {', '.join(self.profiles)} at {self.img}x{self.img} (projected, 1 thread)"
+
+
+def project(subject: Design | str, budget: Budget, table: dict | None = None, img: int | None = None) -> dict:
+    """Per profile: core, instructions, projected ms (1 thread), ratio to the baseline, and whether the
+    budget holds. `subject`: a design of the space or the name of a model the table counted whole."""
+    from device_sim.profiles import load_profile
+    from device_sim.target.projection import load_calibration, project_ms
+
+    table = table or load_table()
+    cal = load_calibration()
+    img = img or budget.img
+    rows = {}
+    for name in budget.profiles:
+        prof = load_profile(name)
+        n = predict(subject, img, prof.core, table) if isinstance(subject, Design) else \
+            model_count(subject, img, prof.core, table)
+        base = model_count(budget.baseline, img, prof.core, table)
+        ms = project_ms(n, prof.core, prof.clock_ghz, 1, cal, fmt="int8")
+        ratio = n / base
+        ok = ratio <= budget.max_ratio if budget.max_ratio is not None else ms <= budget.max_ms
+        rows[name] = {"core": prof.core, "instructions": n, "ms": ms, "ratio": ratio, "within": bool(ok)}
+    return rows
