@@ -38,6 +38,11 @@ def _write_markdown(res: dict, json_path: Path, plots: list[Path], out: Path) ->
 
         arm = json.loads(arm_path.read_text()) if arm_path is not None else None
         arm_lines = [*glyph_section(glyphs_path, out, res, arm), "", *arm_lines]
+    from benchmarks.report_search import search_section
+
+    search_lines = search_section(out)
+    if search_lines:
+        arm_lines = [*search_lines, "", *arm_lines]
     md_path = out / "BENCHMARKS.md"
     markdown = _markdown(res, json_path.relative_to(out), [p.relative_to(out) for p in plots], arm_lines)
     atomic_write(md_path, lambda tmp: tmp.write_text(markdown))
@@ -49,8 +54,9 @@ def rerender(out: Path) -> Path:
     plots are kept as they are)."""
     import json
 
+    other = ("arm-", "glyphs-", "protocol-", "search-")   # the other benchmarks' results
     results = sorted(p for p in (out / "benchmarks" / "results").glob("*.json")
-                     if not p.name.startswith(("arm-", "glyphs-")) and not p.stem.endswith("-smoke"))
+                     if not p.name.startswith(other) and not p.stem.endswith("-smoke"))
     if not results:
         raise SystemExit(f"no make-bench results in {out / 'benchmarks' / 'results'}; run `make bench` first")
     res = json.loads(results[-1].read_text())

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from contract.errors import UserError
 
-__all__ = ["MANIFEST", "check_output_folder", "make_staging", "publish", "folder_lock", "discard"]
+__all__ = ["MANIFEST", "check_output_folder", "make_staging", "publish", "folder_lock", "discard", "FolderBusy"]
 
 MANIFEST = ".edgevit-output.json"
 _LOCK_SUFFIX = ".lock"
@@ -125,6 +125,10 @@ def _swap_entries(staging: Path, out: Path, *, old_entries: list[str], new_entri
         shutil.rmtree(staging, ignore_errors=True)
 
 
+class FolderBusy(UserError):
+    """Another process holds the folder's lock (a caller that can do other work first may come back)."""
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, what: str):
     """Exclusive lock on `folder` (a `.NAME.lock` file beside it, removed afterwards); a second run into
@@ -139,7 +143,7 @@ def folder_lock(folder: Path, *, what: str):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserError(f"another {what} is writing {folder} right now; wait for it or choose another --out") from None
+        raise FolderBusy(f"another {what} is writing {folder} right now; wait for it or choose another --out") from None
     try:
         yield
     finally:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.outputs import FolderBusy
 from search.budget import Budget, project
 from search.space import CHOICES, KNOWN, Design, design_from_params
 
@@ -288,17 +289,25 @@ def trained_designs(study) -> list[dict]:
 
 def train_references(cfg: SearchConfig, names: tuple[str, ...]) -> dict:
     """The reference models trained with the same proxy recipe (references/<name>/, resumed when interrupted,
-    reused when finished): {name: {"val_acc", "latency"}}."""
+    reused when finished): {name: {"val_acc", "latency"}}. A reference another worker is training is left to
+    it and read when it has finished."""
     from edgevit.data import load_dataset
     from search.table import load_table
 
     if not names:
         return {}
     table, splits, out = load_table(), load_dataset(cfg.recipe.data, cfg.recipe.img_size, seed=0), {}
-    for name in names:
-        metrics = proxy_train(name, cfg.recipe, cfg.out / "references" / name, splits)
+    todo = list(names)
+    while todo:
+        name = todo.pop(0)
+        try:
+            metrics = proxy_train(name, cfg.recipe, cfg.out / "references" / name, splits)
+        except FolderBusy:   # another worker is training it: come back to it
+            todo.append(name)
+            time.sleep(5 if len(todo) == 1 else 0)
+            continue
         out[name] = {"val_acc": metrics["val_acc"], "latency": project(name, cfg.budget, table)}
-    return out
+    return {name: out[name] for name in names}
 
 
 def _plain(d):

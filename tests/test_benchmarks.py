@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 MODEL_KEYS = {"params_m", "gmacs", "attention_blocks", "graph", "latency_ms", "memory_mb"}
@@ -103,3 +104,32 @@ def test_glyph_goals_are_judged_by_hand(tmp_path):
     path.write_text(json.dumps(close))
     text = "\n".join(glyph_section(path, tmp_path, host, None))
     assert text.count("accuracy margin (+0.5 pp) is within one training's seed spread (1.0 pp)") == 2
+
+
+def test_protocol_calls_a_difference_only_when_the_seeds_resolve_it(tmp_path):
+    from benchmarks import protocol
+
+    tie = protocol.welch([0.70, 0.72, 0.71], [0.705, 0.715, 0.69])
+    assert tie["verdict"] == "tie" and tie["p"] > 0.05
+    win = protocol.welch([0.80, 0.81, 0.805], [0.70, 0.71, 0.705])
+    assert win["verdict"] == "more accurate" and win["p"] < 0.05 and win["diff_pp"] == pytest.approx(10.0)
+    assert protocol.welch([0.60, 0.61, 0.605], [0.70, 0.71, 0.705])["verdict"] == "less accurate"
+
+
+def test_protocol_convergence_and_recorded_runs(tmp_path):
+    from benchmarks import protocol
+
+    run = tmp_path / "train" / protocol.run_name("mobilenetv2_100", 2e-3, 0)
+    run.mkdir(parents=True)
+    rows = ["epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds"]
+    rows += [f"{e},0.001,1.0,{0.80 + 0.001 * e},1.0,{0.70 + (0.02 * e if e < 8 else 0.16)},1" for e in range(1, 13)]
+    (run / "log.csv").write_text("\n".join(rows) + "\n")
+    conv = protocol.convergence(run)
+    assert conv["converged"] and conv["train_gain_pp"] == pytest.approx(0.3)
+    (run / "log.csv").write_text("\n".join(rows[:10]) + "\n")   # still climbing over the last three
+    assert not protocol.convergence(run)["converged"]
+    recorded = {protocol.run_name("mobilenetv2_100", lr, 0): {"val_acc": v, "test_acc": v}
+                for lr, v in zip(protocol.LRS, (0.7, 0.8, 0.75))}
+    runs = protocol.Runs(tmp_path, recorded)
+    assert protocol.best_lr("mobilenetv2_100", runs) == 2e-3          # decided on validation, from the record
+    assert protocol.best_lr("mobilenetv3_large_100", runs) is None    # nothing finished: no rate yet

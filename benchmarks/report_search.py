@@ -1,0 +1,173 @@
+"""BENCHMARKS.md's "Search" section: the latency table's check, the search's Pareto front and trials, and the
+accuracy protocol's comparison with its verdict, from the newest `make bench-search` and `make
+bench-protocol` JSON files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["newest_search", "newest_protocol", "search_section", "TABLE_TARGET", "GOAL_RATIO"]
+
+TABLE_TARGET = 0.03     # summed prediction vs whole-model count
+GOAL_RATIO = 0.8        # the winner's int8 latency vs MobileNetV2's on both wearables
+
+
+def _newest(out: Path, prefix: str) -> Path | None:
+    found = sorted(p for p in (out / "benchmarks" / "results").glob(f"{prefix}-*.json")
+                   if not p.stem.endswith("-smoke"))
+    return found[-1] if found else None
+
+
+def newest_search(out: Path) -> Path | None:
+    return _newest(out, "search")
+
+
+def newest_protocol(out: Path) -> Path | None:
+    return _newest(out, "protocol")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _validation_lines(rows: list[dict]) -> list[str]:
+    worst = max(abs(r["error"]) for r in rows)
+    designs = len({(r["design"], r["img"]) for r in rows})
+    lines = ["### The latency table, checked against whole models", "",
+             f"{designs} random designs of the space, each exported whole (random weights, the same int8 route) and "
+             "counted on the core model, against the sum of its parts' table entries minus the per-part overhead "
+             f"(search/table.py). Largest |error| **{100 * worst:.2f}%** (target <= {100 * TABLE_TARGET:.0f}%: "
+             f"**{'met' if worst <= TABLE_TARGET else 'not met'}**).", "",
+             "| design | input | core | counted (M instr) | predicted (M) | error |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['design']}` | {r['img']} | {r['core']} | {r['counted'] / 1e6:.3f} | "
+                     f"{r['predicted'] / 1e6:.3f} | {100 * r['error']:+.2f}% |")
+    return lines
+
+
+def _rules_from_table(out: Path) -> list[str]:
+    path = out / "search" / "latency_table.json"
+    return rules_lines(json.loads(path.read_text())) if path.is_file() else []
+
+
+def _front(trained: list[dict], profile: str) -> list[dict]:
+    out, best = [], float("-inf")
+    for t in sorted(trained, key=lambda t: (t["latency"][profile]["ms"], -t["val_acc"])):
+        if t["val_acc"] > best:
+            out.append(t)
+            best = t["val_acc"]
+    return out
+
+
+def _search_lines(s: dict) -> list[str]:
+    budget, recipe, trained = s["budget"], s["recipe"], s["trained"]
+    states = {}
+    for t in s["trials"]:
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    lines = ["### The search", "",
+             f"`edgevit search` (Optuna TPE, journal storage): budget int8 latency <= {budget['max_ratio']}x "
+             f"{budget['baseline']} on {', '.join(budget['profiles'])} at {budget['img']}x{budget['img']} "
+             f"(projected from the table, 1 thread); proxy training {recipe['data']} {recipe['img_size']}x"
+             f"{recipe['img_size']}, {recipe['epochs']} epochs, lr {recipe['lr']:g}, validation fonts decide. "
+             f"Trials: {', '.join(f'{n} {k}' for k, n in sorted(states.items()))} (pruned = over budget, never "
+             "trained).", ""]
+    for prof in budget["profiles"]:
+        lines += [f"Pareto front on {prof}:", "", "| design | val acc (proxy) | projected ms | vs " +
+                  budget["baseline"] + " |", "|---|---|---|---|"]
+        for t in _front(trained, prof):
+            r = t["latency"][prof]
+            lines.append(f"| `{t['design']}` | {_pct(t['val_acc'])} | {r['ms']:.1f} | {r['ratio']:.2f}x |")
+        lines.append("")
+    if s.get("references"):
+        lines += ["Reference models, the same proxy recipe:", "", "| model | val acc | " +
+                  " | ".join(f"{p} ms (ratio)" for p in budget["profiles"]) + " |",
+                  "|---|---|" + "---|" * len(budget["profiles"])]
+        for name, ref in sorted(s["references"].items()):
+            cells = " | ".join(f"{ref['latency'][p]['ms']:.1f} ({ref['latency'][p]['ratio']:.2f}x)"
+                               for p in budget["profiles"])
+            lines.append(f"| {name} | {_pct(ref['val_acc'])} | {cells} |")
+        lines.append("")
+    lines += [f"![search Pareto front]({s['plot']})", ""]
+    return lines
+
+
+def _protocol_lines(p: dict, rel: Path) -> list[str]:
+    lines = ["### The accuracy protocol", "",
+             f"From [`{rel}`]({rel}), {p['created']}. Recipe `{p['recipe']}`; each model's learning rate is the best "
+             f"of {', '.join(f'{x:g}' for x in p['lrs'])} on the validation fonts (seed 0), then seeds "
+             f"{', '.join(map(str, p['seeds']))} at that rate; test-font accuracy, mean +- std over the seeds; "
+             f"converged = training and validation accuracy each gained < {p['converged_pp']:g} pp over the last "
+             "three epochs; Welch's t-test against MobileNetV2, a difference called only at p < 0.05.", "",
+             "| model | sweep val acc (lr) | best lr | seeds done | converged | PyTorch test | int8 test |",
+             "|---|---|---|---|---|---|---|"]
+    for name, m in p["models"].items():
+        sweep = ", ".join(f"{_pct(v['val_acc'])} ({lr})" for lr, v in m["sweep"].items()) or "-"
+        conv = [v.get("converged") for v in [*m["sweep"].values(), *m["seeds"].values()] if "converged" in v]
+        conv_txt = f"{sum(bool(c) for c in conv)} of {len(conv)} runs" if conv else "-"
+        stat = {k: (f"{100 * m[k]['mean']:.1f} +- {100 * m[k]['std']:.1f}%" if k in m else "-")
+                for k in ("test_acc", "int8_acc")}
+        lines.append(f"| {name} | {sweep} | {m['best_lr'] if m['best_lr'] is not None else '-'} | "
+                     f"{len(m['seeds'])} of {len(p['seeds'])} | {conv_txt} | {stat['test_acc']} | {stat['int8_acc']} |")
+    lines.append("")
+    for name, cmp in p.get("comparison", {}).items():
+        t = cmp["test_acc"]
+        lines.append(f"- {name} vs MobileNetV2: {t['diff_pp']:+.2f} pp (PyTorch), Welch t = {t['t']:.2f}, "
+                     f"p = {t['p']:.3f}: **{t['verdict']}**; int8 {cmp['int8_acc']['diff_pp']:+.2f} pp, "
+                     f"p = {cmp['int8_acc']['p']:.3f}: **{cmp['int8_acc']['verdict']}**.")
+    missing = [n for n, m in p["models"].items() if len(m["seeds"]) < len(p["seeds"])]
+    if missing:
+        lines.append(f"- Not finished: {', '.join(missing)} (fewer than {len(p['seeds'])} seeds): no verdict yet.")
+    return lines
+
+
+def rules_lines(table: dict, img: int = 224) -> list[str]:
+    """Design rules read off the latency table, in words: where attention pays on which core, what a stage costs."""
+    cores = [c for c in ("cortex-a53", "cortex-a55", "cortex-a76") if c in table["cores"]]
+    if img not in table.get("img_sizes", []) or not cores:
+        return []
+
+    def n(core: str, key: str) -> float | None:
+        return table["cores"][core].get(f"{img}/{key}")
+
+    lines = [f"### Design rules read off the table ({img}x{img}, int8)", ""]
+    for stage, width in ((2, 128), (3, 192)):
+        ratios = []
+        for core in cores:
+            a, loc = n(core, f"attn/s{stage}/w{width}/m4/h4"), n(core, f"local/s{stage}/w{width}/m4")
+            if a and loc:
+                ratios.append(f"{a / loc:.2f}x on the {core.removeprefix('cortex-').upper()}")
+        if ratios:
+            side = img // (4 * 2 ** stage)
+            lines.append(f"- An attention block in stage {stage + 1} ({side}x{side} tokens, width {width}) costs "
+                         f"{', '.join(ratios)} the instructions of a local (depthwise) block of the same width.")
+    for core in cores:
+        per = [(s, w, n(core, f"local/s{s}/w{w}/m4")) for s, w in ((0, 32), (1, 64), (2, 128), (3, 192))]
+        if all(v for _, _, v in per):
+            base = per[2][2]
+            lines.append(f"- {core}: one local block costs " + ", ".join(
+                f"{v / base:.2f}x (stage {s + 1}, width {w})" for s, w, v in per) +
+                " of a stage-3 block; the stem " + f"{n(core, 'stem/w32') / base:.2f}x.")
+    return lines + [""]
+
+
+def search_section(out: Path) -> list[str]:
+    """The whole section, or [] when neither benchmark has run."""
+    spath, ppath = newest_search(out), newest_protocol(out)
+    if spath is None and ppath is None:
+        return []
+    lines = ["## Search: ViT at MobileNet speed on the wearables' cores", ""]
+    if spath is not None:
+        s = json.loads(spath.read_text())
+        rel = spath.relative_to(out)
+        t = s["table"]
+        lines += [f"Generated by `make bench-search` from [`{rel}`]({rel}), {s['created']}. The latency table "
+                  f"(search/latency_table.json: {', '.join(f'{n} entries on {c}' for c, n in t['entries'].items())}, "
+                  f"inputs {', '.join(map(str, t['img_sizes']))}, built by `make latency-table` in "
+                  f"{t['minutes']:.0f} min of this 2-core host) holds the int8 instructions per inference of every "
+                  "part a design can contain, counted under qemu on each core model (**projected** latency = "
+                  "instructions x CPI / clock, no ARM device used).", "",
+                  *_validation_lines(s["validation"]), "", *_rules_from_table(out), *_search_lines(s["search"])]
+    if ppath is not None:
+        lines += _protocol_lines(json.loads(ppath.read_text()), ppath.relative_to(out))
+    return lines

@@ -1,0 +1,91 @@
+"""`make bench-search`: the search's numbers for BENCHMARKS.md's "Search" section.
+
+1. The latency table checked against whole-model counts: random designs of the space exported whole at
+   64x64 and 224x224, counted on the Cortex-A53 and -A55 models, against the sum of their parts.
+2. The search: an `edgevit search` folder (run there with the defaults when it holds no finished search),
+   its trials, Pareto front per profile and reference models.
+3. The accuracy protocol's newest results (`make bench-protocol`), rendered beside it.
+Writes benchmarks/results/search-<date>-<host>.json and re-renders BENCHMARKS.md.
+
+    python -m benchmarks.search [--search DIR] [--designs 10] [--skip-validation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.run import ROOT, host_info, log
+
+VALIDATION_CORES = ("cortex-a53", "cortex-a55")
+VALIDATION_SIZES = (64, 224)
+
+
+def _validation(designs: int, work: Path) -> list[dict]:
+    from search.table import validate
+
+    rows = []
+    for img in VALIDATION_SIZES:
+        log(f"table check: {designs} random designs at {img}x{img}")
+        rows += validate(designs, img, VALIDATION_CORES, work, seed=img, log=log)
+    return rows
+
+
+def _search(folder: Path) -> dict:
+    summary = folder / "summary.json"
+    if not summary.is_file():
+        log(f"search: running `edgevit search --out {folder}` (defaults)")
+        proc = subprocess.run([sys.executable, "-m", "edgevit_cli", "search", "--out", str(folder), "--no-progress"],
+                              cwd=ROOT)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench-search: the search failed (exit {proc.returncode})")
+    import csv
+
+    with open(folder / "trials.csv", newline="") as f:
+        trials = list(csv.DictReader(f))
+    plot = ROOT / "benchmarks" / "plots" / "search_pareto.png"
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / "pareto.png", plot)
+    return {**json.loads(summary.read_text()), "trials": trials, "plot": str(plot.relative_to(ROOT))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__.splitlines()[0])
+    p.add_argument("--search", default=str(ROOT / ".bench-work" / "search"), help="the edgevit search folder")
+    p.add_argument("--work", default=str(ROOT / ".bench-work" / "table-check"))
+    p.add_argument("--designs", type=int, default=10)
+    p.add_argument("--skip-validation", action="store_true", help="reuse the newest results' table check")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    from benchmarks.report_search import newest_search
+    from search.table import load_table
+
+    previous = newest_search(ROOT)
+    if args.skip_validation and previous is not None:
+        validation = json.loads(previous.read_text())["validation"]
+    else:
+        validation = _validation(args.designs, Path(args.work).resolve())
+    table = load_table()
+    res = {"schema": "edgevit.bench-search/1", "created": datetime.now(UTC).isoformat(timespec="seconds"),
+           "host": host_info(), "table": {k: table[k] for k in ("img_sizes", "runtime", "invokes", "minutes")}
+           | {"entries": {c: len(v) for c, v in table["cores"].items()}},
+           "validation": validation, "search": _search(Path(args.search)), "seconds": time.perf_counter() - t0}
+    from benchmarks.report import rerender
+    from contract.files import write_json
+
+    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
+    path = ROOT / "benchmarks" / "results" / f"search-{stamp}.json"
+    write_json(path, res)
+    log(f"wrote {path}")
+    log(f"wrote {rerender(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
