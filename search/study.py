@@ -75,14 +75,20 @@ def open_study(cfg: SearchConfig):
 
         storage = JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=8)
-    try:
-        return optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", sampler=sampler,
-                                   load_if_exists=True)
-    except Exception as e:   # noqa: BLE001 - a database that cannot be reached raises many types
-        if cfg.storage:
+    for attempt in range(5):
+        try:
+            return optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", sampler=sampler,
+                                       load_if_exists=True)
+        except Exception as e:   # noqa: BLE001 - a database that cannot be reached raises many types
+            if not cfg.storage:
+                raise
+            # two workers creating the schema of a new database at once: one of them loses the race, once
+            if "UniqueViolation" in type(e).__name__ + str(e) and attempt < 4:
+                time.sleep(1.0 + attempt)
+                continue
             raise UserError(f"cannot open the study at --storage {cfg.storage}: {str(e).splitlines()[0][:200]}") \
                 from None
-        raise
+    raise AssertionError("unreachable")
 
 
 def _trained(study) -> list:
