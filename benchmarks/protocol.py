@@ -173,17 +173,16 @@ def model_result(model: str, runs: Runs) -> dict:
     return out
 
 
-def all_runs(models: list[str], runs: Runs, results: dict) -> dict:
+def all_runs(models: list[str], runs: Runs) -> dict:
     """Every finished run of these models, and every run recorded before, by name (with int8 numbers where
     the seed runs have them): what a later session on a fresh machine reuses instead of training again."""
     out = dict(runs.recorded)
     for m in models:
         for lr in LRS:
             for s in SEEDS:
-                if run := runs.get(run_name(m, lr, s)):
-                    out[run_name(m, lr, s)] = run
-        for s, seed_run in results[m]["seeds"].items():
-            out[run_name(m, results[m]["best_lr"], int(s))] = seed_run
+                if run := runs.get(name := run_name(m, lr, s)):
+                    # int8 too: a seed-0 sweep run is its model's seed 0 once its rate wins
+                    out[name] = {**run, **_export(name, runs)}
     return out
 
 
@@ -226,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"schema": "edgevit.bench-protocol/1", "created": datetime.now(UTC).isoformat(timespec="seconds"),
            "host": host_info(), "smoke": args.smoke, "recipe": " ".join(RECIPE), "lrs": LRS, "seeds": SEEDS,
            "converged_pp": CONVERGED_PP, "models": results, "comparison": compare(results),
-           "runs": all_runs(models, runs, results),
+           "runs": all_runs(models, runs),
            "seconds": time.perf_counter() - t0}
     from contract.files import write_json
 
