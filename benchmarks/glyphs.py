@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -69,30 +68,11 @@ def _train_cmd(name: str, run: Path, smoke: bool) -> list[str] | None:
 
 def train_all(names: list[str], work: Path, jobs: int, smoke: bool) -> None:
     """Runs the trainings `jobs` at a time (one thread each); a failure stops the bench with its log."""
-    todo = [n for n in names if not _finished(work / "train" / n)]
+    from benchmarks.jobs import run_parallel
+
+    todo = [(f"train-{n}", cmd) for n in names if (cmd := _train_cmd(n, work / "train" / n, smoke)) is not None]
     log(f"glyphs: {len(names) - len(todo)} trainings already done, {len(todo)} to run, {jobs} at a time")
-    running: list[tuple[str, subprocess.Popen, float]] = []
-    while todo or running:
-        while todo and len(running) < jobs:
-            name = todo.pop(0)
-            cmd = _train_cmd(name, work / "train" / name, smoke)   # None: finished meanwhile (another process)
-            if cmd is None:
-                continue
-            (work / "logs").mkdir(parents=True, exist_ok=True)
-            out = open(work / "logs" / f"train-{name}.log", "a")
-            running.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                                   env={**os.environ, "OMP_NUM_THREADS": "1"}), time.time()))
-        time.sleep(2)
-        for item in list(running):
-            name, proc, t0 = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            if proc.returncode != 0:
-                for _, other, _ in running:
-                    other.terminate()
-                raise SystemExit(f"bench-glyphs: training {name} failed; see {work / 'logs' / f'train-{name}.log'}")
-            log(f"  trained {name} in {(time.time() - t0) / 60:.1f} min")
+    run_parallel(todo, work / "logs", jobs)
 
 
 def export_all(names: list[str], work: Path) -> dict:

@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.jobs import run_parallel
 from benchmarks.run import ROOT, host_info, log
 
 RECIPE = ("--data", "glyphs", "--img-size", "64", "--epochs", "40", "--threads", "1")
@@ -101,29 +101,6 @@ def _train_cmd(model: str, lr: float, seed: int, work: Path, smoke: bool) -> lis
     cmd = [sys.executable, "-m", "edgevit_cli", "train", "--model", model, "--lr", f"{lr:g}", "--seed", str(seed),
            "--out", str(run), "--no-progress", *recipe]
     return cmd + (["--resume"] if (run / "last.pt").is_file() else [])
-
-
-def run_parallel(jobs: list[tuple[str, list[str]]], logs: Path, parallel: int) -> None:
-    """Runs the commands `parallel` at a time (one thread each); a failure stops the rest, naming its log."""
-    logs.mkdir(parents=True, exist_ok=True)
-    todo, running = list(jobs), []
-    while todo or running:
-        while todo and len(running) < parallel:
-            name, cmd = todo.pop(0)
-            with open(logs / f"{name}.log", "a") as out:
-                running.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                                       env={**os.environ, "OMP_NUM_THREADS": "1"}), time.time()))
-        time.sleep(2)
-        for item in list(running):
-            name, proc, t0 = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            if proc.returncode != 0:
-                for _, other, _ in running:
-                    other.terminate()
-                raise SystemExit(f"bench: {name} failed; see {logs / f'{name}.log'}")
-            log(f"  {name} done in {(time.time() - t0) / 60:.1f} min")
 
 
 def _train_phase(models: list[str], runs: Runs, parallel: int, smoke: bool) -> None:

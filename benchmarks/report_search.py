@@ -70,8 +70,10 @@ def _search_lines(s: dict) -> list[str]:
              f"{budget['baseline']} on {', '.join(budget['profiles'])} at {budget['img']}x{budget['img']} "
              f"(projected from the table, 1 thread); proxy training {recipe['data']} {recipe['img_size']}x"
              f"{recipe['img_size']}, {recipe['epochs']} epochs, lr {recipe['lr']:g}, validation fonts decide. "
-             f"Trials: {', '.join(f'{n} {k}' for k, n in sorted(states.items()))} (pruned = over budget, never "
-             "trained).", ""]
+             f"Trials: {', '.join(f'{n} {k}' for k, n in sorted(states.items()))} (pruned = over budget or not full "
+             "int8, never trained" + ("" if s.get("finished", True) else
+                                      "; the search was stopped before its target number of trained designs: "
+                                      "`edgevit search` on the same folder continues it") + ").", ""]
     for prof in budget["profiles"]:
         lines += [f"Pareto front on {prof}:", "", "| design | val acc (proxy) | projected ms | vs " +
                   budget["baseline"] + " |", "|---|---|---|---|"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -37,22 +36,40 @@ def _validation(designs: int, work: Path) -> list[dict]:
     return rows
 
 
-def _search(folder: Path) -> dict:
-    summary = folder / "summary.json"
-    if not summary.is_file():
+def _search(folder: Path, run: bool) -> dict:
+    """The search folder as it stands: every trial of its study, the trained designs, the reference models that
+    have finished their proxy training. With run=True an unfinished search is first run (to its --trials)."""
+    import csv
+
+    from search.budget import Budget, project
+    from search.study import ProxyRecipe, SearchConfig, open_study, trained_designs
+    from search.table import load_table
+
+    if run and not (folder / "summary.json").is_file():
         log(f"search: running `edgevit search --out {folder}` (defaults)")
         proc = subprocess.run([sys.executable, "-m", "edgevit_cli", "search", "--out", str(folder), "--no-progress"],
                               cwd=ROOT)
         if proc.returncode != 0:
             raise SystemExit(f"bench-search: the search failed (exit {proc.returncode})")
-    import csv
-
+    setup = json.loads((folder / "search.json").read_text())
+    budget, recipe = Budget(**{k: tuple(v) if isinstance(v, list) else v for k, v in setup["budget"].items()}), \
+        ProxyRecipe(**setup["recipe"])
+    study = open_study(SearchConfig(out=folder, budget=budget, recipe=recipe, storage=setup.get("storage")))
     with open(folder / "trials.csv", newline="") as f:
         trials = list(csv.DictReader(f))
+    table, references = load_table(), {}
+    for ref in sorted((folder / "references").glob("*/metrics.json")):
+        metrics = json.loads(ref.read_text()).get("model", {})
+        if "val_acc" in metrics:
+            references[ref.parent.name] = {"val_acc": metrics["val_acc"],
+                                           "latency": project(ref.parent.name, budget, table)}
     plot = ROOT / "benchmarks" / "plots" / "search_pareto.png"
-    plot.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(folder / "pareto.png", plot)
-    return {**json.loads(summary.read_text()), "trials": trials, "plot": str(plot.relative_to(ROOT))}
+    from search.report import plot_pareto
+
+    trained = trained_designs(study)
+    plot_pareto(trained, references, budget, plot)
+    return {"budget": setup["budget"], "recipe": setup["recipe"], "trained": trained, "references": references,
+            "trials": trials, "finished": (folder / "summary.json").is_file(), "plot": str(plot.relative_to(ROOT))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(ROOT / ".bench-work" / "table-check"))
     p.add_argument("--designs", type=int, default=10)
     p.add_argument("--skip-validation", action="store_true", help="reuse the newest results' table check")
+    p.add_argument("--no-run", action="store_true", help="report the search folder as it stands; do not run it")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
     from benchmarks.report_search import newest_search
@@ -75,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {"schema": "edgevit.bench-search/1", "created": datetime.now(UTC).isoformat(timespec="seconds"),
            "host": host_info(), "table": {k: table[k] for k in ("img_sizes", "runtime", "invokes", "minutes")}
            | {"entries": {c: len(v) for c, v in table["cores"].items()}},
-           "validation": validation, "search": _search(Path(args.search)), "seconds": time.perf_counter() - t0}
+           "validation": validation, "search": _search(Path(args.search), not args.no_run),
+           "seconds": time.perf_counter() - t0}
     from benchmarks.report import rerender
     from contract.files import write_json
 

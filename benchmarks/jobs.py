@@ -1,0 +1,36 @@
+"""Long benchmark jobs (trainings) run a few at a time, one thread each, each with its own log."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from benchmarks.run import ROOT, log
+
+__all__ = ["run_parallel"]
+
+
+def run_parallel(jobs: list[tuple[str, list[str]]], logs: Path, parallel: int) -> None:
+    """Runs the commands `parallel` at a time (one thread each, output appended to logs/NAME.log); a failure
+    stops the others and the bench, naming its log."""
+    logs.mkdir(parents=True, exist_ok=True)
+    todo, running = list(jobs), []
+    while todo or running:
+        while todo and len(running) < parallel:
+            name, cmd = todo.pop(0)
+            with open(logs / f"{name}.log", "a") as out:
+                running.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                                       env={**os.environ, "OMP_NUM_THREADS": "1"}), time.time()))
+        time.sleep(2)
+        for item in list(running):
+            name, proc, t0 = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            if proc.returncode != 0:
+                for _, other, _ in running:
+                    other.terminate()
+                raise SystemExit(f"bench: {name} failed; see {logs / f'{name}.log'}")
+            log(f"  {name} done in {(time.time() - t0) / 60:.1f} min")
