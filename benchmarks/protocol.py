@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import subprocess
 import sys
 import time
@@ -169,8 +170,11 @@ def welch(a: list[float], b: list[float]) -> dict:
 
     t, p = stats.ttest_ind(a, b, equal_var=False)
     diff = 100 * (sum(a) / len(a) - sum(b) / len(b))
+    if not math.isfinite(p):   # no spread in either group: the seeds agree exactly, so a difference is certain
+        t, p = None, (1.0 if diff == 0 else 0.0)
     verdict = ("tie" if not p < ALPHA else "more accurate" if diff > 0 else "less accurate")
-    return {"t": float(t), "p": float(p), "diff_pp": diff, "verdict": verdict, "alpha": ALPHA}
+    return {"t": None if t is None or not math.isfinite(t) else float(t), "p": float(p), "diff_pp": diff,
+            "verdict": verdict, "alpha": ALPHA}
 
 
 def compare(results: dict) -> dict:

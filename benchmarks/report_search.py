@@ -31,7 +31,9 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def _validation_lines(rows: list[dict]) -> list[str]:
+def _validation_lines(all_rows: list[dict]) -> list[str]:
+    rows = [r for r in all_rows if "error" in r]
+    skipped = [r for r in all_rows if "skipped" in r]
     worst = max(abs(r["error"]) for r in rows)
     designs = len({(r["design"], r["img"]) for r in rows})
     lines = ["### The latency table, checked against whole models", "",
@@ -43,6 +45,10 @@ def _validation_lines(rows: list[dict]) -> list[str]:
     for r in rows:
         lines.append(f"| `{r['design']}` | {r['img']} | {r['core']} | {r['counted'] / 1e6:.3f} | "
                      f"{r['predicted'] / 1e6:.3f} | {100 * r['error']:+.2f}% |")
+    if skipped:
+        lines += ["", f"{len(skipped)} drawn designs were replaced because the converter could not make them full "
+                  "int8 (" + "; ".join(f"`{r['design']}` at {r['img']}: {r['skipped']}" for r in skipped) +
+                  "): the search rejects such candidates before training them."]
     return lines
 
 
@@ -66,12 +72,14 @@ def _search_lines(s: dict) -> list[str]:
     for t in s["trials"]:
         states[t["state"]] = states.get(t["state"], 0) + 1
     lines = ["### The search", "",
-             f"`edgevit search` (Optuna TPE, journal storage): budget int8 latency <= {budget['max_ratio']}x "
-             f"{budget['baseline']} on {', '.join(budget['profiles'])} at {budget['img']}x{budget['img']} "
+             "`edgevit search` (Optuna TPE): budget int8 latency " +
+             (f"<= {budget['max_ratio']}x {budget['baseline']}" if budget.get("max_ratio") is not None
+              else f"<= {budget['max_ms']} ms") +
+             f" on {', '.join(budget['profiles'])} at {budget['img']}x{budget['img']} "
              f"(projected from the table, 1 thread); proxy training {recipe['data']} {recipe['img_size']}x"
              f"{recipe['img_size']}, {recipe['epochs']} epochs, lr {recipe['lr']:g}, validation fonts decide. "
              f"Trials: {', '.join(f'{n} {k}' for k, n in sorted(states.items()))} (pruned = over budget or not full "
-             "int8, never trained" + ("" if s.get("finished", True) else
+             "int8, never trained; the reason is in each trial's row" + ("" if s.get("finished", True) else
                                       "; the search was stopped before its target number of trained designs: "
                                       "`edgevit search` on the same folder continues it") + ").", ""]
     for prof in budget["profiles"]:
@@ -114,7 +122,8 @@ def _protocol_lines(p: dict, rel: Path) -> list[str]:
     lines.append("")
     for name, cmp in p.get("comparison", {}).items():
         t = cmp["test_acc"]
-        lines.append(f"- {name} vs MobileNetV2: {t['diff_pp']:+.2f} pp (PyTorch), Welch t = {t['t']:.2f}, "
+        tt = "n/a" if t["t"] is None else f"{t['t']:.2f}"
+        lines.append(f"- {name} vs MobileNetV2: {t['diff_pp']:+.2f} pp (PyTorch), Welch t = {tt}, "
                      f"p = {t['p']:.3f}: **{t['verdict']}**; int8 {cmp['int8_acc']['diff_pp']:+.2f} pp, "
                      f"p = {cmp['int8_acc']['p']:.3f}: **{cmp['int8_acc']['verdict']}**.")
     missing = [n for n, m in p["models"].items() if len(m["seeds"]) < len(p["seeds"])]

@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=str(ROOT / ".bench-work" / "table-check"))
     p.add_argument("--designs", type=int, default=10)
     p.add_argument("--skip-validation", action="store_true", help="reuse the newest results' table check")
+    p.add_argument("--validation-json", default=None,
+                   help="the table check's rows from `python -m search.table validate --json FILE` (run earlier)")
     p.add_argument("--no-run", action="store_true", help="report the search folder as it stands; do not run it")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
@@ -85,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     from search.table import load_table
 
     previous = newest_search(ROOT)
-    if args.skip_validation and previous is not None:
+    if args.validation_json:
+        validation = json.loads(Path(args.validation_json).read_text())
+    elif args.skip_validation and previous is not None:
         validation = json.loads(previous.read_text())["validation"]
     else:
         validation = _validation(args.designs, Path(args.work).resolve())

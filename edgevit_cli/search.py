@@ -51,10 +51,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _check_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.is_dir() and any(out.iterdir()) and _settings(out) is None:
         names = sorted(p.name for p in out.iterdir())[:4]
         raise UserError(f"--out {out} holds files of something else ({', '.join(names)}); a search needs a new or "
-                        f"empty folder, or an earlier search folder (with {MARKER}); choose another --out")
+                        f"empty folder, or an earlier search folder (with its {MARKER}); choose another --out")
+
+
+def _settings(out: Path) -> dict | None:
+    """The settings an earlier search wrote into `out`, or None when `out` holds no search of ours."""
+    import json
+
+    try:
+        found = json.loads((out / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("kind") == "edgevit-search" else None
+
+
+def _same_settings(out: Path, settings: dict) -> None:
+    """A search folder continues its own study only: other budget or recipe settings would judge its trials by
+    rules they were not trained under."""
+    earlier = _settings(out)
+    if earlier is None:
+        return
+    for key in ("budget", "recipe", "storage"):
+        if earlier.get(key) != settings[key]:
+            raise UserError(f"--out {out} holds a search with another {key} ({earlier.get(key)}); run it with the "
+                            f"options it was started with (see {out / MARKER}), or choose another --out")
 
 
 def _references(spec: str) -> tuple[str, ...]:
@@ -63,6 +86,8 @@ def _references(spec: str) -> tuple[str, ...]:
     if spec == "none":
         return ()
     names = MODELS if spec == "all" else tuple(s for s in spec.split(",") if s)
+    if not names:
+        raise UserError("--references names no model; give all, none or a comma-separated list")
     unknown = [n for n in names if n not in MODELS]
     if unknown:
         raise UserError(f"--references: no latency count for {unknown[0]}; choose from {', '.join(MODELS)}, "
@@ -98,9 +123,11 @@ def _write_outputs(cfg, study, references: dict) -> dict:
 
 
 def run(args) -> int:
+    import json
+
     import optuna
 
-    from contract.files import write_json
+    from contract.files import to_json, write_json
     from search.study import open_study, run_search, train_references
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -108,11 +135,14 @@ def run(args) -> int:
     _check_folder(out)
     cfg = _config(args)
     refs = _references(args.references)
+    settings = json.loads(to_json({"kind": "edgevit-search", "budget": vars(cfg.budget), "recipe": vars(cfg.recipe),
+                                   "storage": cfg.storage}))
+    _same_settings(out, settings)
     if cfg.storage:
         open_study(cfg)   # a database that cannot be reached is refused before the folder is made
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / MARKER).is_file():
-        write_json(out / MARKER, {"budget": vars(cfg.budget), "recipe": vars(cfg.recipe), "storage": cfg.storage})
+    if _settings(out) is None:
+        write_json(out / MARKER, settings)
     print(f"edgevit search: {cfg.trials} trained designs under {cfg.budget.describe()}; proxy recipe "
           f"{cfg.recipe.data} {cfg.recipe.img_size}x{cfg.recipe.img_size}, {cfg.recipe.epochs} epochs; "
           f"study: {cfg.storage or out / 'study.journal'}")

@@ -93,8 +93,9 @@ def saved_model_to_int8(saved_model: Path, calibration: Sequence[np.ndarray], ou
     calib_path = out_path.parent / "calibration.npy"
     samples = np.stack(list(calibration))
     np.save(calib_path, samples.astype(np.uint8) if io[0] == "uint8" else samples.astype(np.float32))
-    _run_worker({"task": "int8", "saved_model": str(saved_model.resolve()), "calibration": str(calib_path.resolve()),
-                 "out": str(out_path.resolve()), "float_nodes": list(float_nodes), "io": list(io)}, out_path.parent, log)
+    request = {"task": "int8", "saved_model": str(saved_model.resolve()), "calibration": str(calib_path.resolve()),
+               "out": str(out_path.resolve()), "float_nodes": list(float_nodes), "io": list(io)}
+    _run_worker(request, out_path.parent, log)
 
 
 def _not_convertible(msg: str) -> NotConvertibleError:

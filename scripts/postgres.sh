@@ -4,7 +4,8 @@
 #   bash scripts/postgres.sh stop DIR
 # The cluster lives in DIR (owned by the postgres user: initdb refuses root), listens on 127.0.0.1 only,
 # trusts local connections (a test fixture, not a production server), and is removed by `stop`.
-# Installs postgresql with apt-get when missing (root). Nothing else on the machine is touched.
+# Installs postgresql with apt-get when missing (root). Nothing else on the machine is touched: DIR must be
+# new or empty, or a cluster this script made (its marker file .edgevit-postgres); `stop` removes only that.
 set -euo pipefail
 cmd=${1:?usage: postgres.sh start|stop DIR [PORT]}
 dir=${2:?usage: postgres.sh start|stop DIR [PORT]}
@@ -21,8 +22,12 @@ case "$cmd" in
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     fi
     initdb=$(bin_of initdb); pg_ctl=$(bin_of pg_ctl)
+    if [ -e "$dir" ] && [ ! -f "$dir/.edgevit-postgres" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+      echo "postgres.sh: $dir holds other files; give a new or empty folder (or one this script made)" >&2; exit 2
+    fi
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+    touch "$dir/.edgevit-postgres"
     if [ "$(id -u)" = 0 ]; then
       chown postgres "$dir"
       su postgres -s /bin/bash -c "test -w '$dir'" || {
@@ -30,13 +35,18 @@ case "$cmd" in
         exit 2; }
     fi
     [ -f "$dir/data/PG_VERSION" ] || as_pg "'$initdb' -D '$dir/data' -A trust -U postgres >'$dir/initdb.log' 2>&1"
-    as_pg "'$pg_ctl' -D '$dir/data' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" -l '$dir/log' -w start" >/dev/null
+    as_pg "'$pg_ctl' -D '$dir/data' -o \"-p $port -k '$dir' -c listen_addresses=127.0.0.1\" -l '$dir/log' -w start" >/dev/null \
+      || { echo "postgres.sh: the server did not start on port $port (in use?); see $dir/log, or give another PORT" >&2; exit 2; }
     echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
+    if [ ! -f "$dir/.edgevit-postgres" ]; then
+      echo "postgres.sh: $dir is not a cluster this script started (no .edgevit-postgres); nothing removed" >&2; exit 2
+    fi
     pg_ctl=$(bin_of pg_ctl)
     [ -d "$dir/data" ] && as_pg "'$pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null 2>&1 || true
-    rm -rf "$dir"
+    rm -rf "$dir/data" "$dir/log" "$dir/initdb.log" "$dir/.edgevit-postgres" "$dir"/.s.PGSQL.*
+    rmdir "$dir" 2>/dev/null || true   # kept if anything else was put there
     ;;
   *) echo "usage: postgres.sh start|stop DIR [PORT]" >&2; exit 2 ;;
 esac

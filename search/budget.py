@@ -5,11 +5,12 @@ baseline model on the same core or in milliseconds. Projected, never measured: n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from contract.errors import UserError
 from search.space import Design
-from search.table import load_table, model_count, predict
+from search.table import MODELS, load_table, model_count, predict
 
 __all__ = ["Budget", "project"]
 
@@ -23,20 +24,42 @@ class Budget:
     img: int = 224                         # the input size latency is judged at (the seed's setting)
 
     def __post_init__(self):
+        if not self.profiles:
+            raise UserError("--profile names no profile; give one or more, e.g. --profile smartwatch,ar-glasses")
         if (self.max_ratio is None) == (self.max_ms is None):
             raise UserError("give the budget as --max-ratio (to --baseline) or as --max-ms, not both and not neither")
         limit = self.max_ratio if self.max_ratio is not None else self.max_ms
-        if not limit > 0:
-            raise UserError(f"the budget must be a positive number, got {limit}")
+        if not (limit > 0 and math.isfinite(limit)):
+            raise UserError(f"the budget must be a positive, finite number (--max-ratio or --max-ms), got {limit}")
+        self.check_table()
+
+    def check_table(self, table: dict | None = None) -> None:
+        """Everything the budget needs from the latency table, checked before any work: the input size, each
+        profile's core, the baseline's count."""
         from device_sim.profiles import load_profile
 
+        table = table or load_table()
+        if self.img not in table["img_sizes"]:
+            sizes = ", ".join(map(str, table["img_sizes"]))
+            raise UserError(f"--latency-img {self.img}: the latency table covers the input sizes {sizes}; choose one "
+                            f"(or add it: `python -m search.table build --img {self.img}`)")
+        if self.max_ratio is not None and self.baseline not in MODELS:
+            raise UserError(f"--baseline {self.baseline}: the latency table counts {', '.join(MODELS)}; choose one")
         for name in self.profiles:
-            if load_profile(name).core == "host":
+            core = load_profile(name).core
+            if core == "host":
                 raise UserError(f"profile {name} runs on the host: its latency cannot be projected; choose a profile "
                                 "with an ARM core (smartwatch, ar-glasses, phone)")
+            if core not in table["cores"]:
+                raise UserError(f"profile {name} runs on {core}, which the latency table has not counted (it has "
+                                f"{', '.join(table['cores'])}); choose another profile or rebuild the table with "
+                                f"`python -m search.table build --cores {core}`")
+
+    def limit_text(self) -> str:
+        return f"<= {self.max_ratio}x {self.baseline} int8" if self.max_ratio is not None else f"<= {self.max_ms} ms"
 
     def describe(self) -> str:
-        limit = f"<= {self.max_ratio}x {self.baseline} int8" if self.max_ratio is not None else f"<= {self.max_ms} ms"
+        limit = self.limit_text()
         return f"{limit} on {', '.join(self.profiles)} at {self.img}x{self.img} (projected, 1 thread)"
 
 

@@ -4,7 +4,8 @@ Each trial samples a design (search.space.CHOICES, Optuna's TPE sampler). Its in
 budget profile is projected from the latency table in microseconds of computer time; a design over
 budget is pruned there, untrained, with the reason kept on the trial. A design within budget gets a
 short proxy training (`edgevit train`'s loop, ProxyRecipe) and its validation accuracy (validation
-fonts; the test split is never read) is the trial's value. The study lives in a storage: by default a
+fonts; the training also reports its test-font accuracy, which the search never looks at) is
+the trial's value. The study lives in a storage: by default a
 journal file in the search folder (several processes on this machine may share it), or any database
 URL Optuna takes (`--storage postgresql+psycopg://...`), so workers on many machines share one study.
 
@@ -30,13 +31,13 @@ __all__ = ["SearchConfig", "ProxyRecipe", "run_search", "open_study", "trained_d
            "STUDY_FILE", "STUDY_NAME", "MAX_SAMPLED"]
 
 STUDY_FILE = "study.journal"
-STUDY_NAME = "edgevit-search"
+STUDY_NAME = "edgevit-search"   # + a digest of the budget and the recipe: other settings, another study
 MAX_SAMPLED = 200     # sampled designs per trained one before a run gives up (a budget almost nothing meets)
 
 
 @dataclass(frozen=True)
 class ProxyRecipe:
-    data: str = "glyphs"          # validation fonts decide; the test fonts are never looked at
+    data: str = "glyphs"          # validation fonts decide; the test fonts' accuracy is not looked at
     img_size: int = 64
     epochs: int = 6
     lr: float = 2e-3
@@ -60,8 +61,20 @@ class SearchConfig:
     def __post_init__(self):
         if self.trials < 1:
             raise UserError(f"--trials must be >= 1, got {self.trials}")
+        if self.sampler_seed is not None and not 0 <= self.sampler_seed < 2 ** 32:
+            raise UserError(f"--sampler-seed must be in [0, 2**32), got {self.sampler_seed}")
         _train_config(KNOWN["edgevit_xxs"], self.recipe, self.out / "trials" / "check")   # a bad recipe fails here,
         # not in every trial
+
+
+def study_name(cfg: SearchConfig) -> str:
+    """One study per budget and proxy recipe: workers with the same settings join it, a search with other
+    settings in the same database gets its own (its trials would be judged by another budget)."""
+    import hashlib
+    import json
+
+    key = json.dumps({"budget": asdict(cfg.budget), "recipe": asdict(cfg.recipe)}, sort_keys=True, default=list)
+    return f"{STUDY_NAME}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def open_study(cfg: SearchConfig):
@@ -77,10 +90,13 @@ def open_study(cfg: SearchConfig):
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=8)
     for attempt in range(5):
         try:
-            return optuna.create_study(study_name=STUDY_NAME, storage=storage, direction="maximize", sampler=sampler,
-                                       load_if_exists=True)
+            return optuna.create_study(study_name=study_name(cfg), storage=storage, direction="maximize",
+                                       sampler=sampler, load_if_exists=True)
         except Exception as e:   # noqa: BLE001 - a database that cannot be reached raises many types
             if not cfg.storage:
+                if isinstance(e, ValueError):   # a journal line that is not JSON: a damaged file
+                    raise UserError(f"the study file {cfg.out / STUDY_FILE} is damaged ({e}); move it aside to start "
+                                    "a new study there, or choose another --out") from None
                 raise
             # two workers creating the schema of a new database at once: one of them loses the race, once
             if "UniqueViolation" in type(e).__name__ + str(e) and attempt < 4:
@@ -92,9 +108,15 @@ def open_study(cfg: SearchConfig):
 
 
 def _trained(study) -> list:
+    """Completed trials, one per design (a design sampled again is the same network: it counts once)."""
     from optuna.trial import TrialState
 
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    seen, out = set(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("design") not in seen:
+            seen.add(t.user_attrs.get("design"))
+            out.append(t)
+    return out
 
 
 def _fail_dead_workers(study) -> None:
@@ -247,7 +269,7 @@ class _Progress:
         self.rejected += trial.state == TrialState.PRUNED
         self.bar.n = min(done, self.cfg.trials)
         best = f"{100 * study.best_value:.1f}%" if done else "-"
-        self.bar.set_postfix_str(f"best val {best}, {self.rejected} over budget (untrained)")
+        self.bar.set_postfix_str(f"best val {best}, {self.rejected} rejected untrained")
         self.bar.refresh()
         if done >= self.cfg.trials:
             study.stop()

@@ -26,6 +26,7 @@ import numpy as np
 
 from contract.errors import UserError
 from contract.files import write_json
+from edgevit.sizes import check_img_size
 from search.space import CHOICES, Design, Part, all_parts, design_from_params
 
 __all__ = ["TABLE", "SCHEMA", "load_table", "predict", "build", "validate", "random_design", "DEFAULT_CORES",
@@ -191,8 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--designs", type=int, default=10)
     ap.add_argument("--json", default=None, help="validate: write the rows here")
     args = ap.parse_args(argv)
-    sizes = tuple(int(s) for s in args.img.split(","))
-    cores = tuple(args.cores.split(","))
+    try:
+        sizes = tuple(check_img_size(int(s)) for s in args.img.split(","))
+    except ValueError as e:
+        ap.error(f"--img {args.img}: {e}")
+    from device_sim.target.cores import get_core
+
+    cores = tuple(get_core(c).name for c in args.cores.split(","))   # an unknown core fails before any work
     if args.action == "build":
         build(sizes, cores, Path(args.work))
         return 0
@@ -211,4 +217,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from contract.errors import run_command
+
+    sys.exit(run_command(main, prog="python -m search.table"))

@@ -114,6 +114,11 @@ def test_protocol_calls_a_difference_only_when_the_seeds_resolve_it(tmp_path):
     win = protocol.welch([0.80, 0.81, 0.805], [0.70, 0.71, 0.705])
     assert win["verdict"] == "more accurate" and win["p"] < 0.05 and win["diff_pp"] == pytest.approx(10.0)
     assert protocol.welch([0.60, 0.61, 0.605], [0.70, 0.71, 0.705])["verdict"] == "less accurate"
+    same = protocol.welch([0.7, 0.7, 0.7], [0.7, 0.7, 0.7])          # no spread at all: JSON-safe, a tie
+    assert same["verdict"] == "tie" and same["p"] == 1.0
+    certain = protocol.welch([0.8, 0.8, 0.8], [0.7, 0.7, 0.7])
+    assert certain["verdict"] == "more accurate"
+    json.dumps([same, certain], allow_nan=False)    # the results JSON refuses NaN and infinity
 
 
 def test_protocol_convergence_and_recorded_runs(tmp_path):

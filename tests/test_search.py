@@ -148,7 +148,35 @@ def test_search_refuses_bad_input_in_one_line(tmp_path):
                       "resnet50")
     assert_user_error(run_cli("search", "--out", str(tmp_path / "e"), "--storage", "postgresql+psycopg://x@127.0.0.1:9/x",
                               *SMALL), "storage")
-    assert not any((tmp_path / n).exists() for n in "bcde")
+    assert_user_error(run_cli("search", "--out", str(tmp_path / "f"), *SMALL, "--profile", ","), "no profile")
+    assert_user_error(run_cli("search", "--out", str(tmp_path / "g"), *SMALL, "--max-ratio", "inf"), "finite")
+    assert_user_error(run_cli("search", "--out", str(tmp_path / "h"), *SMALL, "--baseline", "nosuch"), "--baseline")
+    assert_user_error(run_cli("search", "--out", str(tmp_path / "i"), *SMALL, "--latency-img", "96"), "--latency-img")
+    assert not any((tmp_path / n).exists() for n in "bcdefghi")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "search.json").write_text('{"mine": 1}')   # a user's file of that name is no search of ours
+    assert_user_error(run_cli("search", "--out", str(mine), *SMALL), "holds files")
+    assert (mine / "search.json").read_text() == '{"mine": 1}' and len(list(mine.iterdir())) == 1
+
+
+def test_a_search_folder_continues_only_with_its_own_settings(tmp_path):
+    out = tmp_path / "s"
+    assert run_cli("search", "--out", str(out), "--trials", "1", "--epochs", "1", *SMALL).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    again = run_cli("search", "--out", str(out), "--trials", "2", "--epochs", "1", "--max-ratio", "0.5", *SMALL)
+    assert_user_error(again, "another budget")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_postgres_script_never_removes_a_folder_it_did_not_make(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "thesis.txt").write_text("precious")
+    for cmd in ("stop", "start"):
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), cmd, str(tmp_path)], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and "postgres.sh" in proc.stderr, proc.stderr
+    assert (tmp_path / "thesis.txt").read_text() == "precious" and (tmp_path / "sub").is_dir()
 
 
 @pytest.mark.slow
