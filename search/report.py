@@ -58,7 +58,10 @@ def plot_pareto(trained: list[dict], references: dict, budget, path: Path) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from search.budget import project
+
     profiles = budget.profiles
+    baseline_ms = {p: r["ms"] for p, r in project(budget.baseline, budget).items()} if budget.max_ratio else {}
     fig, axes = plt.subplots(1, len(profiles), figsize=(5.5 * len(profiles), 4.4), squeeze=False)
     for ax, prof in zip(axes[0], profiles):
         pts = [(t["latency"][prof]["ms"], 100 * t["val_acc"]) for t in trained]
@@ -71,10 +74,9 @@ def plot_pareto(trained: list[dict], references: dict, budget, path: Path) -> No
             mobile = name.startswith("mobilenet")
             ax.scatter([x], [y], marker="s" if mobile else "^", s=40, color="tab:red" if mobile else "tab:green")
             ax.annotate(name.replace("_100", ""), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        base = references.get(budget.baseline, {}).get("latency", {}).get(prof)
-        limit = budget.max_ratio * base["ms"] if budget.max_ratio is not None and base else budget.max_ms
+        limit = budget.max_ratio * baseline_ms[prof] if budget.max_ratio is not None else budget.max_ms
         if limit:
-            ax.axvline(limit, color="gray", ls="--", lw=1, label="budget")
+            ax.axvline(limit, color="gray", ls="--", lw=1, label=f"budget ({budget.limit_text()})")
         core = next((t["latency"][prof]["core"] for t in trained), "")
         ax.set_title(f"{prof} ({core}), {budget.img}x{budget.img}", fontsize=10)
         ax.set_xlabel("projected int8 latency, 1 thread (ms)")
