@@ -99,10 +99,10 @@ def test_make_search_end_to_end_on_the_embedded_storage(tmp_path):
 
 def test_a_search_resumes_after_ctrl_c_without_losing_a_trial(tmp_path):
     out = tmp_path / "s"
-    first = run_cli("search", "--out", str(out), "--trials", "1", "--epochs", "1", *SMALL)
-    assert first.returncode == 0, first.stderr
+    first = run_cli("search", "--out", str(out), "--trials", "1", "--epochs", "6", *SMALL)   # a folder continues
+    assert first.returncode == 0, first.stderr                                            # with its own recipe
     before = {r["trial"]: r["val_acc"] for r in _rows(out) if r["state"] == "complete"}
-    proc = _start("search", "--out", str(out), "--trials", "3", "--epochs", "8", *SMALL)
+    proc = _start("search", "--out", str(out), "--trials", "3", "--epochs", "6", *SMALL)
     t0 = time.time()
     while len(list((out / "trials").iterdir())) < 2 and time.time() - t0 < 300:   # a second training started
         time.sleep(0.2)
@@ -114,7 +114,7 @@ def test_a_search_resumes_after_ctrl_c_without_losing_a_trial(tmp_path):
     rows = _rows(out)
     assert {r["trial"]: r["val_acc"] for r in rows if r["state"] == "complete"} == before   # nothing lost or changed
     assert any(r["state"] == "fail" for r in rows)        # the interrupted trial is on record, not deleted
-    again = run_cli("search", "--out", str(out), "--trials", "3", "--epochs", "8", *SMALL)
+    again = run_cli("search", "--out", str(out), "--trials", "3", "--epochs", "6", *SMALL)
     assert again.returncode == 0, again.stderr
     rows = _rows(out)
     done = {r["trial"]: r["val_acc"] for r in rows if r["state"] == "complete"}
