@@ -41,15 +41,9 @@ def _load_study(cfg):
     folder made before the study's name carried the settings' digest)."""
     import optuna
 
-    from search.study import STUDY_FILE, study_name
+    from search.study import STUDY_FILE, study_name, study_storage
 
-    if cfg.storage:
-        storage = cfg.storage
-    else:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        storage = JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
+    storage = study_storage(cfg)
     names = optuna.get_all_study_names(storage)
     name = study_name(cfg) if study_name(cfg) in names else names[0] if len(names) == 1 else None
     if name is None:

@@ -27,8 +27,8 @@ from contract.outputs import FolderBusy
 from search.budget import Budget, project
 from search.space import CHOICES, KNOWN, Design, design_from_params
 
-__all__ = ["SearchConfig", "ProxyRecipe", "run_search", "open_study", "trained_designs", "train_references",
-           "STUDY_FILE", "STUDY_NAME", "MAX_SAMPLED"]
+__all__ = ["SearchConfig", "ProxyRecipe", "run_search", "open_study", "study_storage", "trained_designs",
+           "train_references", "STUDY_FILE", "STUDY_NAME", "MAX_SAMPLED"]
 
 STUDY_FILE = "study.journal"
 STUDY_NAME = "edgevit-search"   # + a digest of the budget and the recipe: other settings, another study
@@ -77,16 +77,20 @@ def study_name(cfg: SearchConfig) -> str:
     return f"{STUDY_NAME}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
+def study_storage(cfg: SearchConfig):
+    """--storage's URL, or the journal file in the search folder."""
+    if cfg.storage:
+        return cfg.storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
+
+
 def open_study(cfg: SearchConfig):
     import optuna
 
-    if cfg.storage:
-        storage = cfg.storage
-    else:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        storage = JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
+    storage = study_storage(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=8)
     for attempt in range(5):
         try:
