@@ -36,28 +36,13 @@ def _validation(designs: int, work: Path) -> list[dict]:
     return rows
 
 
-def _load_study(cfg):
-    """The folder's study, read only: the one named for its settings, or the only one its storage holds (a
-    folder made before the study's name carried the settings' digest)."""
-    import optuna
-
-    from search.study import STUDY_FILE, study_name, study_storage
-
-    storage = study_storage(cfg)
-    names = optuna.get_all_study_names(storage)
-    name = study_name(cfg) if study_name(cfg) in names else names[0] if len(names) == 1 else None
-    if name is None:
-        raise SystemExit(f"bench-search: no study of these settings in {cfg.storage or cfg.out / STUDY_FILE}")
-    return optuna.load_study(study_name=name, storage=storage)
-
-
 def _search(folder: Path, run: bool) -> dict:
     """The search folder as it stands: every trial of its study, the trained designs, the reference models that
     have finished their proxy training. With run=True an unfinished search is first run (to its --trials)."""
     import csv
 
     from search.budget import Budget, project
-    from search.study import ProxyRecipe, SearchConfig, trained_designs
+    from search.study import ProxyRecipe, SearchConfig, open_study, trained_designs
     from search.table import load_table
 
     if run and not (folder / "summary.json").is_file():
@@ -69,7 +54,7 @@ def _search(folder: Path, run: bool) -> dict:
     setup = json.loads((folder / "search.json").read_text())
     budget, recipe = Budget(**{k: tuple(v) if isinstance(v, list) else v for k, v in setup["budget"].items()}), \
         ProxyRecipe(**setup["recipe"])
-    study = _load_study(SearchConfig(out=folder, budget=budget, recipe=recipe, storage=setup.get("storage")))
+    study = open_study(SearchConfig(out=folder, budget=budget, recipe=recipe, storage=setup.get("storage")))
     with open(folder / "trials.csv", newline="") as f:
         trials = list(csv.DictReader(f))
     table, references = load_table(), {}

@@ -140,7 +140,10 @@ def run(args) -> int:
     _same_settings(out, settings)
     if cfg.storage:
         open_study(cfg)   # a database that cannot be reached is refused before the folder is made
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot make --out {out}: {e.strerror or e}; choose a folder you can write to") from None
     if _settings(out) is None:
         write_json(out / MARKER, settings)
     print(f"edgevit search: {cfg.trials} trained designs under {cfg.budget.describe()}; proxy recipe "

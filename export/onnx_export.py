@@ -8,6 +8,7 @@ one `Gelu` node, which maps to the TFLite GELU builtin.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -25,11 +26,13 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: Path, *, op
     import onnx
 
     model = model.eval()
+    # the exporter's step-by-step prints and its "torchvision is not installed" warnings say nothing to a user
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(model, (example_input,), str(path), input_names=["image"], output_names=["logits"],
-                              opset_version=opset, dynamo=True, external_data=False)
+                              opset_version=opset, dynamo=True, external_data=False, verbose=False)
         except Exception as e:  # the exporter raises many types; all mean "this model does not export"
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"ONNX export failed: {first[:300]}") from None

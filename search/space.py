@@ -118,11 +118,20 @@ def design_from_params(p: dict) -> Design:
                   num_heads=p["heads"])
 
 
-# the family members the space contains (the reference points of a search, and the table's own checks)
-KNOWN = {
-    "edgevit_xxs": Design((24, 48, 96, 160), (1, 2, 4, 3), (0, 0, 0, 2), 4, 4),
-    "edgevit_xs": Design((32, 64, 128, 192), (1, 2, 6, 4), (0, 0, 0, 2), 4, 4),
-}
+def _known() -> dict:
+    """The registered family members the space contains (the reference points of a search, the table's checks)."""
+    from edgevit.models.efficientformer import SIZES
+
+    out = {}
+    for name, size in SIZES.items():
+        try:
+            out[f"edgevit_{name}"] = Design(size.widths, size.depths, size.num_vit, size.mlp_ratio, size.num_heads)
+        except UserError:   # outside the space (edgevit_s: 256 channels, 5 heads)
+            pass
+    return out
+
+
+KNOWN = _known()
 
 
 def all_parts(img: int, classes: int) -> list[Part]:

@@ -87,6 +87,18 @@ def study_storage(cfg: SearchConfig):
     return JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
 
 
+def _folder_study_name(cfg: SearchConfig, storage) -> str:
+    """The study this folder continues: the one named for its settings; in a folder's own journal made before the
+    name carried the settings' digest, the only study it holds (its search.json already pins the settings)."""
+    import optuna
+
+    name = study_name(cfg)
+    if cfg.storage:
+        return name
+    names = optuna.get_all_study_names(storage)
+    return names[0] if name not in names and len(names) == 1 else name
+
+
 def open_study(cfg: SearchConfig):
     import optuna
 
@@ -94,8 +106,8 @@ def open_study(cfg: SearchConfig):
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=8)
     for attempt in range(5):
         try:
-            return optuna.create_study(study_name=study_name(cfg), storage=storage, direction="maximize",
-                                       sampler=sampler, load_if_exists=True)
+            return optuna.create_study(study_name=_folder_study_name(cfg, storage), storage=storage,
+                                       direction="maximize", sampler=sampler, load_if_exists=True)
         except Exception as e:   # noqa: BLE001 - a database that cannot be reached raises many types
             if not cfg.storage:
                 if isinstance(e, ValueError):   # a journal line that is not JSON: a damaged file
@@ -233,10 +245,17 @@ def _in_training_elsewhere(trial, design: Design) -> bool:
 def proxy_train(design_or_model: Design | str, recipe: ProxyRecipe, out: Path, splits) -> dict:
     """Trains a design (or a registered model by name) with the proxy recipe into `out`; an interrupted
     run there is resumed. Returns its metrics (val_acc decides; nothing else is read)."""
-    from edgevit.train.engine import train
+    from edgevit.train.engine import RUN_FILES, train
 
     cfg = _train_config(design_or_model, recipe, out)
-    return train(cfg, splits, resume=(out / "last.pt").is_file())["model"]
+    resume = (out / "last.pt").is_file()
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    foreign = [n for n in held if n not in RUN_FILES and not n.startswith(".")]
+    if foreign:
+        raise UserError(f"{out} holds files the search did not write ({', '.join(foreign[:4])}); move them out of "
+                        "that folder and run the search again")
+    # a training interrupted before its first checkpoint left only its own files: start it over
+    return train(cfg, splits, resume=resume, force=bool(held) and not resume)["model"]
 
 
 def _train_config(design_or_model: Design | str, recipe: ProxyRecipe, out: Path):

@@ -45,7 +45,8 @@ def test_designs_build_the_network_their_parts_describe():
         assert [p.kind for p in parts if p.kind in ("local", "attn")] == \
                ["attn" if k == "Attention" else "local" for k in kinds]
         assert sum(p.kind == "down" for p in parts) == 3 and parts[0].kind == "stem" and parts[-1].kind == "head"
-    assert KNOWN["edgevit_xs"].model_kwargs()["widths"] == edgevit.models.efficientformer.SIZES["xs"][0]
+    assert KNOWN["edgevit_xs"].model_kwargs()["widths"] == edgevit.models.efficientformer.SIZES["xs"].widths
+    assert {"edgevit_xxs", "edgevit_xs"} <= set(KNOWN) and "edgevit_s" not in KNOWN   # s: 256 channels, 5 heads
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +154,25 @@ def test_search_refuses_bad_input_in_one_line(tmp_path):
     assert_user_error(run_cli("search", "--out", str(tmp_path / "h"), *SMALL, "--baseline", "nosuch"), "--baseline")
     assert_user_error(run_cli("search", "--out", str(tmp_path / "i"), *SMALL, "--latency-img", "96"), "--latency-img")
     assert not any((tmp_path / n).exists() for n in "bcdefghi")
+    (tmp_path / "file").write_text("mine")
+    assert_user_error(run_cli("search", "--out", str(tmp_path / "file" / "s"), *SMALL), "choose a folder")
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "search.json").write_text('{"mine": 1}')   # a user's file of that name is no search of ours
     assert_user_error(run_cli("search", "--out", str(mine), *SMALL), "holds files")
     assert (mine / "search.json").read_text() == '{"mine": 1}' and len(list(mine.iterdir())) == 1
+
+
+def test_a_users_file_in_a_reference_folder_is_kept_and_named(tmp_path):
+    from contract.errors import UserError
+    from search.study import ProxyRecipe, proxy_train
+
+    ref = tmp_path / "references" / "mobilenetv2_100"
+    ref.mkdir(parents=True)
+    (ref / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"notes\.txt.*move them out"):
+        proxy_train("mobilenetv2_100", ProxyRecipe(data="digits", epochs=1), ref, None)
+    assert [p.name for p in ref.iterdir()] == ["notes.txt"] and (ref / "notes.txt").read_text() == "mine"
 
 
 def test_a_search_folder_continues_only_with_its_own_settings(tmp_path):

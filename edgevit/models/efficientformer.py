@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -22,18 +23,29 @@ from torch import nn
 from edgevit.layers import ACTIVATIONS, ConvBN, global_pool
 from edgevit.registry import check_options, register_model
 
-__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer", "Block", "ATTENTION_IMPLS", "SIZES",
+__all__ = ["EdgeViT", "EdgeViTConfig", "Attention", "FFN", "LocalMixer", "Block", "ATTENTION_IMPLS", "SIZES", "Size",
            "make_stem", "make_downsample"]
 
 ATTENTION_IMPLS = ("bounded", "blockdiag", "heads")
 
-# name -> (widths, depths, attention blocks at the end of each stage, heads). Shallow early stages and
-# wide late ones: in int8 every conv pays a fixed cost per output pixel on this runtime, so work at
-# 1/4 resolution is the least efficient (BENCHMARKS.md has the measurements behind this).
+
+class Size(NamedTuple):
+    """A registered family member (`edgevit_<name>`): its stage layout and where that layout came from."""
+    widths: tuple[int, int, int, int]
+    depths: tuple[int, int, int, int]
+    num_vit: tuple[int, int, int, int]     # attention blocks at the end of each stage
+    num_heads: int
+    mlp_ratio: int = 4
+    origin: str = ""
+
+
+HAND_TUNED = ("hand-tuned on the x86 host: shallow early stages and wide late ones (in int8 every conv pays a "
+              "fixed cost per output pixel, so work at 1/4 resolution is the least efficient; BENCHMARKS.md)")
+
 SIZES = {
-    "xxs": ((24, 48, 96, 160), (1, 2, 4, 3), (0, 0, 0, 2), 4),
-    "xs": ((32, 64, 128, 192), (1, 2, 6, 4), (0, 0, 0, 2), 4),
-    "s": ((32, 64, 160, 256), (1, 2, 8, 4), (0, 0, 0, 2), 5),
+    "xxs": Size((24, 48, 96, 160), (1, 2, 4, 3), (0, 0, 0, 2), 4, origin=HAND_TUNED),
+    "xs": Size((32, 64, 128, 192), (1, 2, 6, 4), (0, 0, 0, 2), 4, origin=HAND_TUNED),
+    "s": Size((32, 64, 160, 256), (1, 2, 8, 4), (0, 0, 0, 2), 5, origin=HAND_TUNED),
 }
 # At most 5 heads: the block-diagonal operands concatenate one copy per head, and XNNPACK takes a
 # CONCATENATION of at most 5 inputs (6 heads left four concats outside the delegate in int8).
@@ -245,8 +257,9 @@ class EdgeViT(nn.Module):
 
 
 def _build(size: str, num_classes: int, img_size: int, **kwargs) -> EdgeViT:
-    widths, depths, num_vit, heads = SIZES[size]
-    base = EdgeViTConfig(widths=widths, depths=depths, num_vit=num_vit, num_heads=heads)
+    size_ = SIZES[size]
+    base = EdgeViTConfig(widths=size_.widths, depths=size_.depths, num_vit=size_.num_vit, num_heads=size_.num_heads,
+                         mlp_ratio=size_.mlp_ratio)
     check_options(f"edgevit_{size}", kwargs, {f.name for f in dataclasses.fields(EdgeViTConfig)})
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
     return EdgeViT(dataclasses.replace(base, **kwargs), num_classes=num_classes, img_size=img_size)
