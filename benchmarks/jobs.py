@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.run import ROOT, log
@@ -12,17 +13,25 @@ from benchmarks.run import ROOT, log
 __all__ = ["run_parallel"]
 
 
-def run_parallel(jobs: list[tuple[str, list[str]]], logs: Path, parallel: int) -> None:
+def run_parallel(jobs: list[tuple[str, list[str]]] | Callable[[], list[tuple[str, list[str]]]], logs: Path,
+                 parallel: int) -> None:
     """Runs the commands `parallel` at a time (one thread each, output appended to logs/NAME.log); a failure
-    stops the others and the bench, naming its log."""
+    stops the others and the bench, naming its log. `jobs` is a list, or a function returning the jobs that
+    can start now in priority order (asked again whenever a slot is free: a job may become available when
+    another finishes); a job already started is never started twice."""
     logs.mkdir(parents=True, exist_ok=True)
-    todo, running = list(jobs), []
-    while todo or running:
+    available = jobs if callable(jobs) else (lambda: list(jobs))
+    started, running = set(), []
+    while True:
+        todo = [job for job in available() if job[0] not in started]
         while todo and len(running) < parallel:
             name, cmd = todo.pop(0)
+            started.add(name)
             with open(logs / f"{name}.log", "a") as out:
                 running.append((name, subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                                        env={**os.environ, "OMP_NUM_THREADS": "1"}), time.time()))
+        if not running:
+            return
         time.sleep(2)
         for item in list(running):
             name, proc, t0 = item

@@ -109,16 +109,21 @@ def _protocol_lines(p: dict, rel: Path) -> list[str]:
              f"{', '.join(map(str, p['seeds']))} at that rate; test-font accuracy, mean +- std over the seeds; "
              f"converged = training and validation accuracy each gained < {p['converged_pp']:g} pp over the last "
              "three epochs; Welch's t-test against MobileNetV2, a difference called only at p < 0.05.", "",
-             "| model | sweep val acc (lr) | best lr | seeds done | converged | PyTorch test | int8 test |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | sweep val acc (lr) | best lr | seeds done | converged | PyTorch test | int8 test | "
+             "A53 / A55 vs MobileNetV2 at 224 | at 64 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, m in p["models"].items():
         sweep = ", ".join(f"{_pct(v['val_acc'])} ({lr})" for lr, v in m["sweep"].items()) or "-"
         conv = [v.get("converged") for v in [*m["sweep"].values(), *m["seeds"].values()] if "converged" in v]
         conv_txt = f"{sum(bool(c) for c in conv)} of {len(conv)} runs" if conv else "-"
         stat = {k: (f"{100 * m[k]['mean']:.1f} +- {100 * m[k]['std']:.1f}%" if k in m else "-")
                 for k in ("test_acc", "int8_acc")}
+        lat = m.get("latency") or {}
+        ratios = [" / ".join(f"{lat[img][prof]['ratio']:.2f}x" for prof in ("smartwatch", "ar-glasses"))
+                  if img in lat else "-" for img in ("224", "64")]
         lines.append(f"| {name} | {sweep} | {m['best_lr'] if m['best_lr'] is not None else '-'} | "
-                     f"{len(m['seeds'])} of {len(p['seeds'])} | {conv_txt} | {stat['test_acc']} | {stat['int8_acc']} |")
+                     f"{len(m['seeds'])} of {len(p['seeds'])} | {conv_txt} | {stat['test_acc']} | {stat['int8_acc']} | "
+                     f"{ratios[0]} | {ratios[1]} |")
     lines.append("")
     for name, cmp in p.get("comparison", {}).items():
         t = cmp["test_acc"]

@@ -126,6 +126,29 @@ def tensor_consumers(int8_path: Path) -> dict[str, list[str]]:
     return readers
 
 
+def residual_feeds(int8_path: Path) -> set[str]:
+    """Names of the int8 tensors that feed a residual ADD (both operands produced by ops, neither a constant):
+    each must keep its own scale, not the stream's (export.calibrate)."""
+    from contract.runtime import interpreter_class
+
+    interp = interpreter_class()(model_path=str(int8_path))
+    ops = interp._get_ops_details()
+    produced = {t for op in ops for t in op["outputs"]}
+    names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
+    return {names[t] for op in ops if op["op_name"] == "ADD" and len(op["inputs"]) == 2
+            and all(t in produced for t in op["inputs"]) for t in op["inputs"]}
+
+
+def _residual_summary(int8_path: Path, rows: list) -> dict:
+    """The residual ADDs' inputs: how many, how many paired with a float tensor, and the worst local SQNR."""
+    feeds = residual_feeds(int8_path)
+    checked = [r for r in rows if r.tensor in feeds and np.isfinite(r.local_sqnr_db)]
+    worst = min(checked, key=lambda r: r.local_sqnr_db) if checked else None
+    return {"feeds": len(feeds), "checked": len(checked),
+            "worst_local_sqnr_db": None if worst is None else float(worst.local_sqnr_db),
+            "worst_module": None if worst is None else worst.module, "worst_tensor": None if worst is None else worst.tensor}
+
+
 def _as_nhwc(value: np.ndarray, like: tuple) -> np.ndarray | None:
     """The ONNX tensor in the int8 tensor's layout, or None when the shapes cannot be the same tensor."""
     if tuple(value.shape) == like:
@@ -223,6 +246,7 @@ def quant_report(export_dir: str | Path | None = None, *, images: np.ndarray | N
     rows = _rows(outputs, details, pairs or {}, sums, scopes)
     return {"model": str(int8_path), "images": len(images), "agreement": float(np.mean(agree)),
             "layers": [r.as_dict() for r in rows], "matched": len(pairs or {}), "int8_tensors": len(outputs),
+            "residual": _residual_summary(int8_path, rows),
             "seconds": time.perf_counter() - t0,
             "how": __doc__.split("\n\n")[1].strip()}
 
@@ -291,6 +315,10 @@ def table(report: dict, top: int = 15) -> str:
         rng = f"[{r['float_min']:.3g}, {r['float_max']:.3g}]"
         lines.append(f"  {i:>3} {100 * r['share']:>5.1f}% {r['local_sqnr_db']:>8.1f} {r['sqnr_db']:>8.1f} "
                      f"{r['cosine']:>7.4f} {r['scale']:>9.3g} {rng:>17}  {r['op']:<16} {r['module'] or '(graph)'}")
+    res = report.get("residual") or {}
+    if res.get("worst_local_sqnr_db") is not None:
+        lines.append(f"residual ADD inputs: {res['checked']} of {res['feeds']} paired; worst local SQNR "
+                     f"{res['worst_local_sqnr_db']:.1f} dB ({res['worst_module'] or res['worst_tensor']})")
     return "\n".join(lines)
 
 

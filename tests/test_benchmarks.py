@@ -138,3 +138,27 @@ def test_protocol_convergence_and_recorded_runs(tmp_path):
     runs = protocol.Runs(tmp_path, recorded)
     assert protocol.best_lr("mobilenetv2_100", runs) == 2e-3          # decided on validation, from the record
     assert protocol.best_lr("mobilenetv3_large_100", runs) is None    # nothing finished: no rate yet
+
+
+def test_a_models_seed_runs_start_once_its_sweep_has_finished(tmp_path):
+    """bench-protocol's scheduler: a job offered only after another has finished runs after it, every job once."""
+    from benchmarks.jobs import run_parallel
+
+    done, order = tmp_path / "done", tmp_path / "order.txt"
+    done.mkdir()
+
+    def job(name: str) -> tuple[str, list[str]]:
+        code = f"open({str(order)!r}, 'a').write({name!r} + '\\n'); open({str(done / name)!r}, 'w').close()"
+        return name, [sys.executable, "-c", code]
+
+    def available() -> list:
+        finished = {p.name for p in done.iterdir()}
+        jobs = [job(n) for n in ("sweep-a", "sweep-b") if n not in finished]
+        if {"sweep-a", "sweep-b"} <= finished:      # the seeds follow the whole sweep
+            jobs += [job(n) for n in ("seed-1", "seed-2") if n not in finished]
+        return jobs
+
+    run_parallel(available, tmp_path / "logs", 2)
+    ran = order.read_text().split()
+    assert sorted(ran) == ["seed-1", "seed-2", "sweep-a", "sweep-b"]          # each once
+    assert set(ran[:2]) == {"sweep-a", "sweep-b"} and set(ran[2:]) == {"seed-1", "seed-2"}

@@ -113,17 +113,6 @@ def test_quant_report_needs_an_export_folder(tmp_path):
     assert_user_error(run_cli("quant-report", str(tmp_path / "exp")), "model.onnx not found")
 
 
-def _residual_inputs(int8_path) -> set[str]:
-    """Names of the int8 tensors that feed a residual ADD (both operands produced by ops, none a constant)."""
-    from contract.runtime import interpreter_class
-
-    interp = interpreter_class()(model_path=str(int8_path))
-    produced = {t for op in interp._get_ops_details() for t in op["outputs"]}
-    names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
-    return {names[t] for op in interp._get_ops_details() if op["op_name"] == "ADD"
-            and len(op["inputs"]) == 2 and all(t in produced for t in op["inputs"]) for t in op["inputs"]}
-
-
 @pytest.fixture(scope="module")
 def xs_and_mobilenetv2_exports(tmp_path_factory):
     """edgevit_xs and MobileNetV2 trained briefly on digits (the same recipe), each exported to int8."""
@@ -147,12 +136,14 @@ def test_every_residual_branch_keeps_its_own_int8_scale(xs_and_mobilenetv2_expor
     """TFLite's calibrator records a residual branch's range after the in-place ADD has overwritten it with
     the sum (export.calibrate): the branch then got the stream's scale and a handful of int8 levels (local
     SQNR 1-3 dB on edgevit_xs's depthwise mixers). Every tensor that feeds a residual ADD keeps >= 20 dB."""
-    from export.quant_debug import quant_report
+    from export.quant_debug import quant_report, residual_feeds
 
     art = xs_and_mobilenetv2_exports[name]
-    feeds = _residual_inputs(art / "int8" / "model.tflite")
-    rows = {r["tensor"]: r for r in quant_report(art, num_images=16)["layers"]}
+    feeds = residual_feeds(art / "int8" / "model.tflite")
+    report = quant_report(art, num_images=16)
+    rows = {r["tensor"]: r for r in report["layers"]}
     checked = {t: rows[t]["local_sqnr_db"] for t in feeds if t in rows and rows[t]["local_sqnr_db"] is not None}
     assert len(checked) >= 0.8 * len(feeds) and len(feeds) >= 8, (len(checked), len(feeds))
     worst = min(checked, key=checked.get)
+    assert report["residual"]["worst_local_sqnr_db"] == pytest.approx(checked[worst])   # what quant-report prints
     assert checked[worst] >= 20.0, f"{rows[worst]['module']} ({worst}): local SQNR {checked[worst]:.1f} dB"
