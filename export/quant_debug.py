@@ -146,7 +146,8 @@ def _residual_summary(int8_path: Path, rows: list) -> dict:
     worst = min(checked, key=lambda r: r.local_sqnr_db) if checked else None
     return {"feeds": len(feeds), "checked": len(checked),
             "worst_local_sqnr_db": None if worst is None else float(worst.local_sqnr_db),
-            "worst_module": None if worst is None else worst.module, "worst_tensor": None if worst is None else worst.tensor}
+            "worst_module": None if worst is None else worst.module,
+            "worst_tensor": None if worst is None else worst.tensor}
 
 
 def _as_nhwc(value: np.ndarray, like: tuple) -> np.ndarray | None:
