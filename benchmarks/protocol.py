@@ -125,8 +125,9 @@ def _train_phase(models: list[str], runs: Runs, parallel: int, smoke: bool) -> N
 
 def _export(name: str, runs: Runs) -> dict:
     """int8 test accuracy of a run's best.pt (an earlier session's recorded numbers when its checkpoint is gone)."""
+    keys = ("int8_acc", "int8_agreement", "int8_pass", "residual_sqnr_db")
     if "int8_acc" in runs.recorded.get(name, {}) and not (runs.work / "train" / name / "best.pt").is_file():
-        return {k: runs.recorded[name][k] for k in ("int8_acc", "int8_agreement", "int8_pass")}
+        return {k: runs.recorded[name][k] for k in keys if k in runs.recorded[name]}
     work = runs.work
     out = work / "export" / name
     if not (out / "export_report.json").is_file():
@@ -136,7 +137,15 @@ def _export(name: str, runs: Runs) -> dict:
         if proc.returncode not in (0, 3):   # 3: a fidelity target missed (recorded, not fatal)
             raise SystemExit(f"bench-protocol: export of {name} failed: {proc.stderr.strip()[-300:]}")
     int8 = json.loads((out / "export_report.json").read_text())["artifacts"]["int8"]
-    return {"int8_acc": int8["accuracy"], "int8_agreement": int8["agreement"], "int8_pass": int8["pass"]}
+    return {"int8_acc": int8["accuracy"], "int8_agreement": int8["agreement"], "int8_pass": int8["pass"],
+            "residual_sqnr_db": _residual_sqnr(out)}
+
+
+def _residual_sqnr(export_dir: Path) -> float | None:
+    """quant-report's worst local SQNR over the tensors that feed a residual ADD (each keeps its own scale)."""
+    from export.quant_debug import quant_report
+
+    return quant_report(export_dir, num_images=32)["residual"]["worst_local_sqnr_db"]
 
 
 def model_result(model: str, runs: Runs) -> dict:

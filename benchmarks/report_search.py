@@ -110,8 +110,8 @@ def _protocol_lines(p: dict, rel: Path) -> list[str]:
              f"converged = training and validation accuracy each gained < {p['converged_pp']:g} pp over the last "
              "three epochs; Welch's t-test against MobileNetV2, a difference called only at p < 0.05.", "",
              "| model | sweep val acc (lr) | best lr | seeds done | converged | PyTorch test | int8 test | "
-             "A53 / A55 vs MobileNetV2 at 224 | at 64 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "int8 agreement (min) | residual SQNR (min) | A53 / A55 vs MobileNetV2 at 224 | at 64 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in p["models"].items():
         sweep = ", ".join(f"{_pct(v['val_acc'])} ({lr})" for lr, v in m["sweep"].items()) or "-"
         conv = [v.get("converged") for v in [*m["sweep"].values(), *m["seeds"].values()] if "converged" in v]
@@ -121,8 +121,11 @@ def _protocol_lines(p: dict, rel: Path) -> list[str]:
         lat = m.get("latency") or {}
         ratios = [" / ".join(f"{lat[img][prof]['ratio']:.2f}x" for prof in ("smartwatch", "ar-glasses"))
                   if img in lat else "-" for img in ("224", "64")]
+        agree = [v["int8_agreement"] for v in m["seeds"].values() if "int8_agreement" in v]
+        sqnr = [v["residual_sqnr_db"] for v in m["seeds"].values() if v.get("residual_sqnr_db") is not None]
         lines.append(f"| {name} | {sweep} | {m['best_lr'] if m['best_lr'] is not None else '-'} | "
                      f"{len(m['seeds'])} of {len(p['seeds'])} | {conv_txt} | {stat['test_acc']} | {stat['int8_acc']} | "
+                     f"{_pct(min(agree)) if agree else '-'} | {f'{min(sqnr):.1f} dB' if sqnr else '-'} | "
                      f"{ratios[0]} | {ratios[1]} |")
     lines.append("")
     for name, cmp in p.get("comparison", {}).items():
