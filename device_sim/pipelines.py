@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.errors import UserError
+from device_sim.frames import reserved_stage_names
 from device_sim.profiles import builtin_names, named_toml
 
 __all__ = ["PipelineSpec", "StageSpec", "load_pipeline", "builtin_pipelines", "PIPELINE_DIR", "STAGE_TASKS"]
@@ -177,6 +178,9 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
         raise UserError(f"pipeline {path}: {where}missing {', '.join(missing)}")
     if top["name"] in earlier:
         raise UserError(f"pipeline {path}: two stages are named {top['name']!r}")
+    if top["name"] in reserved_stage_names():
+        raise UserError(f"pipeline {path}: {where}name {top['name']!r} is reserved: its columns would overwrite the "
+                        f"frame's own ({', '.join(reserved_stage_names())}); rename the stage")
     parts = {k: _check(path, f"{where}[stage.{k}] ", v, _SECTIONS[k]) for k, v in sections.items()}
     src = top.get("input", FRAME)
     if src != FRAME and (src not in earlier or earlier[src].task != "detection"):

@@ -32,6 +32,7 @@ from device_sim.decode.geometry import (
 )
 from device_sim.decode.ssd import AnchorSpec, DecodeSpec, Detections, decode, ssd_anchors, weighted_nms
 from device_sim.device import DeviceTiming
+from device_sim.frames import stage_column
 from device_sim.work import Outcome
 
 __all__ = ["Stage", "Pipeline", "load_stage_models", "UNTIMED", "TRACK_IOU"]
@@ -162,7 +163,7 @@ class Pipeline:
         whose host inference (all invocations) took longer than the device's projected inference."""
         slower = 0
         if all(st.timing.inference_ms is not None for st in self.stages):
-            slower = sum(r.inference_host_ms > sum(r.columns[f"{st.name}_runs"] * st.timing.inference_ms
+            slower = sum(r.inference_host_ms > sum(r.columns[stage_column(st.name, "runs")] * st.timing.inference_ms
                                                    for st in self.stages) for r in recs)
         return {"kind": self.timing.kind, "label": self.timing.label, "host_slower_frames": slower,
                 "stages": {st.name: st.timing.as_dict() for st in self.stages}}
@@ -174,16 +175,16 @@ class Pipeline:
 
         out = []
         for st in self.stages:
-            runs = np.array([r.columns[f"{st.name}_runs"] for r in recs])
+            runs = np.array([r.columns[stage_column(st.name, "runs")] for r in recs])
             ran = [r for r, n in zip(recs, runs) if n > 0]
             row = {"name": st.name, "task": st.spec.task, "frames_run": len(ran), "run_ratio": float(np.mean(runs > 0)),
                    "invocations": int(runs.sum()),
-                   "frames_found": int(sum(r.columns[f"{st.name}_found"] > 0 for r in recs)),
-                   "latency_ms": summarize(r.columns[f"{st.name}_ms"] for r in ran) if ran else None,
-                   "latency_host_ms": summarize(r.columns[f"{st.name}_host_ms"] for r in ran) if ran else None}
+                   "frames_found": int(sum(r.columns[stage_column(st.name, "found")] > 0 for r in recs)),
+                   "latency_ms": summarize(_col(r, st.name, "ms") for r in ran) if ran else None,
+                   "latency_host_ms": summarize(_col(r, st.name, "host_ms") for r in ran) if ran else None}
             trackers = [f.name for f in self.spec.feeds(st.name) if f.track]
             if trackers:
-                found = [i for i, r in enumerate(recs) if any(r.columns[f"{t}_found"] > 0 for t in trackers)]
+                found = [i for i, r in enumerate(recs) if any(_col(r, t, "found") > 0 for t in trackers)]
                 after = runs[found[0] + 1:] if found else np.array([])
                 row["run_ratio_once_tracking"] = float(np.mean(after > 0)) if len(after) else None
                 row["frames_after_first_found"] = len(after)
@@ -206,8 +207,8 @@ class Pipeline:
             total.add(times)
             valid &= ok
             confidence = conf
-            columns |= {f"{st.name}_ms": times.device_ms, f"{st.name}_host_ms": times.host_ms,
-                        f"{st.name}_runs": runs, f"{st.name}_found": found}
+            values = {"ms": times.device_ms, "host_ms": times.host_ms, "runs": runs, "found": found}
+            columns |= {stage_column(st.name, kind): value for kind, value in values.items()}
         self.count += 1
         return Outcome(total, -1, confidence, valid, columns)
 
@@ -290,6 +291,10 @@ class Pipeline:
         from device_sim.overlay import draw_view
 
         return draw_view(frame, self.view), _caption(self.view, self.stages)
+
+
+def _col(rec, stage: str, kind: str) -> float:
+    return rec.columns[stage_column(stage, kind)]
 
 
 def _bounds(roi: Roi) -> np.ndarray:
