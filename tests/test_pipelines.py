@@ -165,7 +165,7 @@ def test_face_landmarks_land_on_the_face_and_tracking_skips_the_detector():
     for i in range(0, 240, 3):
         pipe.process(cam.replay(i))
         detector_runs.append(pipe.view.ran["detector"])
-        found = pipe.view.landmarks["landmarks"]
+        found = pipe.view.found["landmarks"]
         assert len(found) == 1, f"frame {i}: no face"
         on_photo = cam.to_photo(i, found[0].points)
         cx, cy = on_photo.mean(0)
