@@ -170,6 +170,15 @@ def _check_input(path: Path, where: str, task: Task, src: str, earlier: dict) ->
                         f"no regions to crop: set input to an earlier {kinds} stage ({can_read})")
 
 
+def _check_crop(path: Path, where: str, crop: dict, source: StageSpec) -> None:
+    """The reader's crop turns the source's points a -> b level: they must exist."""
+    rotation, points = crop.get("rotation_keypoints", [0, 1]), source.task.region_points(source)
+    if max(rotation) >= points:
+        raise UserError(f"pipeline {path}: {where}[stage.crop] rotation_keypoints = {list(rotation)}, but the regions "
+                        f"of stage {source.name} carry {points} point(s); give two of 0..{points - 1}"
+                        + (" or num_keypoints in its [stage.decode]" if not points else ""))
+
+
 def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     if not isinstance(table, dict):
         raise UserError(f"pipeline {path}: [[stage]] {i + 1} must be a table")
@@ -185,16 +194,25 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     if top["name"] in reserved_stage_names():
         raise UserError(f"pipeline {path}: {where}name {top['name']!r} is reserved: its columns would overwrite the "
                         f"frame's own ({', '.join(reserved_stage_names())}); rename the stage")
+    if top["name"] == FRAME:
+        raise UserError(f"pipeline {path}: {where}name {FRAME!r} is reserved: input = {FRAME!r} means the whole "
+                        "frame; rename the stage")
     parts = _sections(path, where, task, given)
     src = top.get("input", FRAME)
     _check_input(path, where, task, src, earlier)
+    if src != FRAME:
+        _check_crop(path, where, parts.get("crop", {}), earlier[src])
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}
     common = {k: parts.pop(k) for k in _SECTIONS if k in parts}
-    return StageSpec(name=top["name"], model=_model_path(path, where, top["model"]), task=task, input=src,
+    spec = StageSpec(name=top["name"], model=_model_path(path, where, top["model"]), task=task, input=src,
                      every=top.get("every", 1), skip_while_tracking=top.get("skip_while_tracking", False),
                      max_crops=top.get("max_crops", 1), describe=describe, sections=parts, **common)
+    problem = task.check_stage(spec)
+    if problem:
+        raise UserError(f"pipeline {path}: {where}{problem}")
+    return spec
 
 
 def load_pipeline(spec: str | Path) -> PipelineSpec:

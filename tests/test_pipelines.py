@@ -94,6 +94,12 @@ def test_a_stage_named_like_a_frame_column_is_refused(tmp_path, some_tflite, nam
     assert str(path) in str(e.value)
 
 
+def test_a_stage_named_frame_is_refused(tmp_path, some_tflite):
+    path = _write(tmp_path, (STAGE + _st("frame")).replace("{model}", some_tflite.name))
+    with pytest.raises(UserError, match="name 'frame' is reserved: input = 'frame' means the whole frame"):
+        load_pipeline(path)
+
+
 def test_cli_refuses_a_stage_named_e2e_before_writing_anything(tmp_path, some_tflite):
     """Issue 20: a stage named e2e overwrote the frame's e2e_ms, so a 1,556 ms p95 reported 14 ms PASS."""
     path = _write(tmp_path, (STAGE + _st("e2e")).replace("{model}", some_tflite.name))

@@ -71,6 +71,13 @@ def pipeline_file(tmp_path):
     (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.track]\nscale = 2"),
      ["missing [stage.track] rotation_landmarks"]),
     (DETECTOR.replace("strides = [8, 16, 16, 16]", "offset = 0.5"), ["[[stage]] det: missing [stage.anchors] strides"]),
+    (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.crop]\nrotation_keypoints = [0, 6]"),
+     ["[[stage]] lm: [stage.crop] rotation_keypoints = [0, 6], but the regions of stage det carry 6 point(s); "
+      "give two of 0..5"]),
+    (DETECTOR.replace("num_keypoints = 6", "min_score = 0.5") + _landmarks(),
+     ["stage det carry 0 point(s)", "or num_keypoints in its [stage.decode]"]),
+    (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.track]\nrotation_landmarks = [0, 5]"),
+     ["[[stage]] lm: [stage.track] rotation_landmarks = [0, 5] but [stage.landmarks] count = 5 (points 0..4)"]),
     (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.anchors]\nstrides = [8]"),
      ["unknown section [stage.anchors] for a landmarks stage; valid: [stage.crop], [stage.budgets], "
       "[stage.landmarks], [stage.track]"]),

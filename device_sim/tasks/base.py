@@ -6,7 +6,8 @@ the kind:
 - the pipeline file: the [stage.<section>] tables it owns (`sections`, same form as device_sim.tasks.schema)
   the ones a stage of it must have (`required`) and the keys they must hold (`keys_needed`); where its stage may run
   (`on_frame`: the whole frame; `on_crops`: crops around the regions of an earlier stage whose kind
-  `gives_regions`) and, for a stage that reads it, `regions()`;
+  `gives_regions`) and, for a stage that reads it, `regions()` and `region_points()`; `check_stage` (its
+  sections against each other);
 - a model of this kind: `check_model` (its card against its outputs), `all_outputs` (what invoke returns),
   `postprocess` (the single-model result), `overlay` and `caption` (demo.mp4 of a single model);
 - a pipeline stage of this kind: `decoder` (raw outputs -> its result), `summary` (objects found,
@@ -72,6 +73,14 @@ class Task:
     def shown(self, result, width: int, height: int):
         """What demo.mp4 shows of a whole-frame result, in frame pixels."""
         return result
+
+    def region_points(self, spec) -> int:
+        """How many points each of its regions carries (a reader's [stage.crop] rotation_keypoints index them)."""
+        return 0
+
+    def check_stage(self, spec) -> str | None:
+        """What is inconsistent within a stage of this kind (its sections against each other), or None."""
+        return None
 
     def regions(self, result, crop: dict, width: int, height: int) -> list:
         """The crops (device_sim.decode.geometry.Roi) a reading stage takes from this stage's result, placed

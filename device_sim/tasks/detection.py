@@ -78,6 +78,9 @@ class Detection(Task):
         return [(from_model_input(b.reshape(2, 2), width, height).ravel(), from_model_input(k, width, height), s)
                 for b, k, s in zip(det.boxes, det.keypoints, det.scores)]
 
+    def region_points(self, spec) -> int:
+        return spec.sections["decode"].get("num_keypoints", 0)
+
     def regions(self, det, crop: dict, width: int, height: int) -> list:
         from device_sim.decode.geometry import roi_from_detection
 

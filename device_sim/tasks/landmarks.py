@@ -85,6 +85,16 @@ class LandmarksTask(Task):
         tr = spec.sections.get("track")
         return [self._roi(k.points, tr.get("rotation_landmarks"), tr) for k in kept] if tr else []
 
+    def region_points(self, spec) -> int:
+        return spec.sections["landmarks"]["count"]
+
+    def check_stage(self, spec) -> str | None:
+        count, track = spec.sections["landmarks"]["count"], spec.sections.get("track", {})
+        if "rotation_landmarks" in track and max(track["rotation_landmarks"]) >= count:
+            return (f"[stage.track] rotation_landmarks = {track['rotation_landmarks']} but [stage.landmarks] count = "
+                    f"{count} (points 0..{count - 1})")
+        return None
+
     def regions(self, kept: list, crop: dict, width: int, height: int) -> list:
         return [self._roi(k.points, crop.get("rotation_keypoints", (0, 1)), crop) for k in kept]
 
