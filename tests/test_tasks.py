@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,3 +211,39 @@ def test_a_landmarks_stage_reads_the_face_landmarks(tmp_path):
         first, again = pipe.view.found["landmarks"], pipe.view.found["again"]
         assert out.valid and len(first) == 1 and len(again) == 1 and out.columns["again_runs"] == 1, i
         assert np.abs(again[0].points - first[0].points).mean() < 5.0, i   # the same face, within a few pixels
+
+
+@needs_models
+def test_a_card_names_its_kind_and_the_kind_checks_the_card(tmp_path):
+    """An export's card without `task` is a classifier; with one, the registry checks the name, and the kind
+    checks the card (each refusal one line naming model.json)."""
+    import shutil
+
+    from contract.card import bare_card
+    from contract.runtime import interpreter_class
+    from device_sim.model import DeployedModel
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    tflite = Path(shutil.copy(MEDIAPIPE / "hand_landmark_lite.tflite", folder / "model.tflite"))
+    interp = interpreter_class()(model_path=str(tflite))
+    card = bare_card(tflite, interp.get_input_details()[0], interp.get_output_details(), task="classification",
+                     labels=[f"c{i}" for i in range(63)], value_range=(0.0, 1.0))   # the first output: 63 values
+    del card["task"]
+
+    def load(**edits):
+        (folder / "model.json").write_text(json.dumps(card | edits))
+        return DeployedModel.load(folder)
+
+    model = load()
+    assert model.task is task_named("classification")
+    pred = model.postprocess(model.invoke(model.preprocess(np.full((240, 320, 3), 128, np.uint8))))
+    assert 0 <= pred.label < 63 and 0 < pred.confidence <= 1 and pred.probs.sum() == pytest.approx(1.0, abs=1e-4)
+    for edits in ({"labels": []}, {"labels": [], "task": "classification"}):
+        with pytest.raises(UserError, match=r"model.json is malformed: labels is empty .*re-run `edgevit export`"):
+            load(**edits)
+    with pytest.raises(UserError, match="outputs 63 scores but its model.json lists 62 labels"):
+        load(labels=card["labels"][:62])
+    with pytest.raises(UserError, match=r"model.json: task 'pose' is not one of classification, raw"):
+        load(task="pose")
+    assert load(task="raw").task is task_named("raw")

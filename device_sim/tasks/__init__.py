@@ -35,7 +35,8 @@ def task_names() -> list[str]:
 def task_named(name: str, where: str = "") -> Task:
     """The registered kind called `name`; `where` (a file, a stage) starts the error's line."""
     if name not in _TASKS:
-        raise UserError(f"{where + ': ' if where else ''}task {name!r} is not one of {', '.join(_TASKS)}")
+        raise UserError(f"{where + ': ' if where else ''}task {name!r} is not one of {', '.join(_TASKS)}; use one "
+                        "of them, or register the kind (a file in device_sim/tasks/)")
     return _TASKS[name]
 
 
