@@ -6,11 +6,10 @@ Schema "edgevit.model/1":
           color (RGB|BGR), value_range, resize (see contract.images), normalization (what is folded inside)
   output: name, shape, dtype, quantization, softmax_applied, meaning
   outputs (optional): every output tensor's spec, in the runtime's order (output is the first)
-  task (optional, default "classification"): what the outputs mean (TASKS); "raw" runs and times the
-          model without decoding its outputs, and needs no labels; "segmentation": the first output
-          is a per-pixel foreground probability over the model input; "detection" (SSD boxes and scores)
-          and "landmarks" (points on a crop) need decoding parameters a card does not hold: a pipeline
-          file (device_sim.pipelines) gives them
+  task (optional, default DEFAULT_TASK, a classifier: then labels must not be empty): what the outputs
+          mean, a name of letters, digits and _. The kinds and what each means are device_sim's task
+          registry (device_sim/tasks/: classification, raw, segmentation, detection, landmarks, ...),
+          which checks the name and the card against it when the model is loaded
   source, toolchain, fidelity: provenance and this artifact's measured numbers (free-form objects)
 export builds it with `build_card` and writes it with `write_card`; device_sim reads it with `read_card`.
 A .tflite nobody exported gets its card from its own tensor details plus what the user says about it
@@ -28,14 +27,15 @@ from contract.errors import UserError
 from contract.files import sha256_file, write_json
 from contract.images import RESIZE_POLICY, check_resize_policy
 
-__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "TASKS", "tensor_spec", "build_card", "bare_card", "validate_card",
-           "read_card", "write_card", "card_candidate", "resolve_card", "check_artifact", "is_bare_tflite"]
+__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "DEFAULT_TASK", "tensor_spec", "build_card", "bare_card",
+           "validate_card", "card_error", "read_card", "write_card", "card_candidate", "resolve_card", "check_artifact",
+           "is_bare_tflite"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
 SAMPLE_PACK = "samples.npz"    # test images export writes beside the format folders (the synthetic camera)
 INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
-TASKS = ("classification", "raw", "segmentation", "detection", "landmarks")
+DEFAULT_TASK = "classification"   # what a card without a task is (export's cards)
 _REQUIRED = {"schema": str, "file": str, "sha256": str, "labels": list, "input": dict, "output": dict}
 
 
@@ -110,13 +110,19 @@ def _check_values(inp: dict, bad) -> None:
             raise bad(f"input.normalization.std must be > 0, got {norm['std']!r}")
 
 
+def card_error(path: Path, what: str) -> UserError:
+    """A card's problem in one line, with the fix: the options of a bare model (its card comes from the command
+    line: `path` is its .tflite), or re-exporting."""
+    if Path(path).suffix == ".tflite":
+        return UserError(f"{path}: {what}; check the options that describe it (--task, --labels, "
+                         "--input-range, --mean/--std, --color)")
+    return UserError(f"{path} is malformed: {what}; re-run `edgevit export`")
+
+
 def validate_card(card: dict, path: Path) -> dict:
     """Raises UserError naming the first bad field; returns the card."""
     def bad(what: str) -> UserError:
-        if Path(path).suffix == ".tflite":   # a bare model: its card comes from the command line
-            return UserError(f"{path}: {what}; check the options that describe it (--task, --labels, "
-                             "--input-range, --mean/--std, --color)")
-        return UserError(f"{path} is malformed: {what}; re-run `edgevit export`")
+        return card_error(path, what)
 
     if not isinstance(card, dict):
         raise UserError(f"{path} is not an edgevit model card (expected a JSON object)")
@@ -140,10 +146,10 @@ def validate_card(card: dict, path: Path) -> dict:
         check_resize_policy(inp.get("resize", RESIZE_POLICY))
     except ValueError as e:
         raise bad(str(e)) from None
-    task = card.get("task", "classification")
-    if task not in TASKS:
-        raise bad(f"task {task!r} is not one of {', '.join(TASKS)}")
-    if task == "classification" and not card["labels"]:
+    task = card.get("task", DEFAULT_TASK)
+    if not (isinstance(task, str) and task.replace("_", "").isalnum() and task.isascii()):
+        raise bad(f"task {task!r} is not a task name (letters, digits and _)")
+    if "task" not in card and not card["labels"]:
         raise bad("labels is empty (a classifier needs its class names)")
     _check_values(inp, bad)
     outputs = card.get("outputs", [out])

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from device_sim.frames import stage_column
+
 __all__ = ["Budget", "RunFacts", "BUDGETS", "STAGE_BUDGETS", "register_budget", "check_budgets", "check_stage_budgets",
            "budget_table"]
 
@@ -119,8 +121,8 @@ def check_stage_budgets(stages: dict[str, dict], run: RunFacts) -> list[dict]:
         for key, limit in limits.items():
             title, unit, how = STAGE_BUDGETS[key]
             if key == "latency_ms":
-                value = run.percentile([r.columns[f"{stage}_ms"] for r in run.records
-                                        if r.columns.get(f"{stage}_runs", 0) > 0], run.latency_percentile)
+                value = run.percentile([r.columns[stage_column(stage, "ms")] for r in run.records
+                                        if r.columns.get(stage_column(stage, "runs"), 0) > 0], run.latency_percentile)
             else:
                 value = models.get(stage, {}).get("resident_mb")
             # a stage that never ran (nothing to crop around) has no time to judge: not checked, not failed

@@ -2,7 +2,9 @@
 them. A table of Python objects grows about 0.5 KB per frame (10 MB over a 20k-frame session, measured
 by the soak benchmark); the table stores each field in a typed column, in fixed-size chunks, about 60
 bytes per frame, and hands rows back as FrameRecords when iterated. A pipeline adds its own per-frame
-columns (each stage's time and runs) through `FrameRecord.columns`: float32 columns named on first use."""
+columns (each stage's time and runs) through `FrameRecord.columns`: float32 columns named on first use,
+`<stage>_<kind>` (`stage_column`). A stage whose columns would be the frame's own (a stage named `e2e` writes
+`e2e_ms`) is refused when its pipeline file is read (`reserved_stage_names`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from itertools import repeat
 
 import numpy as np
 
-__all__ = ["FrameRecord", "FrameTable"]
+__all__ = ["FrameRecord", "FrameTable", "FRAME_COLUMNS", "STAGE_COLUMN_KINDS", "stage_column",
+           "reserved_stage_names"]
 
 
 @dataclass
@@ -47,6 +50,21 @@ _DTYPES = {"index": np.int32, "capture_s": np.float64, "deadline_met": np.bool_,
            "correct": np.int8, "dropped_so_far": np.int32, "valid": np.bool_}
 _NAMES = [f.name for f in fields(FrameRecord) if f.name != "columns"]
 _OPTIONAL = ("label", "correct")
+FRAME_COLUMNS = tuple(_NAMES)                          # what every frame writes itself (frames.csv's first columns)
+STAGE_COLUMN_KINDS = ("ms", "host_ms", "runs", "found")   # what a pipeline stage adds per frame
+
+
+def stage_column(stage: str, kind: str) -> str:
+    """The name of a pipeline stage's per-frame column: `kind` is one of STAGE_COLUMN_KINDS."""
+    assert kind in STAGE_COLUMN_KINDS, kind
+    return f"{stage}_{kind}"
+
+
+def reserved_stage_names() -> list[str]:
+    """The stage names whose columns would overwrite one of the frame's own (e2e -> e2e_ms, preprocess ->
+    preprocess_ms and preprocess_host_ms, ...), derived from FrameRecord's fields."""
+    return sorted({column[: -len(kind) - 1] for column in FRAME_COLUMNS for kind in STAGE_COLUMN_KINDS
+                   if column.endswith("_" + kind) and len(column) > len(kind) + 1})
 
 
 class FrameTable:

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from contract.card import bare_card, card_candidate, check_artifact, is_bare_tflite, read_card
+from contract.card import CARD_NAME, DEFAULT_TASK, bare_card, card_candidate, check_artifact, is_bare_tflite, read_card
 from contract.errors import UserError
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
@@ -30,7 +30,6 @@ __all__ = ["DeployedModel", "Prediction", "BareModel"]
 
 WARM_REFERENCE_RUNS = 100    # invokes timed for the host reference the slowdown is applied to
 WARM_UP_RUNS = 5
-MASK_THRESHOLD = 0.5         # a pixel is foreground above this probability
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class Prediction:
 @dataclass(frozen=True)
 class BareModel:
     """What a bare .tflite cannot say about itself."""
-    task: str = "raw"
+    task: str = "raw"       # a registered task kind (device_sim.tasks)
     labels: tuple[str, ...] = ()
     value_range: tuple[float, float] = (0.0, 255.0)
     mean: tuple[float, float, float] | None = None     # 0..1 units, (x/255 - mean) / std
@@ -54,8 +53,12 @@ class BareModel:
 
 class DeployedModel:
     def __init__(self, card: dict, tflite: Path, *, threads: int, made: tuple | None = None):
+        """`made` (interpreter, seconds): a bare model's, built to read its tensors; its card is the tflite."""
+        from device_sim.tasks import task_named
+
         self.card, self.tflite, self.threads = card, tflite, threads
-        self.task = card.get("task", "classification")
+        self.card_path = tflite if made else tflite.with_name(CARD_NAME)   # what a card error names
+        self.task = task_named(card.get("task", DEFAULT_TASK), str(self.card_path))
         self.labels: list[str] = [str(v) for v in card["labels"]]
         self.input_spec, self.output_spec = card["input"], card["output"]
         _, self.height, self.width, _ = self.input_spec["shape"]
@@ -64,18 +67,15 @@ class DeployedModel:
         self.rgb = str(self.input_spec.get("color", "RGB")).upper() == "RGB"
         self.interpreter, self.init_seconds = made or _make_interpreter(tflite, threads)
         self._in = self.interpreter.get_input_details()[0]
-        self._outs = self.interpreter.get_output_details()
-        self._out = self._outs[0]
+        self.output_details = self.interpreter.get_output_details()
+        self._out = self.output_details[0]
         self.output_specs = card.get("outputs", [self.output_spec])
         actual = (list(self._in["shape"]), np.dtype(self._in["dtype"]))
         if actual != (list(self.input_spec["shape"]), self.input_dtype):
             raise UserError(f"{tflite} takes {actual[0]} {actual[1].name}, but model.json says "
                             f"{self.input_spec['shape']} {self.input_spec['dtype']}: the card does not belong "
                             "to this model")
-        scores = int(np.prod(self._out["shape"][1:]))
-        if self.task == "classification" and scores != len(self.labels):
-            raise UserError(f"{tflite} outputs {scores} scores but its model.json lists {len(self.labels)} labels; "
-                            "the card does not belong to this model (re-run `edgevit export`)")
+        self.task.check_model(self)
 
     @classmethod
     def load(cls, path: str | Path, *, threads: int = 1, bare: BareModel | None = None) -> DeployedModel:
@@ -120,12 +120,12 @@ class DeployedModel:
         return quantize_input(images_rgb, self.input_spec)
 
     def invoke(self, x: np.ndarray):
-        """The first output (classification), or every output in the runtime's order (other tasks)."""
+        """Every output in the runtime's order, or the first one alone when the task says so (classification)."""
         self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()
-        if self.task == "classification":
+        if not self.task.all_outputs:
             return self.interpreter.get_tensor(self._out["index"])
-        return [self.interpreter.get_tensor(d["index"]) for d in self._outs]
+        return [self.interpreter.get_tensor(d["index"]) for d in self.output_details]
 
     def warm_reference(self, x: np.ndarray, runs: int = WARM_REFERENCE_RUNS) -> float:
         """Median seconds of `runs` back-to-back invokes after a warm-up: the host speed the
@@ -139,40 +139,18 @@ class DeployedModel:
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
 
+    def dequantize(self, tensor: np.ndarray, i: int = 0) -> np.ndarray:
+        """Output `i`'s tensor as real numbers, as the card says."""
+        return dequantize_output(tensor, self.output_specs[i])
+
     def postprocess(self, raw) -> Prediction:
-        if self.task in ("raw", "detection", "landmarks"):   # not decoded here (a pipeline stage decodes them)
-            values = np.concatenate([dequantize_output(r, s).ravel() for r, s in zip(raw, self.output_specs)])
-            return Prediction(-1, float("nan"), values)
-        if self.task == "segmentation":
-            mask = self._mask(raw)
-            return Prediction(-1, float((mask > MASK_THRESHOLD).mean()), mask)
-        logits = dequantize_output(raw[0], self.output_spec)
-        if self.softmax_applied:
-            probs = logits
-        else:
-            e = np.exp(logits - logits.max())
-            probs = e / e.sum()
-        top = int(probs.argmax())
-        return Prediction(top, float(probs[top]), probs)
-
-
-    def _mask(self, raw) -> np.ndarray:
-        """(h, w) foreground probability from the first output: (1, h, w), (1, h, w, 1), or (1, h, w, 2) class
-        scores (softmax, channel 1 = foreground)."""
-        out = dequantize_output(raw[0], self.output_specs[0])[0]
-        if out.ndim == 3 and out.shape[-1] == 2:
-            e = np.exp(out - out.max(-1, keepdims=True))
-            return (e[..., 1] / e.sum(-1)).astype(np.float32)
-        return out.reshape(out.shape[0], out.shape[1]).astype(np.float32)
+        """The task's reading of the raw outputs (device_sim.tasks): top-1, a mask, or every value."""
+        return self.task.postprocess(self, raw)
 
     def draw(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """The task's overlay for demo.mp4, inferred again on this frame (after the run, so the
         measurements are not disturbed); None for tasks the annotation text covers."""
-        if self.task != "segmentation":
-            return None
-        from device_sim.overlay import tint
-
-        return tint(frame_bgr, self._mask(self.invoke(self.preprocess(frame_bgr))))
+        return self.task.overlay(self, frame_bgr)
 
 
 def _make_interpreter(tflite: Path, threads: int):

@@ -8,14 +8,15 @@ are one-line errors naming the file and the key).
     [[stage]]                      # runs on the whole frame (input = "frame", the default)
     name = "detector"
     model = "mediapipe/face_detection_short_range.tflite"   # relative to this file, then to the models dir
-    task = "detection"             # classification | raw | segmentation | detection | landmarks
+    task = "detection"             # a registered task kind (device_sim.tasks): classification | raw | segmentation |
+                                   # detection | landmarks; the kind owns its sections below and where it may run
     input_range = [-1.0, 1.0]      # what the model expects for pixels 0..255 (or mean/std; color; labels)
     every = 1                      # run on every Nth frame (in between, its last detections are reused)
     skip_while_tracking = true     # skip while the stage it feeds tracks max_crops objects (MediaPipe's rule)
     [stage.anchors]                # SSD anchors (device_sim.decode.ssd.AnchorSpec; input size from the model)
     [stage.decode]                 # boxes/scores outputs, scale, keypoints, min_score, nms_iou, max_detections
 
-    [[stage]]                      # runs on crops around another stage's detections
+    [[stage]]                      # runs on crops around an earlier stage's regions (a detection or landmarks stage)
     name = "landmarks"
     input = "detector"
     max_crops = 1
@@ -24,100 +25,70 @@ are one-line errors naming the file and the key).
     [stage.track]                  # landmarks -> next frame's crop: rotation_landmarks, target_angle, scale, shift_y
     [stage.budgets]                # latency_ms (the stage's time per frame, percentile of the profile), memory_mb
 
+Where a stage may run (the whole frame, or crops of an earlier stage that finds regions), its sections and
+their required keys are its task kind's; a stage's name must not be one whose columns are the frame's own
+(device_sim.frames.reserved_stage_names). All of it is checked before the first frame.
 A stage's model may be an edgevit export (its model.json rules) or any .tflite (the stage's input_range,
 mean/std, color and labels describe it, as the simulate flags do for a bare model).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.errors import UserError
+from device_sim.frames import reserved_stage_names
 from device_sim.profiles import builtin_names, named_toml
+from device_sim.tasks import Task, registered_tasks, task_named, task_names
+from device_sim.tasks.schema import ANGLE, ANY_NUMBER, BOOL, floats, ints, num, whole
 
-__all__ = ["PipelineSpec", "StageSpec", "load_pipeline", "builtin_pipelines", "PIPELINE_DIR", "STAGE_TASKS"]
+__all__ = ["PipelineSpec", "StageSpec", "load_pipeline", "builtin_pipelines", "PIPELINE_DIR"]
 
 PIPELINE_DIR = Path(__file__).with_name("pipelines")
-STAGE_TASKS = ("classification", "raw", "segmentation", "detection", "landmarks")
 FRAME = "frame"
 
-
-def _num(check, meaning):
-    return (float, lambda v: math.isfinite(v) and check(v), meaning)
-
-
-def _ints(n):
-    return (list, lambda v: len(v) == n and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v),
-            f"{n} whole numbers >= 0")
-
-
-def _floats(n, check=lambda v: True):
-    return (list, lambda v: len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                and math.isfinite(x) and check(x) for x in v), f"{n} numbers")
-
-
-_INT = lambda lo, hi: (int, lambda v: lo <= v <= hi, f"{lo}..{hi}")  # noqa: E731
-_BOOL = (bool, lambda v: True, "true or false")
-_OUT = _INT(0, 63)
-_SECTIONS = {   # section -> key -> (type, check, meaning)
-    "stage": {"name": (str, lambda v: re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", v) is not None,
-                       "a name of letters, digits and _ (it names the stage's columns)"),
-              "model": (str, bool, "a path to a .tflite or an export folder"),
-              "task": (str, lambda v: v in STAGE_TASKS, " | ".join(STAGE_TASKS)),
-              "input": (str, bool, f"{FRAME!r} or the name of an earlier detection stage"),
-              "every": _INT(1, 1000), "skip_while_tracking": _BOOL, "max_crops": _INT(1, 16),
-              "input_range": _floats(2), "mean": _floats(3), "std": _floats(3, lambda x: x > 0),
-              "color": (str, lambda v: v.upper() in ("RGB", "BGR"), "RGB or BGR"),
-              "labels": (list, lambda v: all(isinstance(x, str) for x in v), "a list of class names")},
-    "anchors": {"strides": (list, lambda v: v and all(isinstance(x, int) and x > 0 for x in v), "whole numbers > 0"),
-                "min_scale": _num(lambda v: v > 0, "> 0"), "max_scale": _num(lambda v: v > 0, "> 0"),
-                "offset": _num(lambda v: 0 <= v <= 1, "0..1"),
-                "aspect_ratios": (list, lambda v: v and all(isinstance(x, (int, float)) and x > 0 for x in v),
-                                  "numbers > 0"),
-                "interpolated_scale_aspect_ratio": _num(lambda v: v >= 0, ">= 0 (0: none)"),
-                "fixed_anchor_size": _BOOL},
-    "decode": {"boxes_output": _OUT, "scores_output": _OUT, "scale": _num(lambda v: v > 0, "> 0"),
-               "num_keypoints": _INT(0, 64), "box_offset": _INT(0, 1024), "keypoint_offset": _INT(0, 1024),
-               "min_score": _num(lambda v: 0 <= v <= 1, "0..1"), "score_clip": _num(lambda v: v > 0, "> 0"),
-               "sigmoid": _BOOL, "nms_iou": _num(lambda v: 0 < v <= 1, "0 < x <= 1"),
-               "max_detections": _INT(1, 100)},
-    "crop": {"scale": _num(lambda v: v > 0, "> 0"), "rotation_keypoints": _ints(2),
-             "target_angle": _num(lambda v: abs(v) <= 360, "degrees, -360..360"),
-             "shift_y": _num(lambda v: True, "a number")},
-    "landmarks": {"output": _OUT, "count": _INT(1, 10000), "dims": _INT(2, 3), "scale": _num(lambda v: v > 0, "> 0"),
-                  "presence_output": _OUT, "presence_sigmoid": _BOOL,
-                  "presence_threshold": _num(lambda v: 0 <= v <= 1, "0..1")},
-    "track": {"rotation_landmarks": _ints(2), "target_angle": _num(lambda v: abs(v) <= 360, "degrees, -360..360"),
-              "scale": _num(lambda v: v > 0, "> 0"), "shift_y": _num(lambda v: True, "a number")},
-    "budgets": {"latency_ms": _num(lambda v: v >= 0, ">= 0"), "memory_mb": _num(lambda v: v >= 0, ">= 0")},
+_STAGE_KEYS = {   # key -> (type, check, meaning): the keys of every [[stage]], whatever its task
+    "name": (str, lambda v: re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", v) is not None,
+             "a name of letters, digits and _ (it names the stage's columns)"),
+    "model": (str, bool, "a path to a .tflite or an export folder"),
+    "task": (str, lambda v: v in task_names(), lambda: " | ".join(task_names())),
+    "input": (str, bool, f"{FRAME!r} or the name of an earlier stage that finds regions"),
+    "every": whole(1, 1000), "skip_while_tracking": BOOL, "max_crops": whole(1, 16),
+    "input_range": floats(2), "mean": floats(3), "std": floats(3, lambda x: x > 0),
+    "color": (str, lambda v: v.upper() in ("RGB", "BGR"), "RGB or BGR"),
+    "labels": (list, lambda v: all(isinstance(x, str) for x in v), "a list of class names")}
+_SECTIONS = {   # the sections of every stage; a task kind adds its own (Task.sections)
+    "crop": {"scale": num(lambda v: v > 0, "> 0"), "rotation_keypoints": ints(2), "target_angle": ANGLE,
+             "shift_y": ANY_NUMBER},   # a crop stage: how a region of its input stage becomes its crop
+    "budgets": {"latency_ms": num(lambda v: v >= 0, ">= 0"), "memory_mb": num(lambda v: v >= 0, ">= 0")},
 }
-_REQUIRED = {"detection": ("anchors", "decode"), "landmarks": ("landmarks",)}
 
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
     model: Path
-    task: str
+    task: Task                     # its registered kind (device_sim.tasks)
     input: str = FRAME
     every: int = 1
     skip_while_tracking: bool = False
     max_crops: int = 1
     describe: dict = field(default_factory=dict)   # input_range, mean, std, color, labels (a bare .tflite)
-    anchors: dict = field(default_factory=dict)
-    decode: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)   # the task's own sections: name -> {key: value}
     crop: dict = field(default_factory=dict)
-    landmarks: dict = field(default_factory=dict)
-    track: dict = field(default_factory=dict)
     budgets: dict = field(default_factory=dict)
 
     @property
     def on_crops(self) -> bool:
         return self.input != FRAME
+
+    @property
+    def tracks(self) -> bool:
+        """Its crops follow what it found on the previous frame (a landmarks stage with [stage.track])."""
+        return self.task.tracks(self)
 
 
 @dataclass(frozen=True)
@@ -128,8 +99,11 @@ class PipelineSpec:
     stages: tuple[StageSpec, ...]
 
     def feeds(self, stage: str) -> list[StageSpec]:
-        """The crop stages that take `stage`'s detections."""
+        """The crop stages that take `stage`'s regions."""
         return [s for s in self.stages if s.input == stage]
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.stages if s.name == name)
 
 
 def builtin_pipelines() -> list[str]:
@@ -145,7 +119,8 @@ def _check(path: Path, where: str, table: dict, schema: dict) -> dict:
         if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
             raw = float(raw)
         if not isinstance(raw, kind) or (isinstance(raw, bool) and kind is not bool) or not check(raw):
-            raise UserError(f"pipeline {path}: {where}{key} = {raw!r} is not {meaning}")
+            raise UserError(f"pipeline {path}: {where}{key} = {raw!r} is not "
+                            f"{meaning() if callable(meaning) else meaning}")
         out[key] = raw
     return out
 
@@ -161,33 +136,83 @@ def _model_path(path: Path, where: str, model: str) -> Path:
                     "(the MediaPipe models come from `make mediapipe-models`)")
 
 
+def _sections(path: Path, where: str, task: Task, given: dict) -> dict:
+    """The stage's sections checked against its task's schema and the common ones; what is missing named."""
+    schema = _SECTIONS | task.sections
+    for key in given:
+        if key not in schema:
+            raise UserError(f"pipeline {path}: {where}unknown section [stage.{key}] for a {task.name} stage; valid: "
+                            f"{', '.join('[stage.' + s + ']' for s in schema)}")
+    missing = [f"[stage.{s}]" for s in task.required if s not in given]
+    missing += [f"[stage.{s}] {k}" for s, keys in task.keys_needed.items() if s in given
+                for k in keys if k not in given[s]]
+    if missing:
+        raise UserError(f"pipeline {path}: {where}missing {', '.join(missing)}")
+    return {k: _check(path, f"{where}[stage.{k}] ", v, schema[k]) for k, v in given.items()}
+
+
+def _check_input(path: Path, where: str, task: Task, src: str, earlier: dict) -> None:
+    """Where the stage runs: the whole frame, or crops of an earlier stage whose kind finds regions."""
+    readable = [t.name for t in registered_tasks() if t.gives_regions]
+    kinds = " stage or ".join(readable)
+    can_read = ", ".join(n for n, s in earlier.items() if s.task.gives_regions) or "there is none"
+    if src == FRAME and not task.on_frame:
+        raise UserError(f"pipeline {path}: {where}a {task.name} stage runs on crops: set input = an earlier "
+                        f"{kinds} stage ({can_read})")
+    if src != FRAME and not task.on_crops:
+        raise UserError(f"pipeline {path}: {where}a {task.name} stage runs on the whole frame: remove "
+                        f"input = {src!r} (or set it to 'frame')")
+    if src != FRAME and src not in earlier:
+        raise UserError(f"pipeline {path}: {where}input {src!r} must be 'frame' or an earlier {kinds} stage "
+                        f"({can_read})")
+    if src != FRAME and not earlier[src].task.gives_regions:
+        raise UserError(f"pipeline {path}: {where}input {src!r} is a {earlier[src].task.name} stage, which finds "
+                        f"no regions to crop: set input to an earlier {kinds} stage ({can_read})")
+
+
+def _check_crop(path: Path, where: str, crop: dict, source: StageSpec) -> None:
+    """The reader's crop turns the source's points a -> b level: they must exist."""
+    rotation, points = crop.get("rotation_keypoints", [0, 1]), source.task.region_points(source)
+    if max(rotation) >= points:
+        raise UserError(f"pipeline {path}: {where}[stage.crop] rotation_keypoints = {list(rotation)}, but the regions "
+                        f"of stage {source.name} carry {points} point(s); give two of 0..{points - 1}"
+                        + (" or num_keypoints in its [stage.decode]" if not points else ""))
+
+
 def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     if not isinstance(table, dict):
         raise UserError(f"pipeline {path}: [[stage]] {i + 1} must be a table")
-    sections = {k: v for k, v in table.items() if isinstance(v, dict)}
+    given = {k: v for k, v in table.items() if isinstance(v, dict)}
     where = f"[[stage]] {table.get('name', i + 1)}: "
-    for key in sections:
-        if key not in _SECTIONS or key == "stage":
-            raise UserError(f"pipeline {path}: {where}unknown section [stage.{key}]; valid: "
-                            f"{', '.join('[stage.' + s + ']' for s in _SECTIONS if s != 'stage')}")
-    top = _check(path, where, {k: v for k, v in table.items() if k not in sections}, _SECTIONS["stage"])
+    top = _check(path, where, {k: v for k, v in table.items() if k not in given}, _STAGE_KEYS)
     missing = [k for k in ("name", "model", "task") if k not in top]
-    missing += [f"[stage.{s}]" for s in _REQUIRED.get(top.get("task"), ()) if s not in sections]
     if missing:
         raise UserError(f"pipeline {path}: {where}missing {', '.join(missing)}")
+    task = task_named(top["task"])
     if top["name"] in earlier:
         raise UserError(f"pipeline {path}: two stages are named {top['name']!r}")
-    parts = {k: _check(path, f"{where}[stage.{k}] ", v, _SECTIONS[k]) for k, v in sections.items()}
+    if top["name"] in reserved_stage_names():
+        raise UserError(f"pipeline {path}: {where}name {top['name']!r} is reserved: its columns would overwrite the "
+                        f"frame's own ({', '.join(reserved_stage_names())}); rename the stage")
+    if top["name"] == FRAME:
+        raise UserError(f"pipeline {path}: {where}name {FRAME!r} is reserved: input = {FRAME!r} means the whole "
+                        "frame; rename the stage")
+    parts = _sections(path, where, task, given)
     src = top.get("input", FRAME)
-    if src != FRAME and (src not in earlier or earlier[src].task != "detection"):
-        raise UserError(f"pipeline {path}: {where}input {src!r} must be 'frame' or an earlier detection stage "
-                        f"({', '.join(n for n, s in earlier.items() if s.task == 'detection') or 'there is none'})")
+    _check_input(path, where, task, src, earlier)
+    if src != FRAME:
+        _check_crop(path, where, parts.get("crop", {}), earlier[src])
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}
-    return StageSpec(name=top["name"], model=_model_path(path, where, top["model"]), task=top["task"], input=src,
+    common = {k: parts.pop(k) for k in _SECTIONS if k in parts}
+    spec = StageSpec(name=top["name"], model=_model_path(path, where, top["model"]), task=task, input=src,
                      every=top.get("every", 1), skip_while_tracking=top.get("skip_while_tracking", False),
-                     max_crops=top.get("max_crops", 1), describe=describe, **parts)
+                     max_crops=top.get("max_crops", 1), describe=describe, sections=parts, **common)
+    problem = task.check_stage(spec)
+    if problem:
+        raise UserError(f"pipeline {path}: {where}{problem}")
+    return spec
 
 
 def load_pipeline(spec: str | Path) -> PipelineSpec:
@@ -210,10 +235,7 @@ def load_pipeline(spec: str | Path) -> PipelineSpec:
     spec = PipelineSpec(str(data.get("name") or path.stem), str(data.get("description", "")), path,
                         tuple(stages.values()))
     for s in spec.stages:
-        if s.skip_while_tracking and not any(f.track for f in spec.feeds(s.name)):
+        if s.skip_while_tracking and not any(f.tracks for f in spec.feeds(s.name)):
             raise UserError(f"pipeline {path}: stage {s.name} has skip_while_tracking but no stage with "
                             f"input = {s.name!r} has a [stage.track] section to track with")
-        if s.track and not s.on_crops:
-            raise UserError(f"pipeline {path}: stage {s.name} has [stage.track] but runs on the whole frame; "
-                            "tracking needs input = a detection stage")
     return spec

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from device_sim.frames import stage_column
+
 __all__ = ["plot_latency", "plot_memory"]
 
 LIMIT_STYLES = ("--", "-.", ":")
@@ -34,7 +36,7 @@ def plot_latency(path: Path, records, device: str, title: str, limits: list[tupl
     fig, (ax, hist) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 1]})
     ax.plot(t, [r.e2e_ms for r in records], lw=0.9, label=f"end-to-end (capture to result; {device})")
     for name in stages:
-        ax.plot(t, [r.columns[f"{name}_ms"] for r in records], lw=0.8, alpha=0.85,
+        ax.plot(t, [r.columns[stage_column(name, "ms")] for r in records], lw=0.8, alpha=0.85,
                 label=f"stage {name} (0 = skipped; {device})")
     if not stages:
         ax.plot(t, [r.inference_ms for r in records], lw=0.8, label=f"inference ({device})")

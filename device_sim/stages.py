@@ -1,112 +1,59 @@
 """A pipeline at run time: the stages of a pipeline file (device_sim.pipelines) as loaded models, run on
-each frame in file order.
+each frame in file order. What a stage's outputs mean, how they are decoded, drawn and captioned is its
+task kind's (device_sim.tasks); this file only schedules the stages.
 
-- A whole-frame stage runs on every `every`-th frame (in between, its last detections are held). A
-  detection stage with `skip_while_tracking` is skipped while every crop stage it feeds tracks
-  max_crops objects (MediaPipe's rule: look for a new hand only while fewer than max hands are tracked).
-- A crop stage (input = a detection stage) runs once per crop: first the crops it tracked from its own
-  landmarks on the previous frame, then one around each new detection that does not overlap a tracked
-  crop (IoU of their bounds > 0.5), up to max_crops. A crop whose presence score reaches the threshold
-  is kept and, with [stage.track], becomes the next frame's crop.
+- A whole-frame stage runs on every `every`-th frame (in between, a kind that `holds`, such as detection,
+  keeps its last result). A stage with `skip_while_tracking` is skipped while every crop stage it feeds
+  tracks max_crops objects (MediaPipe's rule: look for a new hand only while fewer than max hands are tracked).
+- A crop stage (input = an earlier stage whose kind finds regions) runs once per crop: first the crops it
+  tracked on the previous frame, then one around each region of its input stage that does not overlap a
+  tracked crop (IoU of their bounds > 0.5), up to max_crops. What its kind keeps of a crop (landmarks: a
+  presence score that reaches the threshold) may become the next frame's crop ([stage.track]).
 Every invocation spends the device's time through device_sim.clock.run_timed with that stage's own
 DeviceTiming (its model's projection), so each stage is timed, and the frame is their sum.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from contract.quant import dequantize_output
 from device_sim.clock import StageTimes, run_timed
-from device_sim.decode.geometry import (
-    Roi,
-    crop_matrix,
-    from_model_input,
-    roi_from_detection,
-    roi_from_points,
-    roi_to_frame,
-)
-from device_sim.decode.ssd import AnchorSpec, DecodeSpec, Detections, decode, ssd_anchors, weighted_nms
+from device_sim.decode.geometry import Roi, crop_matrix, roi_to_frame
 from device_sim.device import DeviceTiming
+from device_sim.frames import stage_column
 from device_sim.work import Outcome
 
 __all__ = ["Stage", "Pipeline", "load_stage_models", "UNTIMED", "TRACK_IOU"]
 
-TRACK_IOU = 0.5          # a new detection overlapping a tracked crop by more than this is the same object
+TRACK_IOU = 0.5          # a new region overlapping a tracked crop by more than this is the same object
 UNTIMED = DeviceTiming("host", "host, untimed", None, 1.0, 0.0)   # spends no device time (replays for demo.mp4)
-_DECODE_KEYS = ("scale", "num_keypoints", "box_offset", "keypoint_offset", "min_score", "score_clip", "sigmoid")
-
-
-@dataclass
-class Landmarks:
-    roi: Roi
-    points: np.ndarray      # (count, 2) frame pixels
-    presence: float
-    tracked: bool           # the crop came from the previous frame's landmarks
 
 
 @dataclass
 class View:
-    """What one frame's stages found, in frame pixels (drawn into demo.mp4)."""
+    """What one frame's stages found, in frame pixels (drawn into demo.mp4 by each stage's kind)."""
     ran: dict = field(default_factory=dict)          # stage -> invocations
-    boxes: dict = field(default_factory=dict)        # stage -> ((4,), (K, 2), score) per detection
-    landmarks: dict = field(default_factory=dict)    # stage -> [Landmarks]
-    masks: dict = field(default_factory=dict)        # stage -> (h, w) mask over the model input
-    labels: dict = field(default_factory=dict)       # stage -> (label, confidence)
+    found: dict = field(default_factory=dict)        # stage -> its kind's `shown` result (crop stages: kept list)
 
 
 class Stage:
     def __init__(self, spec, model, timing: DeviceTiming):
-        self.spec, self.model, self.timing, self.name = spec, model, timing, spec.name
-        if spec.task == "detection":
-            a = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.anchors.items()}
-            self.anchors = ssd_anchors(AnchorSpec(input_width=model.width, input_height=model.height, **a))
-            d = spec.decode
-            self.decode_spec = DecodeSpec(**{"scale": float(model.width)} | {k: d[k] for k in _DECODE_KEYS if k in d})
-            outs = [int(np.prod(s["shape"])) for s in model.output_specs]
-            b, s = d.get("boxes_output", 0), d.get("scores_output", 1)
-            if max(b, s) >= len(outs) or outs[s] != len(self.anchors) or outs[b] % len(self.anchors):
-                from contract.errors import UserError
-
-                raise UserError(f"stage {self.name}: the anchors give {len(self.anchors)} boxes, but {spec.model.name} "
-                                f"outputs {outs}; check [stage.anchors] and boxes_output / scores_output")
+        self.spec, self.model, self.timing, self.name, self.task = spec, model, timing, spec.name, spec.task
+        self.decode = spec.task.decoder(spec, model)
 
     def run(self, frame: np.ndarray, roi: Roi | None, timing: DeviceTiming):
         """(decoded result, StageTimes) of one invocation on the whole frame or on the crop `roi`."""
         prepare = (lambda: self.model.preprocess(frame)) if roi is None else (lambda: self._crop(frame, roi))
-        return run_timed(self.model, timing, prepare, self._finish)
+        return run_timed(self.model, timing, prepare, self.decode)
 
     def _crop(self, frame: np.ndarray, roi: Roi) -> np.ndarray:
         m = self.model
         crop = cv2.warpAffine(frame, crop_matrix(roi, m.width, m.height), (m.width, m.height), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
         return m.to_input((cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if m.rgb else crop)[None])
-
-    def _output(self, raw, i: int) -> np.ndarray:
-        return dequantize_output(raw[i], self.model.output_specs[i])
-
-    def _finish(self, raw):
-        task, spec = self.spec.task, self.spec
-        if task == "detection":
-            d = spec.decode
-            boxes, scores = self._output(raw, d.get("boxes_output", 0)), self._output(raw, d.get("scores_output", 1))
-            det = decode(boxes[0], scores[0], self.anchors, self.decode_spec)
-            return weighted_nms(det, d.get("nms_iou", 0.3), d.get("max_detections"))
-        if task == "landmarks":
-            lm = spec.landmarks
-            values = self._output(raw, lm.get("output", 0)).reshape(-1)[: lm["count"] * lm.get("dims", 3)]
-            points = values.reshape(lm["count"], lm.get("dims", 3))[:, :2] / lm.get("scale", float(self.model.width))
-            presence = 1.0
-            if "presence_output" in lm:
-                presence = float(self._output(raw, lm["presence_output"]).reshape(-1)[0])
-                if lm.get("presence_sigmoid", False):
-                    presence = 1.0 / (1.0 + math.exp(-max(min(presence, 100.0), -100.0)))
-            return points, presence
-        return self.model.postprocess(raw)
 
 
 def load_stage_models(spec, threads: int = 1) -> list:
@@ -121,7 +68,8 @@ def load_stage_models(spec, threads: int = 1) -> list:
         if is_bare_tflite(st.model):
             d = st.describe
             models.append(DeployedModel.load(st.model, threads=threads, bare=BareModel(
-                task=st.task, labels=tuple(d.get("labels", ())), value_range=tuple(d.get("input_range", (0.0, 255.0))),
+                task=st.task.name, labels=tuple(d.get("labels", ())),
+                value_range=tuple(d.get("input_range", (0.0, 255.0))),
                 mean=tuple(d["mean"]) if "mean" in d else None, std=tuple(d["std"]) if "std" in d else None,
                 color=d.get("color", "RGB"))))
             continue
@@ -129,8 +77,8 @@ def load_stage_models(spec, threads: int = 1) -> list:
             raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
                             f"{', '.join(st.describe)} (they describe a bare .tflite only)")
         model = DeployedModel.load(st.model, threads=threads)
-        if model.task != st.task:
-            raise UserError(f"{where}: task {st.task!r}, but its model card says {model.task!r}")
+        if model.task is not st.task:
+            raise UserError(f"{where}: task {st.task.name!r}, but its model card says {model.task.name!r}")
         models.append(model)
     return models
 
@@ -151,7 +99,7 @@ class Pipeline:
     def model_report(self) -> dict:
         return {"name": self.name, "format": self.format, "file": str(self.spec.path),
                 "description": self.spec.description, "size_mb": self.size_mb,
-                "stages": [{"name": st.name, "task": st.spec.task, "input": st.spec.input, "path": str(st.model.tflite),
+                "stages": [{"name": st.name, "task": st.task.name, "input": st.spec.input, "path": str(st.model.tflite),
                             "format": st.model.card.get("format"), "sha256": st.model.card.get("sha256"),
                             "size_mb": st.model.size_mb, "init_ms": st.model.init_seconds * 1e3,
                             "input_tensor": {k: st.model.input_spec.get(k) for k in ("shape", "dtype", "value_range")}}
@@ -162,7 +110,7 @@ class Pipeline:
         whose host inference (all invocations) took longer than the device's projected inference."""
         slower = 0
         if all(st.timing.inference_ms is not None for st in self.stages):
-            slower = sum(r.inference_host_ms > sum(r.columns[f"{st.name}_runs"] * st.timing.inference_ms
+            slower = sum(r.inference_host_ms > sum(r.columns[stage_column(st.name, "runs")] * st.timing.inference_ms
                                                    for st in self.stages) for r in recs)
         return {"kind": self.timing.kind, "label": self.timing.label, "host_slower_frames": slower,
                 "stages": {st.name: st.timing.as_dict() for st in self.stages}}
@@ -174,16 +122,16 @@ class Pipeline:
 
         out = []
         for st in self.stages:
-            runs = np.array([r.columns[f"{st.name}_runs"] for r in recs])
+            runs = np.array([r.columns[stage_column(st.name, "runs")] for r in recs])
             ran = [r for r, n in zip(recs, runs) if n > 0]
-            row = {"name": st.name, "task": st.spec.task, "frames_run": len(ran), "run_ratio": float(np.mean(runs > 0)),
+            row = {"name": st.name, "task": st.task.name, "frames_run": len(ran), "run_ratio": float(np.mean(runs > 0)),
                    "invocations": int(runs.sum()),
-                   "frames_found": int(sum(r.columns[f"{st.name}_found"] > 0 for r in recs)),
-                   "latency_ms": summarize(r.columns[f"{st.name}_ms"] for r in ran) if ran else None,
-                   "latency_host_ms": summarize(r.columns[f"{st.name}_host_ms"] for r in ran) if ran else None}
-            trackers = [f.name for f in self.spec.feeds(st.name) if f.track]
+                   "frames_found": int(sum(_col(r, st.name, "found") > 0 for r in recs)), "found": st.task.found_means,
+                   "latency_ms": summarize(_col(r, st.name, "ms") for r in ran) if ran else None,
+                   "latency_host_ms": summarize(_col(r, st.name, "host_ms") for r in ran) if ran else None}
+            trackers = [f.name for f in self.spec.feeds(st.name) if f.tracks]
             if trackers:
-                found = [i for i, r in enumerate(recs) if any(r.columns[f"{t}_found"] > 0 for t in trackers)]
+                found = [i for i, r in enumerate(recs) if any(_col(r, t, "found") > 0 for t in trackers)]
                 after = runs[found[0] + 1:] if found else np.array([])
                 row["run_ratio_once_tracking"] = float(np.mean(after > 0)) if len(after) else None
                 row["frames_after_first_found"] = len(after)
@@ -192,7 +140,7 @@ class Pipeline:
 
     def reset(self) -> None:
         self.count = 0
-        self.held: dict[str, Detections] = {}      # a detection stage's last detections (held between runs)
+        self.held: dict[str, object] = {}          # a stage's last result (a kind that holds: between runs too)
         self.tracked: dict[str, list[Roi]] = {}    # a crop stage's crops for the next frame
         self.view = View()
         self.replaying = False
@@ -206,8 +154,8 @@ class Pipeline:
             total.add(times)
             valid &= ok
             confidence = conf
-            columns |= {f"{st.name}_ms": times.device_ms, f"{st.name}_host_ms": times.host_ms,
-                        f"{st.name}_runs": runs, f"{st.name}_found": found}
+            values = {"ms": times.device_ms, "host_ms": times.host_ms, "runs": runs, "found": found}
+            columns |= {stage_column(st.name, kind): value for kind, value in values.items()}
         self.count += 1
         return Outcome(total, -1, confidence, valid, columns)
 
@@ -220,63 +168,47 @@ class Pipeline:
             return self._crops(st, frame)
         times, runs = StageTimes(), 0
         if self._should_run(st):
-            result, times = st.run(frame, None, self._timing(st))
-            runs = self.view.ran[st.name] = 1
-            if st.spec.task == "detection":
-                self.held[st.name] = result
-            else:
-                self.view.labels[st.name] = (result.label, result.confidence)
-                if st.spec.task == "segmentation":
-                    self.view.masks[st.name] = result.probs
-                ok = bool(np.isfinite(result.probs).all())
-                return times, runs, 1, result.confidence if ok else float("nan"), ok
+            self.held[st.name], times = st.run(frame, None, self._timing(st))
+            runs = 1
+        elif not st.task.holds:
+            self.held.pop(st.name, None)
         self.view.ran[st.name] = runs
-        det = self.held.get(st.name)
-        if det is None or st.spec.task != "detection":
+        result = self.held.get(st.name)
+        if result is None:
             return times, runs, 0, 0.0, True
         h, w = frame.shape[:2]
-        self.view.boxes[st.name] = [(from_model_input(b.reshape(2, 2), w, h).ravel(), from_model_input(k, w, h), s)
-                                    for b, k, s in zip(det.boxes, det.keypoints, det.scores)]
-        ok = bool(np.isfinite(det.boxes).all() and np.isfinite(det.scores).all())
-        return times, runs, len(det), float(det.scores.max()) if len(det) else 0.0, ok
+        self.view.found[st.name] = st.task.shown(result, w, h)
+        return (times, runs, *st.task.summary(result))
 
     def _should_run(self, st: Stage) -> bool:
         if self.count % st.spec.every:
             return False
-        trackers = [f for f in self.spec.feeds(st.name) if f.track]
+        trackers = [f for f in self.spec.feeds(st.name) if f.tracks]
         if st.spec.skip_while_tracking and all(len(self.tracked.get(f.name, [])) >= f.max_crops for f in trackers):
-            self.held.pop(st.name, None)    # nothing new to look for; stale detections must not come back later
+            self.held.pop(st.name, None)    # nothing new to look for; stale results must not come back later
             return False
         return True
 
     def _crops(self, st: Stage, frame: np.ndarray):
         h, w = frame.shape[:2]
         rois = [(r, True) for r in self.tracked.get(st.name, [])]
-        det = self.held.get(st.spec.input)
-        crop = st.spec.crop
-        for box, kps in zip(det.boxes, det.keypoints) if det is not None else ():
-            roi = roi_from_detection(box, kps, w, h, scale=crop.get("scale", 1.5),
-                                     rotation_keypoints=tuple(crop.get("rotation_keypoints", (0, 1))),
-                                     target_angle=math.radians(crop.get("target_angle", 0.0)),
-                                     shift_y=crop.get("shift_y", 0.0))
+        source = self.spec.stage(st.spec.input)
+        held = self.held.get(source.name)
+        for roi in source.task.regions(held, st.spec.crop, w, h) if held is not None else ():
             if all(_overlap(roi, r) <= TRACK_IOU for r, _ in rois):
                 rois.append((roi, False))
         times, kept, ok = StageTimes(), [], True
-        threshold = st.spec.landmarks.get("presence_threshold", 0.5)
         for roi, tracked in rois[: st.spec.max_crops]:
-            (points, presence), t = st.run(frame, roi, self._timing(st))
+            result, t = st.run(frame, roi, self._timing(st))
             times.add(t)
-            ok &= bool(np.isfinite(points).all()) and math.isfinite(presence)
-            if presence >= threshold:
-                kept.append(Landmarks(roi, roi_to_frame(points, roi), presence, tracked))
-        self.view.landmarks[st.name] = kept
+            ok &= st.task.finite(result)
+            if (item := st.task.keep(st.spec, result, roi, tracked)) is not None:
+                kept.append(item)
+        self.held[st.name] = self.view.found[st.name] = kept
         self.view.ran[st.name] = min(len(rois), st.spec.max_crops)
-        tr = st.spec.track
-        self.tracked[st.name] = [roi_from_points(k.points, rotation_points=tuple(tr["rotation_landmarks"]),
-                                                 target_angle=math.radians(tr.get("target_angle", 0.0)),
-                                                 scale=tr.get("scale", 1.5), shift_y=tr.get("shift_y", 0.0))
-                                 for k in kept] if tr else []
-        return times, self.view.ran[st.name], len(kept), max((k.presence for k in kept), default=0.0), ok
+        self.tracked[st.name] = st.task.track(st.spec, kept)
+        found, confidence, _ = st.task.summary(kept)
+        return times, self.view.ran[st.name], found, confidence, ok
 
     # -- demo.mp4 ---------------------------------------------------------------------------------
     def draw(self, frame: np.ndarray, rec) -> tuple[np.ndarray, str]:
@@ -289,7 +221,11 @@ class Pipeline:
             self.replaying = False
         from device_sim.overlay import draw_view
 
-        return draw_view(frame, self.view), _caption(self.view, self.stages)
+        return draw_view(frame, self.view, self.stages), _caption(self.view, self.stages)
+
+
+def _col(rec, stage: str, kind: str) -> float:
+    return rec.columns[stage_column(stage, kind)]
 
 
 def _bounds(roi: Roi) -> np.ndarray:
@@ -304,16 +240,5 @@ def _overlap(a: Roi, b: Roi) -> float:
 
 
 def _caption(view: View, stages: list[Stage]) -> str:
-    parts = []
-    for st in stages:
-        ran = view.ran.get(st.name, 0)
-        if st.name in view.landmarks:
-            lm = view.landmarks[st.name]
-            how = "tracked" if any(k.tracked for k in lm) else "new"
-            parts.append(f"{st.name}: {len(lm)} on {ran} crop(s)" + (f" ({how})" if lm else ""))
-        elif st.spec.task == "detection":
-            parts.append(f"{st.name}: " + (f"{len(view.boxes.get(st.name, []))} found" if ran else "skipped"))
-        elif st.name in view.labels:
-            label, conf = view.labels[st.name]
-            parts.append(f"{st.name}: {100 * conf:.0f}%" + (f" class {label}" if label >= 0 else " of input"))
-    return "  |  ".join(parts)
+    parts = (st.task.stage_caption(st.name, view.found.get(st.name), view.ran.get(st.name, 0)) for st in stages)
+    return "  |  ".join(p for p in parts if p)

@@ -55,11 +55,4 @@ class SingleModel:
 
     def draw(self, frame: np.ndarray, rec) -> tuple[np.ndarray | None, str]:
         """(overlay or None, caption) for demo.mp4."""
-        if rec.pred >= 0:
-            text = f"pred {self.labels[rec.pred]}  {100 * rec.confidence:.0f}%"
-            if rec.label is not None:
-                text += f"  (truth {self.labels[rec.label]})"
-            return None, text
-        if self.model.task == "segmentation":
-            return self.model.draw(frame), f"mask covers {100 * rec.confidence:.0f}% of the input"
-        return None, "outputs timed, not decoded"
+        return self.model.draw(frame), self.model.task.caption(self.model, rec)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from device_sim.tasks import bare_task_names
+
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model",
                       help="export folder with model.tflite + model.json (e.g. artifacts/x/int8), or any .tflite")
@@ -33,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-bad-frames", type=int, default=None,
                    help="corrupt frames in a row that end the run as partial (default 10); fewer are skipped")
     bare = p.add_argument_group("a bare .tflite (no model.json beside it): what the file cannot say")
-    bare.add_argument("--task", choices=("classification", "raw", "segmentation"), default=None,
+    bare.add_argument("--task", choices=bare_task_names(), default=None,
                       help="raw (default): run and time every output without decoding; classification: top-1; "
                            "segmentation: the first output is a foreground mask (drawn in demo.mp4)")
     bare.add_argument("--labels", default=None, help="text file, one class name per line (classification)")
@@ -67,6 +69,7 @@ def bare_model(args: argparse.Namespace):
     """The BareModel the options describe, or None when none was given (an exported model's card rules)."""
     from contract.errors import UserError
     from device_sim.model import BareModel
+    from device_sim.tasks import bare_default_task
 
     given = {k: getattr(args, k) for k in ("task", "labels", "input_range", "mean", "std", "color")}
     if all(v is None for v in given.values()):
@@ -81,7 +84,7 @@ def bare_model(args: argparse.Namespace):
         if not path.is_file():
             raise UserError(f"--labels {path} does not exist (a text file, one class name per line)")
         labels = tuple(ln.strip() for ln in path.read_text().splitlines() if ln.strip())
-    task = args.task or ("classification" if labels else "raw")
+    task = args.task or bare_default_task(bool(labels))
     low_high = _floats(args.input_range, "--input-range", 2) or (0.0, 255.0)
     if low_high[0] >= low_high[1]:
         raise UserError(f"--input-range LOW,HIGH needs LOW < HIGH, got {args.input_range!r}")

@@ -108,3 +108,57 @@ def test_one_version_string():
     proc = subprocess.run([sys.executable, "-m", "edgevit_cli", "--version"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert proc.stdout.strip() == f"edgevit {contract.__version__}" and main is not None
+
+
+def _task_name_uses(tree: ast.AST, names: set[str]) -> list[tuple[int, str]]:
+    """Where a task name is compared to a string (==, !=, in, a match case), or spelled as a copy of the
+    registry: a tuple / list / set with two or more task names, or a dict keyed by one."""
+    def named(node) -> bool:
+        return isinstance(node, ast.Constant) and node.value in names
+
+    def holds(node) -> bool:
+        return named(node) or (isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(map(named, node.elts)))
+
+    found, compared = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(holds(n) for n in (node.left, *node.comparators)):
+            found.append((node.lineno, "compared"))
+            compared |= {id(n) for n in (node.left, *node.comparators)}
+        elif id(node) in compared:
+            continue
+        elif isinstance(node, ast.MatchValue) and named(node.value):
+            found.append((node.lineno, "matched"))
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)) and sum(map(named, node.elts)) >= 2:
+            found.append((node.lineno, "listed"))
+        elif isinstance(node, ast.Dict) and any(k is not None and named(k) for k in node.keys):
+            found.append((node.lineno, "keyed"))
+    return found
+
+
+def test_no_task_name_is_compared_outside_the_task_modules():
+    """A task kind owns its behaviour (device_sim/tasks/, one file each): nothing else decides by its name."""
+    from device_sim.tasks import task_names
+
+    names = set(task_names())
+    assert {"classification", "raw", "segmentation", "detection", "landmarks"} <= names
+    tasks_dir = ROOT / "device_sim" / "tasks"
+    found = [f"{path.relative_to(ROOT)}:{line} {how}" for path in _sources(*LIBRARIES, "benchmarks")
+             if tasks_dir not in path.parents for line, how in _task_name_uses(ast.parse(path.read_text()), names)]
+    assert not found, found
+
+
+def test_the_task_name_check_finds_what_it_looks_for():
+    """The check above on code written the old way: each kind of use is found."""
+    names = {"classification", "raw", "detection"}
+    code = """
+if model.task == "classification": pass
+if task in ("raw", "detection"): pass
+if "detection" != spec.task: pass
+choices = ("classification", "raw")
+required = {"detection": ("anchors",)}
+match task:
+    case "raw": pass
+label = "raw pixels" if other == "rgb" else "detection"
+"""
+    assert sorted(_task_name_uses(ast.parse(code), names)) == \
+        [(2, "compared"), (3, "compared"), (4, "compared"), (5, "listed"), (6, "keyed"), (8, "matched")]

@@ -150,9 +150,10 @@ def _stage(task: str, outputs: list[dict], **sections):
 
     from device_sim.pipelines import StageSpec
     from device_sim.stages import UNTIMED, Stage
+    from device_sim.tasks import task_named
 
     model = SimpleNamespace(width=192, height=192, output_specs=outputs)
-    return Stage(StageSpec(name="s", model=Path("m.tflite"), task=task, **sections), model, UNTIMED)
+    return Stage(StageSpec(name="s", model=Path("m.tflite"), task=task_named(task), sections=sections), model, UNTIMED)
 
 
 def test_landmarks_scale_back_onto_the_frame_by_hand():
@@ -166,7 +167,7 @@ def test_landmarks_scale_back_onto_the_frame_by_hand():
                    landmarks={"count": 2, "dims": 3, "scale": 192.0, "presence_output": 1, "presence_sigmoid": True})
     crop_px = np.array([[96, 96, 0], [192, 96, 0]], np.float32)        # the crop's centre and its right edge
     raw = [(crop_px / 2.0 - 10).astype(np.int8).reshape(1, 6), np.array([[2.0]], np.float32)]
-    points, presence = stage._finish(raw)
+    points, presence = stage.decode(raw)
     assert np.allclose(points, [[0.5, 0.5], [1.0, 0.5]]) and presence == pytest.approx(1 / (1 + np.exp(-2.0)))
     roi = Roi(300.0, 200.0, 100.0, 100.0, np.pi / 2)                  # turned a quarter clockwise
     assert np.allclose(roi_to_frame(points, roi), [[300, 200], [300, 250]], atol=1e-4)
@@ -181,12 +182,12 @@ def test_detection_stage_decodes_and_suppresses_by_hand():
     anchors = {"strides": [96], "offset": 0.5, "interpolated_scale_aspect_ratio": 0.0}   # a 2x2 map, 4 anchors
     stage = _stage("detection", [{**f32, "shape": [1, 4, 4]}, {**f32, "shape": [1, 4, 1]}], anchors=anchors,
                    decode={"scale": 192.0, "nms_iou": 0.3})
-    assert np.allclose(stage.anchors[:, :2], [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]])
+    assert np.allclose(stage.decode.anchors[:, :2], [[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]])
     boxes = np.zeros((1, 4, 4), np.float32)
     boxes[0, 0] = [96 * 0.5, 96 * 0.5, 96, 96]      # anchor 0 + (0.25, 0.25): centre (0.5, 0.5), 0.5 x 0.5
     boxes[0, 3] = [-96 * 0.5, -96 * 0.5, 96, 96]    # anchor 3 - (0.25, 0.25): the same box
     scores = np.array([[[3.0], [-5.0], [-5.0], [1.0]]], np.float32)
-    det = stage._finish([boxes, scores])
+    det = stage.decode([boxes, scores])
     assert len(det) == 1 and det.scores[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
     assert np.allclose(det.boxes[0], [0.25, 0.25, 0.75, 0.75], atol=1e-6)
     with pytest.raises(UserError, match="the anchors give 4 boxes"):

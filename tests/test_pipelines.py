@@ -73,6 +73,44 @@ def test_pipeline_files_are_checked(tmp_path, some_tflite, extra, fragment):
     assert fragment in str(e.value) and str(path) in str(e.value)
 
 
+def test_stage_names_the_frame_owns_are_reserved():
+    """Derived from the frame's own columns: the names the issue found overwriting them are all in it, and
+    exactly the reserved names have a column that is the frame's."""
+    from device_sim.frames import FRAME_COLUMNS, STAGE_COLUMN_KINDS, reserved_stage_names, stage_column
+
+    reserved = reserved_stage_names()
+    assert {"e2e", "inference", "queue", "preprocess", "postprocess"} <= set(reserved)
+    for name in reserved + ["detector", "landmarks", "palm", "capture", "index"]:
+        clash = {stage_column(name, k) for k in STAGE_COLUMN_KINDS} & set(FRAME_COLUMNS)
+        assert bool(clash) == (name in reserved), (name, clash)
+
+
+@pytest.mark.parametrize("name", ["e2e", "inference", "queue", "preprocess", "postprocess", "inference_host"])
+def test_a_stage_named_like_a_frame_column_is_refused(tmp_path, some_tflite, name):
+    path = _write(tmp_path, (STAGE + _st(name)).replace("{model}", some_tflite.name))
+    with pytest.raises(UserError) as e:
+        load_pipeline(path)
+    assert f"name {name!r} is reserved" in str(e.value) and "rename the stage" in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_a_stage_named_frame_is_refused(tmp_path, some_tflite):
+    path = _write(tmp_path, (STAGE + _st("frame")).replace("{model}", some_tflite.name))
+    with pytest.raises(UserError, match="name 'frame' is reserved: input = 'frame' means the whole frame"):
+        load_pipeline(path)
+
+
+def test_cli_refuses_a_stage_named_e2e_before_writing_anything(tmp_path, some_tflite):
+    """Issue 20: a stage named e2e overwrote the frame's e2e_ms, so a 1,556 ms p95 reported 14 ms PASS."""
+    path = _write(tmp_path, (STAGE + _st("e2e")).replace("{model}", some_tflite.name))
+    out = tmp_path / "out"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = run_cli("simulate", "--pipeline", str(path), "--out", str(out), "--frames", "3")
+    assert proc.returncode == 2
+    assert_user_error(proc, str(path), "'e2e' is reserved", "rename the stage")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_a_good_pipeline_file_loads(tmp_path, some_tflite):
     path = _write(tmp_path, (STAGE + """
         [[stage]]
@@ -133,7 +171,7 @@ def test_face_landmarks_land_on_the_face_and_tracking_skips_the_detector():
     for i in range(0, 240, 3):
         pipe.process(cam.replay(i))
         detector_runs.append(pipe.view.ran["detector"])
-        found = pipe.view.landmarks["landmarks"]
+        found = pipe.view.found["landmarks"]
         assert len(found) == 1, f"frame {i}: no face"
         on_photo = cam.to_photo(i, found[0].points)
         cx, cy = on_photo.mean(0)

@@ -95,5 +95,5 @@ def test_readme_pipeline_example_finds_the_face(tmp_path):
     spec = load_pipeline(path)
     pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
     cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
-    found = [len(pipe.view.landmarks["landmarks"]) for _ in range(5) if pipe.process(cam.read()[0]).valid]
-    assert found == [1] * 5 and np.isfinite(pipe.view.landmarks["landmarks"][0].points).all()
+    found = [len(pipe.view.found["landmarks"]) for _ in range(5) if pipe.process(cam.read()[0]).valid]
+    assert found == [1] * 5 and np.isfinite(pipe.view.found["landmarks"][0].points).all()

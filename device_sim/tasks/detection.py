@@ -1,0 +1,117 @@
+"""detection: an SSD detector (MediaPipe's face and palm detectors): boxes and keypoints decoded against the
+anchors of [stage.anchors] with the [stage.decode] rules, then weighted NMS (device_sim.decode.ssd). A crop
+stage reads its detections: one crop per detection, placed by the reader's [stage.crop]. Between runs
+(`every`, skip_while_tracking) its last detections stand."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from device_sim.tasks import register_task
+from device_sim.tasks.base import Task
+from device_sim.tasks.schema import BOOL, OUTPUT, num, whole
+
+__all__ = ["Detection"]
+
+_DECODE_KEYS = ("scale", "num_keypoints", "box_offset", "keypoint_offset", "min_score", "score_clip", "sigmoid")
+_BOX, _KEYPOINT = (0, 200, 0), (0, 0, 255)
+
+
+class Detection(Task):
+    name = "detection"
+    sections = {
+        "anchors": {"strides": (list, lambda v: v and all(isinstance(x, int) and x > 0 for x in v),
+                                "whole numbers > 0"),
+                    "min_scale": num(lambda v: v > 0, "> 0"), "max_scale": num(lambda v: v > 0, "> 0"),
+                    "offset": num(lambda v: 0 <= v <= 1, "0..1"),
+                    "aspect_ratios": (list, lambda v: v and all(isinstance(x, (int, float)) and x > 0 for x in v),
+                                      "numbers > 0"),
+                    "interpolated_scale_aspect_ratio": num(lambda v: v >= 0, ">= 0 (0: none)"),
+                    "fixed_anchor_size": BOOL},
+        "decode": {"boxes_output": OUTPUT, "scores_output": OUTPUT, "scale": num(lambda v: v > 0, "> 0"),
+                   "num_keypoints": whole(0, 64), "box_offset": whole(0, 1024), "keypoint_offset": whole(0, 1024),
+                   "min_score": num(lambda v: 0 <= v <= 1, "0..1"), "score_clip": num(lambda v: v > 0, "> 0"),
+                   "sigmoid": BOOL, "nms_iou": num(lambda v: 0 < v <= 1, "0 < x <= 1"),
+                   "max_detections": whole(1, 100)},
+    }
+    required = ("anchors", "decode")
+    keys_needed = {"anchors": ("strides",)}
+    gives_regions = True
+    holds = True
+    found_means = "detections after suppression"
+
+    def decoder(self, spec, model):
+        """Decodes against the anchors; refuses a model whose outputs do not match them."""
+        from contract.errors import UserError
+        from device_sim.decode.ssd import AnchorSpec, DecodeSpec, decode, ssd_anchors, weighted_nms
+
+        anchors_ = spec.sections["anchors"]
+        anchors = ssd_anchors(AnchorSpec(input_width=model.width, input_height=model.height,
+                                         **{k: tuple(v) if isinstance(v, list) else v for k, v in anchors_.items()}))
+        d = spec.sections["decode"]
+        rule = DecodeSpec(**{"scale": float(model.width)} | {k: d[k] for k in _DECODE_KEYS if k in d})
+        outs = [int(np.prod(s["shape"])) for s in model.output_specs]
+        b, s = d.get("boxes_output", 0), d.get("scores_output", 1)
+        if max(b, s) >= len(outs) or outs[s] != len(anchors) or outs[b] % len(anchors):
+            raise UserError(f"stage {spec.name}: the anchors give {len(anchors)} boxes, but {spec.model.name} "
+                            f"outputs {outs}; check [stage.anchors] and boxes_output / scores_output")
+
+        def run(raw):
+            from contract.quant import dequantize_output
+
+            boxes, scores = (dequantize_output(raw[i], model.output_specs[i]) for i in (b, s))
+            return weighted_nms(decode(boxes[0], scores[0], anchors, rule), d.get("nms_iou", 0.3),
+                                d.get("max_detections"))
+
+        return _Decoder(anchors, rule, run)
+
+    def summary(self, det) -> tuple[int, float, bool]:
+        ok = bool(np.isfinite(det.boxes).all() and np.isfinite(det.scores).all())
+        return len(det), float(det.scores.max()) if len(det) else 0.0, ok
+
+    def shown(self, det, width: int, height: int) -> list:
+        from device_sim.decode.geometry import from_model_input
+
+        return [(from_model_input(b.reshape(2, 2), width, height).ravel(), from_model_input(k, width, height), s)
+                for b, k, s in zip(det.boxes, det.keypoints, det.scores)]
+
+    def region_points(self, spec) -> int:
+        return spec.sections["decode"].get("num_keypoints", 0)
+
+    def regions(self, det, crop: dict, width: int, height: int) -> list:
+        from device_sim.decode.geometry import roi_from_detection
+
+        return [roi_from_detection(box, kps, width, height, scale=crop.get("scale", 1.5),
+                                   rotation_keypoints=tuple(crop.get("rotation_keypoints", (0, 1))),
+                                   target_angle=math.radians(crop.get("target_angle", 0.0)),
+                                   shift_y=crop.get("shift_y", 0.0))
+                for box, kps in zip(det.boxes, det.keypoints)]
+
+    def draw(self, frame: np.ndarray, shown) -> np.ndarray:
+        for box, keypoints, score in shown:
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            cv2.rectangle(frame, (x0, y0), (x1, y1), _BOX, 2)
+            cv2.putText(frame, f"{100 * score:.0f}%", (x0, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _BOX, 1,
+                        cv2.LINE_AA)
+            for x, y in keypoints:
+                cv2.circle(frame, (int(round(x)), int(round(y))), 3, _KEYPOINT, -1)
+        return frame
+
+    def stage_caption(self, name: str, shown, ran: int) -> str:
+        return f"{name}: " + (f"{len(shown or [])} found" if ran else "skipped")
+
+
+class _Decoder:
+    """raw outputs -> Detections; keeps the anchors and the decoding rule it was built with."""
+
+    def __init__(self, anchors: np.ndarray, rule, run):
+        self.anchors, self.rule, self._run = anchors, rule, run
+
+    def __call__(self, raw):
+        return self._run(raw)
+
+
+register_task(Detection())

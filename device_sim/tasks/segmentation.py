@@ -1,0 +1,58 @@
+"""segmentation: the first output is a per-pixel foreground probability over the model input, (1, h, w),
+(1, h, w, 1) or (1, h, w, 2) class scores (softmax, channel 1 = foreground); the confidence is the share
+of the input it covers. demo.mp4 tints the foreground green."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from device_sim.tasks import register_task
+from device_sim.tasks.base import Task
+
+__all__ = ["Segmentation", "MASK_THRESHOLD", "tint"]
+
+MASK_THRESHOLD = 0.5         # a pixel is foreground above this probability
+
+
+def tint(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`mask` (h, w) over the model input (the centred square): green where it exceeds the threshold."""
+    from device_sim.decode.geometry import mask_to_frame
+
+    full = mask_to_frame(mask, frame.shape[1], frame.shape[0])
+    green = np.zeros_like(frame)
+    green[..., 1] = 255
+    alpha = (0.45 * (full > MASK_THRESHOLD))[..., None]
+    return (frame * (1 - alpha) + green * alpha).astype(np.uint8)
+
+
+def _mask(model, raw) -> np.ndarray:
+    out = model.dequantize(raw[0], 0)[0]
+    if out.ndim == 3 and out.shape[-1] == 2:
+        e = np.exp(out - out.max(-1, keepdims=True))
+        return (e[..., 1] / e.sum(-1)).astype(np.float32)
+    return out.reshape(out.shape[0], out.shape[1]).astype(np.float32)
+
+
+class Segmentation(Task):
+    name = "segmentation"
+    standalone = True
+    layer = 0                      # under the boxes and points of other stages
+
+    def postprocess(self, model, raw):
+        from device_sim.model import Prediction
+
+        mask = _mask(model, raw)
+        return Prediction(-1, float((mask > MASK_THRESHOLD).mean()), mask)
+
+    def overlay(self, model, frame: np.ndarray) -> np.ndarray:
+        """Inferred again on this frame (after the run, so the measurements are not disturbed)."""
+        return tint(frame, _mask(model, model.invoke(model.preprocess(frame))))
+
+    def caption(self, model, rec) -> str:
+        return f"mask covers {100 * rec.confidence:.0f}% of the input"
+
+    def draw(self, frame: np.ndarray, shown) -> np.ndarray:
+        return tint(frame, shown.probs)
+
+
+register_task(Segmentation())
