@@ -8,7 +8,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-done
 
-MODEL    ?= edgevit_xs
+# the family member searched on the wearables' cores (BENCHMARKS.md, Search)
+MODEL    ?= edgevit_wear
 BASELINE ?= mobilenetv2_100
 IMG      ?= 64
 DATA     ?= digits
@@ -50,7 +51,7 @@ mediapipe-models: $(STAMP)  ## MediaPipe's .tflite models + a portrait photo int
 info: $(STAMP)  ## params, MACs and attention blocks of every model
 	$(BIN)/edgevit info
 
-train: $(STAMP)  ## train edgevit_xs (and the MobileNetV2 baseline, same recipe) on the embedded digits (DATA=glyphs: the hard set)
+train: $(STAMP)  ## train edgevit_wear (and the MobileNetV2 baseline, same recipe) on the embedded digits (DATA=glyphs: the hard set)
 	$(TRAIN_CMD)
 
 $(CKPT): | $(STAMP)

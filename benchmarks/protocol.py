@@ -34,7 +34,7 @@ RECIPE = ("--data", "glyphs", "--img-size", "64", "--epochs", "40", "--threads",
 LRS = (1e-3, 2e-3, 4e-3)
 SEEDS = (0, 1, 2)
 REFERENCE = "mobilenetv2_100"
-COMPARED = ("mobilenetv2_100", "mobilenetv3_large_100")   # + the search's winner, once registered (--models)
+COMPARED = ("edgevit_wear", "mobilenetv2_100", "mobilenetv3_large_100")   # the search's winner first
 CONVERGED_PP = 1.0
 ALPHA = 0.05
 

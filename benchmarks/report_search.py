@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmarks.protocol import COMPARED
+
 __all__ = ["newest_search", "newest_protocol", "search_section", "TABLE_TARGET", "GOAL_RATIO"]
 
 TABLE_TARGET = 0.03     # summed prediction vs whole-model count
@@ -221,6 +223,14 @@ def search_section(out: Path) -> list[str]:
     return lines
 
 
+def _registered(trained: list[dict]) -> dict:
+    """Trained designs that are registered family members: {design name: model name}."""
+    from search.space import KNOWN
+
+    names = {d.name: m for m, d in KNOWN.items()}
+    return {t["design"]: names[t["design"]] for t in trained if t["design"] in names}
+
+
 def _goal_lines(s: dict, p: dict) -> list[str]:
     """The goal: a registered edgevit model at <= 0.8x MobileNetV2's projected int8 latency on both wearables
     and more accurate than MobileNetV2 by a margin the protocol resolves."""
@@ -230,16 +240,20 @@ def _goal_lines(s: dict, p: dict) -> list[str]:
     if resolved:
         return [head, "", f"- **met** by {', '.join(resolved)} (see the protocol above)."]
     best = max(fits, key=lambda t: t["val_acc"], default=None)
-    lead = (f"the best trained design within budget so far is `{best['design']}` (proxy validation "
+    registered = _registered(s["trained"])
+    lead = (f"the best trained design within budget is `{best['design']}` (proxy validation "
             f"{_pct(best['val_acc'])}, " + ", ".join(f"{k} {v['ratio']:.2f}x" for k, v in best["latency"].items()) +
-            " MobileNetV2's projected int8 latency)") if best else "no trained design within budget yet"
-    done = sum(len(m["seeds"]) for m in p["models"].values())
+            " MobileNetV2's projected int8 latency at 224)" +
+            (f", registered as **{registered[best['design']]}** (edgevit/models/efficientformer.py SIZES, with "
+             "its origin), the model `make demo` trains" if best["design"] in registered else "")
+            ) if best else "no trained design within budget yet"
+    done = {m: len(r["seeds"]) for m, r in p["models"].items()}
     return [head, "",
-            f"- **Not judged yet**: {lead}; the protocol holds {done} of the seed runs it needs "
-            f"({len(p['seeds'])} per compared model, after a {len(p['lrs'])}-rate sweep each). The latency side is "
-            "not what binds: the table shows designs at 0.5-0.8x MobileNetV2 on both cores (edgevit_xxs 0.59x / "
-            "0.51x); the question is accuracy under a recipe that converges, which the protocol answers.",
-            f"- Next step: run the search to its target of trained designs (`make bench-search` runs it; "
-            f"{len(s['trained'])} are trained so far, 6-10 min each at 1 thread here), register its winner in the "
-            "family's table, and run `make bench-protocol` with it beside MobileNetV2 and MobileNetV3-Large "
-            "(about 15 trainings of 45-55 min each at 1 thread)."]
+            f"- **Not judged yet**: {lead}. The protocol holds " +
+            ", ".join(f"{m} {n} of {len(p['seeds'])} seed runs" for m, n in done.items()) +
+            f" (each after a {len(p['lrs'])}-rate sweep). The latency side is not what binds: the table shows designs "
+            "at 0.5-0.8x MobileNetV2 on both cores (edgevit_xxs 0.59x / 0.51x); the question is accuracy under a "
+            "recipe that converges, which the protocol answers.",
+            "- Next step: `make bench-protocol` (resumable; it compares " + ", ".join(COMPARED) + ": about 15 "
+            "trainings of 45-55 min each at 1 thread on an idle host, three to four times that while other work "
+            "shares the two cores)."]

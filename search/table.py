@@ -26,6 +26,7 @@ import numpy as np
 
 from contract.errors import UserError
 from contract.files import write_json
+from edgevit.models.efficientformer import SIZES
 from edgevit.sizes import check_img_size
 from search.space import CHOICES, Design, Part, all_parts, design_from_params
 
@@ -37,8 +38,8 @@ SCHEMA = "edgevit.latency-table/1"
 DEFAULT_CORES = ("cortex-a53", "cortex-a55", "cortex-a76")
 GLYPH_CLASSES = 62     # the proxy task (edgevit.data.glyphs); the 224 rows use ImageNet's 1000
 # whole models counted beside the parts: the budget's baselines and the reference points of a search
-MODELS = ("mobilenetv2_100", "mobilenetv3_large_100", "mobilenetv3_small_100", "mobilenetv1_100", "edgevit_xxs",
-          "edgevit_xs", "edgevit_s")
+MODELS = ("mobilenetv2_100", "mobilenetv3_large_100", "mobilenetv3_small_100", "mobilenetv1_100",
+          *(f"edgevit_{size}" for size in SIZES))   # every registered family member, the searched ones too
 INVOKES = 2            # steady invokes counted per part (counts are deterministic: 2 shows they repeat)
 BATCH = 24             # parts per guest run
 

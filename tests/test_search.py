@@ -230,3 +230,14 @@ def test_design_params_round_trip():
     rng = random.Random(3)
     for d in [*KNOWN.values(), *(random_design(rng) for _ in range(20))]:
         assert design_from_params(d.params()) == d
+
+
+def test_every_registered_model_is_counted_whole_in_the_committed_table():
+    """A family member registered (a search's winner) without `make latency-table` could not be projected."""
+    from search.table import MODELS, load_table, model_count
+
+    table = load_table()
+    for core in ("cortex-a53", "cortex-a55", "cortex-a76"):
+        for img in table["img_sizes"]:
+            for name in MODELS:
+                assert model_count(name, img, core, table) > 0

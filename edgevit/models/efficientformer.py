@@ -46,6 +46,12 @@ SIZES = {
     "xxs": Size((24, 48, 96, 160), (1, 2, 4, 3), (0, 0, 0, 2), 4, origin=HAND_TUNED),
     "xs": Size((32, 64, 128, 192), (1, 2, 6, 4), (0, 0, 0, 2), 4, origin=HAND_TUNED),
     "s": Size((32, 64, 160, 256), (1, 2, 8, 4), (0, 0, 0, 2), 5, origin=HAND_TUNED),
+    # the wearables' model: found by `edgevit search` on the latency table of the A53 and A55 (BENCHMARKS.md, Search)
+    "wear": Size((24, 32, 160, 160), (2, 2, 3, 5), (0, 0, 0, 3), 4, mlp_ratio=3,
+                 origin="edgevit search 2026-11-30, trial 23 (w24-32-160-160_d2-2-3-5_a0-3_m3_h4): the most accurate "
+                        "of the trained designs (glyphs proxy, validation fonts) within 0.8x MobileNetV2's projected "
+                        "int8 latency on the smartwatch's Cortex-A53 (0.72x) and the glasses' Cortex-A55 (0.61x) at "
+                        "224x224"),
 }
 # At most 5 heads: the block-diagonal operands concatenate one copy per head, and XNNPACK takes a
 # CONCATENATION of at most 5 inputs (6 heads left four concats outside the delegate in int8).
@@ -274,6 +280,13 @@ def edgevit_xxs(*, num_classes: int = 1000, img_size: int = 224, **kwargs) -> Ed
 def edgevit_xs(*, num_classes: int = 1000, img_size: int = 224, **kwargs) -> EdgeViT:
     """EfficientFormerV2-S0 class: <= 3.6 M params, <= 0.45 GMACs at 224x224."""
     return _build("xs", num_classes, img_size, **kwargs)
+
+
+@register_model
+def edgevit_wear(*, num_classes: int = 1000, img_size: int = 224, **kwargs) -> EdgeViT:
+    """Searched on the wearables' cores (SIZES["wear"].origin): narrow early stages, a deep 7x7 stage with three
+    attention blocks; 1.9 M params at 224x224."""
+    return _build("wear", num_classes, img_size, **kwargs)
 
 
 @register_model
