@@ -81,7 +81,8 @@ def _search_lines(s: dict) -> list[str]:
              f"(projected from the table, 1 thread); proxy training {recipe['data']} {recipe['img_size']}x"
              f"{recipe['img_size']}, {recipe['epochs']} epochs, lr {recipe['lr']:g}, validation fonts decide. "
              f"Trials: {', '.join(f'{n} {k}' for k, n in sorted(states.items()))} (pruned = over budget or not full "
-             "int8, never trained; the reason is in each trial's row" + ("" if s.get("finished", True) else
+             "int8, never trained; the reason is in each trial's row; fail = interrupted, a stopped worker or a "
+             "Ctrl-C, and its design trained again in a later trial" + ("" if s.get("finished", True) else
                                       "; the search was stopped before its target number of trained designs: "
                                       "`edgevit search` on the same folder continues it") + ").", ""]
     for prof in budget["profiles"]:
@@ -125,10 +126,24 @@ def layout_lines(trained: list[dict], recipe: dict) -> list[str]:
              if abs(mean(top, f) - mean(rest, f)) >= 0.25 * max(abs(mean(rest, f)), 1e-9) or "attention" in name]
     best = ranked[0]["val_acc"]
     noise = 100 * (best * (1 - best) / max(recipe.get("val_images", 744), 1)) ** 0.5
+    pairs = []   # designs that differ only in their attention blocks: what attention buys, on each core
+    for a in trained:
+        for b in trained:
+            pa, pb = a["params"], b["params"]
+            if pa["vit2"] + pa["vit3"] > pb["vit2"] + pb["vit3"] and \
+                    all(pa[k] == pb[k] for k in pa if k not in ("vit2", "vit3", "heads")):
+                cost = ", ".join(f"{p} +{a['latency'][p]['ratio'] - b['latency'][p]['ratio']:.2f}x"
+                                 for p in a["latency"])
+                pairs.append(f"`{a['design']}` against `{b['design']}`: {100 * (a['val_acc'] - b['val_acc']):+.1f} pp "
+                             f"proxy accuracy for {cost} of MobileNetV2's latency")
     return [f"The {len(top)} most accurate of {len(trained)} trained designs against the rest (means): "
             + "; ".join(cells) + ". One proxy accuracy carries about +-" + f"{noise:.1f} pp of binomial noise (one "
             "standard deviation on the validation split), so neighbours on the front within ~2x that are not "
-            "resolved; the layout trend, not the exact ranking, is the result.", ""]
+            "resolved; the layout trend, not the exact ranking, is the result.", "",
+            *([f"Where attention pays (trained designs that differ only in their attention blocks): "
+               f"{'; '.join(pairs)}. "
+               f"The difference of two proxy accuracies carries about +-{noise * 2 ** 0.5:.1f} pp (one standard "
+               "deviation): read these as costs measured exactly and gains measured roughly.", ""] if pairs else [])]
 
 
 def _protocol_lines(p: dict, rel: Path) -> list[str]:

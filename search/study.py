@@ -102,6 +102,7 @@ def _folder_study_name(cfg: SearchConfig, storage) -> str:
 def open_study(cfg: SearchConfig):
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)   # not "Using an existing study" on every load
     storage = study_storage(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=8)
     for attempt in range(5):
