@@ -21,7 +21,8 @@ from pathlib import Path
 
 from contract.files import atomic_write, sha256_file
 
-__all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "file_facts", "tree_files", "ownership"]
+__all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
+           "file_facts", "tree_files", "ownership"]
 
 MANIFEST = ".edgevit-output.json"
 FORMAT = 2
@@ -72,6 +73,21 @@ def write_manifest(folder: Path, files: dict[str, dict]) -> None:
     atomic_write(folder / MANIFEST, lambda p: p.write_text(text))
 
 
+def manifest_bytes(folder: Path) -> bytes | None:
+    """The manifest file as it is (to put back byte for byte when a replacement is undone)."""
+    try:
+        return (folder / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def restore_manifest(folder: Path, data: bytes | None) -> None:
+    if data is None:
+        (folder / MANIFEST).unlink(missing_ok=True)
+    else:
+        atomic_write(folder / MANIFEST, lambda p: p.write_bytes(data))
+
+
 def tree_files(folder: Path) -> list[str]:
     """Every entry below `folder` that is not a folder (files, symlinks, special files; a symlink to a
     folder is not followed), relative and '/'-separated, the manifest excluded."""
@@ -89,6 +105,7 @@ class Ownership:
     """Who owns what in an output folder, for one command (`kind`)."""
     kind: str
     manifest: dict[str, dict] = field(default_factory=dict)   # every command's entries
+    raw: bytes | None = None                                   # the manifest file as it was
     owned: list[str] = field(default_factory=list)            # this command's files, unchanged since
     foreign: list[str] = field(default_factory=list)          # everything else below the folder
     changed: list[str] = field(default_factory=list)          # this command's files that were changed since
@@ -100,7 +117,7 @@ class Ownership:
 
 def ownership(folder: Path, kind: str) -> Ownership:
     """Which files below `folder` are `kind`'s own (listed under it, same size and sha256, a regular file)."""
-    own = Ownership(kind=kind, manifest=read_manifest(folder))
+    own = Ownership(kind=kind, manifest=read_manifest(folder), raw=manifest_bytes(folder))
     for rel in tree_files(folder):
         facts = own.manifest.get(rel)
         path = folder / rel

@@ -30,7 +30,16 @@ import tempfile
 from pathlib import Path
 
 from contract.errors import UserError
-from contract.manifest import MANIFEST, Ownership, file_facts, ownership, read_manifest, tree_files, write_manifest
+from contract.manifest import (
+    MANIFEST,
+    Ownership,
+    file_facts,
+    ownership,
+    read_manifest,
+    restore_manifest,
+    tree_files,
+    write_manifest,
+)
 
 __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "publish", "discard", "folder_lock",
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
@@ -152,7 +161,7 @@ def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
     except BaseException:
         _move_all(moved_new, out, staging, [])
         _move_all(moved_old, backup, out, [])
-        write_manifest(out, own.manifest)
+        restore_manifest(out, own.raw)
         raise
     finally:
         shutil.rmtree(backup, ignore_errors=True)
@@ -242,7 +251,7 @@ class InPlace:
         _prune_dirs(self.out, list(self.files))
         moved = tree_files(self.backup)
         _move_all([rel for rel in moved if not (self.out / rel).exists()], self.backup, self.out, [])
-        write_manifest(self.out, self.earlier.manifest)
+        restore_manifest(self.out, self.earlier.raw)
 
 
 @contextlib.contextmanager
@@ -256,9 +265,11 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     backup = None
     if own and not resume and (own.owned or own.foreign):
         if not force:
-            raise UserError(f"{out} already holds {'an earlier ' + kind if own.owned else 'files'} "
-                            f"({own.describe(own.owned or own.foreign)}); continue it with --resume, start over "
-                            "with --force (replaces only its own files), or choose another --out")
+            held = (f"an earlier {kind} ({own.describe(own.owned)})" if own.owned else "") + \
+                (" and " if own.owned and own.foreign else "") + \
+                (f"files it did not write ({own.describe(own.foreign)})" if own.foreign else "")
+            raise UserError(f"{out} already holds {held}; continue it with --resume, start over with --force "
+                            "(replaces only the earlier run's own files, keeps yours), or choose another --out")
         check_output_folder(out, kind=kind, force=True, expect=expect)
         with deferred_signals():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))

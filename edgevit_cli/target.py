@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from contract.outputs import check_output_file, publish_file
     from device_sim.target.runner import check_env, find_env
 
+    inputs = tuple(p for p in (args.artifact, args.samples) if p)
+    json_out = check_output_file(args.json, kind="target", force=args.force, inputs=inputs) if args.json else None
     env = find_env(args.arm_dir)
     if args.check:
         print(check_env(env))
@@ -36,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give an export folder, e.g. edgevit target artifacts/edgevit_xs-digits/int8 --cpu cortex-a53")
     if args.images < 1 or args.invokes < 1:
         raise UserError("--images and --invokes must be >= 1")
-    inputs = tuple(p for p in (args.artifact, args.samples) if p)
-    json_out = check_output_file(args.json, kind="target", force=args.force, inputs=inputs) if args.json else None
     from device_sim.target.fidelity import target_report
 
     rep = target_report(env, args.artifact, cpu=args.cpu, samples=Path(args.samples) if args.samples else None,
