@@ -121,10 +121,8 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
     new = {rel: file_facts(staging / rel, kind) for rel in tree_files(staging)}
     try:
         with deferred_signals():
-            if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+            if not out.exists() and not out.is_symlink():     # an existing folder (maybe the cwd) stays
                 write_manifest(staging, new)
-                if out.exists():
-                    out.rmdir()
                 os.replace(staging, out)
                 return
             own = check_output_folder(out, kind=kind, force=force, option=option)
