@@ -43,7 +43,8 @@ from contract.manifest import (
 
 __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "publish", "discard", "folder_lock",
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
-           "remove_outputs"]
+           "remove_outputs", "record_outputs", "unchanged_outputs",
+           "writers_in_turn"]
 
 _LOCK_SUFFIX = ".lock"
 
@@ -231,10 +232,7 @@ class InPlace:
 
     def record(self, *paths: Path) -> None:
         """Adds these files (as they are now) to the manifest as this command's."""
-        for path in paths:
-            rel = Path(path).resolve().relative_to(self.out).as_posix()
-            self.files[rel] = file_facts(self.out / rel, self.kind)
-        write_manifest(self.out, {**read_manifest(self.out), **self.files})
+        self.files.update(record_outputs(self.out, self.kind, *paths))
 
     def checkpointed(self) -> None:
         """The new output is worth keeping from now on, even if interrupted (a resumable checkpoint)."""
@@ -288,6 +286,43 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     finally:
         if backup is not None and not left:
             shutil.rmtree(backup, ignore_errors=True)
+
+
+def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
+    """Records files a command just wrote into `folder` (as they are now) in its manifest as `kind`'s;
+    for commands that write in place (train, search). Returns their entries."""
+    folder = resolve_out(folder)
+    files = {}
+    for path in paths:
+        rel = resolve_out(path).relative_to(folder).as_posix()
+        files[rel] = file_facts(folder / rel, kind)
+    write_manifest(folder, {**read_manifest(folder), **files})
+    return files
+
+
+@contextlib.contextmanager
+def writers_in_turn(folder: Path):
+    """For commands whose workers share a folder (search): one at a time writes a file and records it
+    (a lock on the folder itself, so the manifest always holds the last writer's checksum)."""
+    import fcntl
+
+    fd = os.open(resolve_out(folder), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def unchanged_outputs(folder: Path, kind: str, names: tuple[str, ...]) -> list[str]:
+    """Of `names` present in `folder`, those that are not `kind`'s unchanged files (a command that rewrites
+    them in place must not); a folder whose manifest lists nothing of `kind` (written before manifests)
+    is taken as it is."""
+    manifest = read_manifest(resolve_out(folder))
+    if not any(f.get("kind") == kind for f in manifest.values()):
+        return []
+    own = ownership(resolve_out(folder), kind)
+    return [n for n in names if (folder / n).exists() and n not in own.owned]
 
 
 def check_output_file(path: str | Path, *, kind: str, force: bool = False, inputs: tuple = (),

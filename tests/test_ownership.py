@@ -220,6 +220,22 @@ def test_make_clean_removes_only_what_make_targets_wrote(tmp_path):
     assert not (tmp_path / "runs/demo-ar-glasses").exists()
 
 
+def test_search_records_its_files_and_refuses_to_rewrite_an_edited_one(tmp_path):
+    from contract.outputs import record_outputs
+    from edgevit_cli.search import MARKER, OUTPUT_KIND, _check_folder
+
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"kind": "edgevit-search"}))
+    (out / "trials.csv").write_text("design,val_acc\n")
+    _check_folder(out)                                   # a search folder from before manifests: as it is
+    record_outputs(out, OUTPUT_KIND, out / MARKER, out / "trials.csv")
+    _check_folder(out)
+    (out / "trials.csv").write_text("design,val_acc,my column\n")
+    with pytest.raises(UserError, match="trials.csv changed since"):
+        _check_folder(out)
+
+
 # --- the commands ----------------------------------------------------------------------------------------------
 
 def _plant(folder: Path) -> dict[str, str]:
