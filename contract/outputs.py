@@ -81,7 +81,7 @@ def check_output_folder(out: str | Path, *, kind: str, force: bool = False, prot
         if _inside(real, out) and not force:
             raise UserError(f"{option} {out} holds {real.name}, the input of this command; choose another "
                             f"{option} (or --force to write beside it, replacing only an earlier {kind} output)")
-        if any(_inside(out / rel, real) for rel in own.owned):
+        if any(out / rel == real for rel in own.owned):
             raise UserError(f"{option} {out}: replacing the earlier {kind} output there would remove "
                             f"{real}, the input of this command; choose another {option}")
     if own.foreign and not force:

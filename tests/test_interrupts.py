@@ -53,6 +53,22 @@ def test_interrupted_simulation_writes_a_partial_report(tiny_export, tmp_path, s
     assert [p.name for p in tmp_path.iterdir()] == ["sim"], "no staging folder or lock left behind"
 
 
+def test_ctrl_c_reaches_the_child_when_the_tests_run_as_a_background_job(tiny_export, tmp_path):
+    """`make test &`: the shell starts pytest with SIGINT ignored and children inherit that; start_cli
+    gives its child the default disposition back, so the interrupt tests hold on any machine."""
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)          # as a background job's pytest has it
+    try:
+        proc = start_cli("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
+                         "--no-video", "--out", str(tmp_path / "sim"))
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    _wait_for(proc, "simulating")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+
+
 def _tagged_processes(tag: str) -> list[str]:
     """Processes (any descendant of a child we started, even one re-parented after its parent died) whose
     environment carries `tag`: this test's own process tree, never another export on the machine."""
