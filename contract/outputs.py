@@ -43,6 +43,7 @@ from contract.manifest import (
 
 __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "publish", "discard", "folder_lock",
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
+           "HeldSignals",
            "remove_outputs", "record_outputs", "unchanged_outputs",
            "writers_in_turn"]
 
@@ -187,30 +188,44 @@ def _prune_dirs(out: Path, removed: list[str]) -> None:
             d.rmdir()
 
 
+class HeldSignals:
+    """From construction until `release()`, Ctrl-C and SIGTERM are held, then delivered (main thread only;
+    elsewhere a no-op). For a hold that spans functions: the frame loop starts one when the first Ctrl-C
+    stops it, and simulate releases it once the partial result is published."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.held: list[int] = []
+        self.saved = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if handler not in (signal.SIG_IGN, None):
+                self.saved[sig] = handler
+                signal.signal(sig, lambda signum, frame: self.held.append(signum))
+
+    def release(self) -> None:
+        import signal
+
+        saved, self.saved = self.saved, {}
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if self.held and self.held[0] in saved:
+            _deliver(self.held[0], saved[self.held[0]])
+
+
 @contextlib.contextmanager
 def deferred_signals():
-    """Ctrl-C and SIGTERM that arrive inside the block are held and delivered when it ends (main thread
-    only; elsewhere a no-op), so a swap or a last write is never cut in half."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    saved = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(sig)
-        if handler not in (signal.SIG_IGN, None):
-            saved[sig] = handler
-            signal.signal(sig, lambda signum, frame: held.append(signum))
+    """Ctrl-C and SIGTERM that arrive inside the block are held and delivered when it ends, so a swap or a
+    last write is never cut in half."""
+    hold = HeldSignals()
     try:
         yield
     finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        if held:
-            _deliver(held[0], saved[held[0]])
+        hold.release()
 
 
 def _deliver(sig: int, handler) -> None:

@@ -76,17 +76,20 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
     memory["after_allocate_mb"] = rss_mb()
     cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
                       samples=pack or Path(SAMPLE_PACK), labels=[] if spec else loaded.labels, seed=seed)
+    held = []    # the frame loop holds further Ctrl-C once the first stopped it; released when written
     try:
         with folder_lock(out, what="simulation"):
             work = _make_work(loaded, spec, profile, log)
             result, report = _run(work, cam, profile, memory, threads=threads, duration_s=duration_s,
                                   max_frames=max_frames, max_speed=max_speed, progress=progress,
-                                  max_bad_frames=max_bad_frames, log=log)
+                                  max_bad_frames=max_bad_frames, log=log, held=held)
             video = video and result.interrupted is None   # an interrupted run is written at once
             _publish_outputs(out, report, result.records, cam, work, profile, plots=plots, video=video,
                              force=force, log=log)
     finally:
         cam.close()
+        for hold in held:
+            hold.release()
     _print_summary(report, profile, log)
     if result.interrupted is not None:
         raise result.interrupted
@@ -106,7 +109,7 @@ def _make_work(loaded, spec, profile, log):
 
 
 def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
-         progress: bool, max_bad_frames: int, log):
+         progress: bool, max_bad_frames: int, log, held: list):
     mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
     timing = work.timing
     log(f"simulating {work.name} [{work.format}] on {profile.name}: "
@@ -117,6 +120,8 @@ def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_fram
     expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
     result = _loop_with_progress(work, cam, profile, expected, progress, duration_s=duration_s,
                                  max_frames=max_frames, max_speed=max_speed, max_bad_frames=max_bad_frames)
+    if result.held_signals is not None:
+        held.append(result.held_signals)
     if not result.records:
         if result.interrupted is not None:
             raise result.interrupted

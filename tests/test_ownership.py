@@ -355,11 +355,28 @@ def test_a_run_locked_through_another_path_is_refused(tiny_run, tmp_path):
     assert_unchanged(before, run, "locked run")
 
 
-def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(tiny_export, tmp_path):
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """A 3-class conv net exported to fp32 with a sample pack (seconds, no training)."""
+    import torch
+    from torch import nn
+
+    from export.converter import convert
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    out = tmp_path_factory.mktemp("small_export") / "art"
+    convert(model, torch.zeros(1, 3, 32, 32), out_dir=out, formats="fp32", verbose=False,
+            sample_pack=(images, np.zeros(16, np.int64)))
+    return out
+
+
+def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tmp_path):
     """Data loss 8: a second Ctrl-C shortly after the first (while the partial result is written) left no
     output folder at all."""
     out = tmp_path / "sim"
-    proc = start_cli("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
+    proc = start_cli("simulate", "--model", str(small_export / "fp32"), "--duration", "10", "--core", "host",
                      "--out", str(out))
     for line in proc.stdout:
         if "simulating" in line:
