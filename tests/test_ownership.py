@@ -316,13 +316,13 @@ def test_train_force_with_a_diverging_lr_leaves_the_old_run_byte_identical(tiny_
     assert snapshot(out).keys() == before.keys() and _beside(tmp_path) == ["run"], "nothing added, nothing beside"
 
 
-def test_a_symlinked_out_is_written_through_and_stays_a_link(tiny_export, tmp_path):
+def test_a_symlinked_out_is_written_through_and_stays_a_link(small_export, tmp_path):
     """Data loss 6: a symlinked --out was replaced by a real folder (or, linked to an empty folder, the
     finished run failed with 'Not a directory')."""
     target, link = tmp_path / "target", tmp_path / "link"
     target.mkdir()
     link.symlink_to(target, target_is_directory=True)
-    args = ["simulate", "--model", str(tiny_export / "int8"), "--frames", "5", "--max-speed", "--no-video",
+    args = ["simulate", "--model", str(small_export / "fp32"), "--frames", "5", "--max-speed", "--no-video",
             "--out", str(link)]
     for _ in range(2):
         proc = run_cli(*args)
@@ -393,7 +393,7 @@ def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tm
     assert _beside(tmp_path) == ["sim"], "no staging folder or lock left behind"
 
 
-def test_ctrl_c_while_simulate_writes_its_outputs_publishes_the_report(tiny_export, tmp_path, monkeypatch):
+def test_ctrl_c_while_simulate_writes_its_outputs_publishes_the_report(small_export, tmp_path, monkeypatch):
     """Data loss 8: a Ctrl-C during the plots or the video (after the loop) lost the whole run."""
     import device_sim.simulate as sim
     from device_sim.profiles import load_profile
@@ -406,7 +406,7 @@ def test_ctrl_c_while_simulate_writes_its_outputs_publishes_the_report(tiny_expo
     profile = sim.apply_overrides(load_profile("ar-glasses"), core="host")
     out = tmp_path / "sim"
     with pytest.raises(KeyboardInterrupt):
-        sim.simulate(tiny_export / "int8", profile, out=out, max_frames=8, max_speed=True, progress=False,
+        sim.simulate(small_export / "fp32", profile, out=out, max_frames=8, max_speed=True, progress=False,
                      log=lambda *a: None)
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True and report["stop_reason"] == "interrupted"
