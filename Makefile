@@ -111,5 +111,8 @@ test-slow: $(STAMP)  ## only the slow tests (full training, every variant throug
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract tests benchmarks scripts
 
-clean:  ## remove runs/, artifacts/ and caches (keeps .venv, .arm and .models)
-	rm -rf runs artifacts .pytest_cache .ruff_cache
+# Only what these targets wrote, file by file from their manifests (contract.outputs): a run or export
+# you made yourself under runs/ or artifacts/, or a file you put into one of these folders, stays.
+clean:  ## remove what train/export/demo/face-demo wrote (by their manifests) and caches (keeps .venv, .arm, .models)
+	$(PYTHON) -m contract.outputs clean $(RUN) $(ART) $(DEMO_OUT) runs/face-demo-$(PROFILE)
+	rm -rf .pytest_cache .ruff_cache

@@ -1,74 +1,108 @@
-"""Output folders that never lose a user's files.
+"""Output folders and files that never lose a user's file: the one place that decides what a command may
+replace, and that replaces it.
 
-Every command that writes a folder (export, simulate) builds it in a staging folder beside the target
-and swaps it in whole with `publish`. The folder then holds a manifest (`.edgevit-output.json`: which
-command wrote which entries). Before any work, `check_output_folder` decides whether the target may
-be replaced:
-- it does not exist, or is empty: yes;
-- it holds an earlier output of the same command and nothing else: yes, replaced whole;
-- it holds anything the command did not write (a user's file, a checkpoint, another command's
-  output, a folder without a manifest): no, unless force=True; with force only the earlier output's
-  own entries are replaced and everything else stays.
-`folder_lock` keeps two runs from writing into the same folder at once.
+Every command that writes a folder records exactly the files it wrote in the folder's manifest
+(contract.manifest: path, size, sha256, command). Replacing a folder removes only files listed there
+under the same command and unchanged since; anything else anywhere in the tree (a user's file, a file the
+user edited, another command's file, a symlink) is kept, and without force its presence refuses the run
+(`check_output_folder`, one line naming it). force means "replace my earlier outputs", never "delete
+yours": a file of the user's where the command must write refuses the run even with force.
+
+- `resolve_out`: the path a command works on, symlinks followed, so a symlinked --out writes into its
+  target (and stays a symlink) and the lock is keyed by the real folder.
+- `make_staging` / `publish` / `discard`: export, simulate and quant-report build their results in a
+  staging folder and swap them in only when they are complete; a failure restores what was there.
+- `written_in_place`: train writes into its folder as it goes; with force the earlier run is moved aside
+  and restored if the new run fails or is interrupted before its first checkpoint.
+- `check_output_file` / `publish_file`: single-file outputs (`--json`) refuse a file they did not write
+  unless force, and never write over an input of the same command.
+- `deferred_signals`: Ctrl-C / SIGTERM wait until a swap is complete, so an interrupt at any moment leaves
+  either the old outputs or the new ones, never a mix or nothing.
+- `folder_lock`: two runs never write the same folder at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.manifest import (
+    MANIFEST,
+    Ownership,
+    file_facts,
+    ownership,
+    read_manifest,
+    restore_manifest,
+    tree_files,
+    write_manifest,
+)
 
-__all__ = ["MANIFEST", "check_output_folder", "make_staging", "publish", "folder_lock", "discard", "FolderBusy"]
+__all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "publish", "discard", "folder_lock",
+           "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
+           "HeldSignals",
+           "remove_outputs", "record_outputs", "unchanged_outputs",
+           "writers_in_turn"]
 
-MANIFEST = ".edgevit-output.json"
 _LOCK_SUFFIX = ".lock"
 
 
-def _manifest(folder: Path) -> dict | None:
+def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
+    """The real path of an output (symlinks followed, `.` and `..` resolved): what is locked and written."""
     try:
-        data = json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("entries"), list) else None
+        real = Path(out).expanduser().resolve()
+    except (OSError, RuntimeError) as e:
+        raise UserError(f"{option} {out} cannot be resolved ({e}); choose another {option}") from None
+    if real == real.parent:
+        raise UserError(f"{option} {out} is the file system's root; choose a folder for the results")
+    return real
 
 
-def _foreign(folder: Path, kind: str) -> tuple[list[str], dict | None]:
-    """(entries the command `kind` did not write, the earlier manifest of that kind or None)."""
-    manifest = _manifest(folder)
-    earlier = manifest if manifest and manifest.get("kind") == kind else None
-    ours = set(earlier["entries"]) if earlier else set()
-    names = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
-    return [n for n in names if n not in ours], earlier
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
 
 
 def check_output_folder(out: str | Path, *, kind: str, force: bool = False, protect: tuple[Path, ...] = (),
-                        option: str = "--out") -> None:
-    """Raises UserError, before any work, when writing `kind` output to `out` could lose a file."""
-    out = Path(out)
+                        option: str = "--out", expect: tuple[str, ...] = ()) -> Ownership | None:
+    """Raises UserError, before any work, when writing `kind` output to `out` could lose a file: without
+    force when anything below `out` is not an unchanged earlier `kind` output; with force when a file
+    that is not (a protected input, or a user's file at a path in `expect`) would have to be replaced.
+    Returns the folder's Ownership (None when it does not exist)."""
+    out = resolve_out(out, option=option)
     if not out.exists():
-        return
+        return None
     if not out.is_dir():
         raise UserError(f"{option} {out} is a file, not a folder; choose another {option}")
+    own = ownership(out, kind)
     for p in protect:
-        if Path(p).resolve().parent == out.resolve() or out.resolve() in Path(p).resolve().parents:
-            if not force:
-                raise UserError(f"{option} {out} holds {Path(p).name}, the input of this command; choose another "
-                                f"{option} (or --force to write beside it, replacing only an earlier {kind} output)")
-    foreign, _ = _foreign(out, kind)
-    if foreign and not force:
-        shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
-        raise UserError(f"{option} {out} holds files this {kind} did not write ({shown}); choose another {option}, "
-                        f"or add --force to replace only an earlier {kind} output there and keep everything else")
+        real = resolve_out(p)
+        if _inside(real, out) and not force:
+            raise UserError(f"{option} {out} holds {real.name}, the input of this command; choose another "
+                            f"{option} (or --force to write beside it, replacing only an earlier {kind} output)")
+        if any(out / rel == real for rel in own.owned):
+            raise UserError(f"{option} {out}: replacing the earlier {kind} output there would remove "
+                            f"{real}, the input of this command; choose another {option}")
+    if own.foreign and not force:
+        raise UserError(f"{option} {out} holds files this {kind} did not write ({own.describe(own.foreign)}); "
+                        f"move them or choose another {option}, or add --force to replace only an earlier "
+                        f"{kind} output there and keep them")
+    clash = [rel for rel in own.foreign if any(e == rel or e.startswith(rel + "/") for e in expect)]
+    if clash:
+        raise _clash(out, kind, own, clash, option)
+    return own
+
+
+def _clash(out: Path, kind: str, own: Ownership, names: list[str], option: str) -> UserError:
+    return UserError(f"{option} {out}: this {kind} must write {own.describe(names)}, which it did not write "
+                     f"before; --force keeps such files, so move it away or choose another {option}")
 
 
 def make_staging(out: Path) -> Path:
-    """An empty staging folder beside `out` (same file system, so publish is a rename)."""
+    """An empty staging folder beside `out` (same file system, so publishing is renames)."""
+    out = resolve_out(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -80,49 +114,298 @@ def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def publish(staging: Path, out: Path, *, kind: str, force: bool = False) -> None:
-    """Swap the finished staging folder in as `out`: whole when `out` holds only an earlier output of
-    this kind; entry by entry, keeping every other file, when force allowed foreign files there."""
-    entries = sorted(p.name for p in staging.iterdir())
-    (staging / MANIFEST).write_text(json.dumps({"kind": kind, "entries": entries,
-                                                "written": datetime.now(UTC).isoformat(timespec="seconds")},
-                                               indent=2) + "\n")
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-        return
-    check_output_folder(out, kind=kind, force=force)   # it may have changed while we worked
-    foreign, earlier = _foreign(out, kind)
-    if not foreign:
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    _swap_entries(staging, out, old_entries=earlier["entries"] if earlier else [], new_entries=entries)
+def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option: str = "--out") -> None:
+    """Swap the finished staging folder in as `out`: the earlier `kind` output's own files go, every
+    other file stays, the manifest lists exactly the new files. Refuses (UserError, `out` untouched)
+    when a file that is not an earlier `kind` output stands where a new one goes. Ctrl-C waits until the
+    swap is done; a failure inside it puts the old files back. `staging` is gone afterwards."""
+    out = resolve_out(out, option=option)
+    new = {rel: file_facts(staging / rel, kind) for rel in tree_files(staging)}
+    try:
+        with deferred_signals():
+            if not out.exists() and not out.is_symlink():     # an existing folder (maybe the cwd) stays
+                write_manifest(staging, new)
+                os.replace(staging, out)
+                return
+            own = check_output_folder(out, kind=kind, force=force, option=option)
+            blocked = _blocked(out, own, new)
+            if blocked:
+                raise _clash(out, kind, own, blocked, option)
+            _swap(staging, out, own, new)
+    finally:
+        discard(staging)
 
 
-def _swap_entries(staging: Path, out: Path, *, old_entries: list[str], new_entries: list[str]) -> None:
+def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
+    """New files that cannot go in without replacing something not ours (or writing through a symlink)."""
+    owned = set(own.owned)
+    blocked = []
+    for rel in new:
+        path = out / rel
+        parents = [out / p for p in Path(rel).parents if str(p) != "."]
+        if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents):
+            blocked.append(rel)
+        elif (path.exists() or path.is_symlink()) and rel not in owned:
+            blocked.append(rel)
+    return blocked
+
+
+def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
+    """Old own files -> a backup beside `out`, new files -> `out`, manifest; undone on any failure."""
     backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
     moved_old, moved_new = [], []
     try:
-        for name in [*old_entries, MANIFEST, *new_entries]:
-            if (out / name).exists() and name not in moved_old:
-                os.replace(out / name, backup / name)
-                moved_old.append(name)
-        for name in [*new_entries, MANIFEST]:
-            os.replace(staging / name, out / name)
-            moved_new.append(name)
+        _move_all(own.owned, out, backup, moved_old)
+        _move_all(list(new), staging, out, moved_new)
+        write_manifest(out, _merged(own, new))
     except BaseException:
-        for name in moved_new:
-            os.replace(out / name, staging / name)
-        for name in moved_old:
-            os.replace(backup / name, out / name)
+        _move_all(moved_new, out, staging, [])
+        _move_all(moved_old, backup, out, [])
+        restore_manifest(out, own.raw)
         raise
     finally:
         shutil.rmtree(backup, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
+    _prune_dirs(out, own.owned)
+
+
+def _merged(own: Ownership, new: dict) -> dict:
+    """The manifest after a swap: other commands' entries as they were, this command's = the new files."""
+    return {**{rel: f for rel, f in own.manifest.items() if f.get("kind") != own.kind}, **new}
+
+
+def _move_all(names: list[str], src: Path, dst: Path, done: list[str]) -> None:
+    for rel in names:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src / rel, dst / rel)
+        done.append(rel)
+
+
+def _prune_dirs(out: Path, removed: list[str]) -> None:
+    """Folders that held only removed files and are now empty go too (a user's empty folder stays)."""
+    dirs = {out / p for rel in removed for p in Path(rel).parents if str(p) != "."}
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+class HeldSignals:
+    """From construction until `release()`, Ctrl-C and SIGTERM are held, then delivered (main thread only;
+    elsewhere a no-op). For a hold that spans functions: the frame loop starts one when the first Ctrl-C
+    stops it, and simulate releases it once the partial result is published."""
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.held: list[int] = []
+        self.saved = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(sig)
+            if handler not in (signal.SIG_IGN, None):
+                self.saved[sig] = handler
+                signal.signal(sig, lambda signum, frame: self.held.append(signum))
+
+    def release(self) -> None:
+        import signal
+
+        saved, self.saved = self.saved, {}
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if self.held and self.held[0] in saved:
+            _deliver(self.held[0], saved[self.held[0]])
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """Ctrl-C and SIGTERM that arrive inside the block are held and delivered when it ends, so a swap or a
+    last write is never cut in half."""
+    hold = HeldSignals()
+    try:
+        yield
+    finally:
+        hold.release()
+
+
+def _deliver(sig: int, handler) -> None:
+    import signal
+
+    if callable(handler):
+        handler(sig, None)          # raises KeyboardInterrupt (or contract.errors.Terminated)
+    else:
+        signal.raise_signal(sig)    # SIG_DFL: what the signal would have done
+
+
+class InPlace:
+    """A command writing straight into its folder (train): `record` each file once written."""
+
+    def __init__(self, out: Path, kind: str, backup: Path | None, earlier: Ownership | None):
+        self.out, self.kind, self.backup, self.earlier = out, kind, backup, earlier
+        self.files: dict[str, dict] = {}
+        self.keep_on_interrupt = backup is None
+
+    def record(self, *paths: Path) -> None:
+        """Adds these files (as they are now) to the manifest as this command's."""
+        self.files.update(record_outputs(self.out, self.kind, *paths))
+
+    def checkpointed(self) -> None:
+        """The new output is worth keeping from now on, even if interrupted (a resumable checkpoint)."""
+        self.keep_on_interrupt = True
+
+    def _rollback(self) -> None:
+        """Removes what this run wrote (unchanged files only) and puts the earlier output back."""
+        for rel in self.files:
+            path = self.out / rel
+            if path.is_file() and not path.is_symlink() and file_facts(path, self.kind) == self.files[rel]:
+                path.unlink()
+        _prune_dirs(self.out, list(self.files))
+        moved = tree_files(self.backup)
+        _move_all([rel for rel in moved if not (self.out / rel).exists()], self.backup, self.out, [])
+        restore_manifest(self.out, self.earlier.raw)
+
+
+@contextlib.contextmanager
+def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False, expect: tuple[str, ...] = ()):
+    """For a command that writes into `out` as it goes. Without force or resume `out` must be new or empty
+    (besides a manifest). resume: continue, recording new files. force: the earlier `kind` output's own files
+    move to a backup beside `out` (everything else stays); the backup is restored if the block fails, or is
+    interrupted before `checkpointed()`, and removed once the block succeeds (or is interrupted after)."""
+    out = resolve_out(out)
+    own = ownership(out, kind) if out.is_dir() else None
+    backup = None
+    if own and not resume and (own.owned or own.foreign):
+        if not force:
+            held = (f"an earlier {kind} ({own.describe(own.owned)})" if own.owned else "") + \
+                (" and " if own.owned and own.foreign else "") + \
+                (f"files it did not write ({own.describe(own.foreign)})" if own.foreign else "")
+            raise UserError(f"{out} already holds {held}; continue it with --resume, start over with --force "
+                            "(replaces only the earlier run's own files, keeps yours), or choose another --out")
+        check_output_folder(out, kind=kind, force=True, expect=expect)
+        with deferred_signals():
+            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            _move_all(own.owned, out, backup, [])
+            write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
+            _prune_dirs(out, own.owned)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = InPlace(out, kind, backup, own)
+    left = []     # what could not go back (a path taken meanwhile) stays in the backup, beside `out`
+    try:
+        yield writer
+    except BaseException as e:
+        if backup is not None and not (isinstance(e, KeyboardInterrupt) and writer.keep_on_interrupt):
+            with deferred_signals():
+                writer._rollback()
+            left = tree_files(backup)
+        raise
+    finally:
+        if backup is not None and not left:
+            shutil.rmtree(backup, ignore_errors=True)
+
+
+def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
+    """Records files a command just wrote into `folder` (as they are now) in its manifest as `kind`'s;
+    for commands that write in place (train, search). Returns their entries."""
+    folder = resolve_out(folder)
+    files = {}
+    for path in paths:
+        rel = resolve_out(path).relative_to(folder).as_posix()
+        files[rel] = file_facts(folder / rel, kind)
+    write_manifest(folder, {**read_manifest(folder), **files})
+    return files
+
+
+@contextlib.contextmanager
+def writers_in_turn(folder: Path):
+    """For commands whose workers share a folder (search): one at a time writes a file and records it
+    (a lock on the folder itself, so the manifest always holds the last writer's checksum)."""
+    import fcntl
+
+    fd = os.open(resolve_out(folder), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def unchanged_outputs(folder: Path, kind: str, names: tuple[str, ...]) -> list[str]:
+    """Of `names` present in `folder`, those that are not `kind`'s unchanged files (a command that rewrites
+    them in place must not); a folder whose manifest lists nothing of `kind` (written before manifests)
+    is taken as it is."""
+    manifest = read_manifest(resolve_out(folder))
+    if not any(f.get("kind") == kind for f in manifest.values()):
+        return []
+    own = ownership(resolve_out(folder), kind)
+    return [n for n in names if (folder / n).exists() and n not in own.owned]
+
+
+def check_output_file(path: str | Path, *, kind: str, force: bool = False, inputs: tuple = (),
+                      option: str = "--json") -> Path:
+    """Before any work: the real path a single-file output (--json) may be written to. Refuses a folder,
+    an input of this command (or a file inside an input folder), and, without force, an existing file that
+    is not this command's unchanged earlier output."""
+    from contract.files import check_writable
+
+    real = resolve_out(path, option=option)
+    if real.is_dir():
+        raise UserError(f"{option} {path} is a folder; give a file path, e.g. {Path(path) / (kind + '.json')}")
+    for p in inputs:
+        src = resolve_out(p)
+        if real == src or (src.is_dir() and _inside(real, src) and real.exists()):
+            raise UserError(f"{option} {path} is an input of this command ({p}); write the results elsewhere")
+    check_writable(real.parent, option=option)
+    if (real.exists() or real.is_symlink()) and not force:
+        facts = read_manifest(real.parent).get(real.name)
+        if not (facts and facts.get("kind") == kind and file_facts(real, kind) == facts):
+            raise UserError(f"{option} {path} exists and was not written by an earlier {kind} (or was changed "
+                            f"since); choose another {option}, or add --force to overwrite it")
+    return real
+
+
+def publish_file(path: Path, text: str, *, kind: str) -> None:
+    """Writes `text` to the (checked) output file atomically and records it in its folder's manifest."""
+    from contract.files import atomic_write
+
+    with deferred_signals():
+        atomic_write(path, lambda p: p.write_text(text))
+        write_manifest(path.parent, {**read_manifest(path.parent), path.name: file_facts(path, kind)})
+
+
+def remove_outputs(folder: Path) -> list[str]:
+    """What `make clean` does: below `folder`, removes every file a manifest lists and that is unchanged
+    since (any command's), then the folders that emptied and manifests with nothing left; keeps
+    everything else. Returns the removed files."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    removed = []
+    for manifest in sorted(folder.rglob(MANIFEST), key=lambda p: len(p.parts), reverse=True):
+        top = manifest.parent
+        kinds = {f.get("kind") for f in read_manifest(top).values()}
+        owned = sorted({rel for kind in kinds for rel in ownership(top, kind).owned})
+        with deferred_signals():
+            for rel in owned:
+                (top / rel).unlink()
+            write_manifest(top, {rel: f for rel, f in read_manifest(top).items() if rel not in owned})
+            _prune_dirs(top, owned)
+        removed += [str(top / rel) for rel in owned]
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    return removed
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m contract.outputs clean PATH...`: remove_outputs on each PATH (make clean)."""
+    if len(argv) < 1 or argv[0] != "clean":
+        print("usage: python -m contract.outputs clean PATH...")
+        return 2
+    for path in argv[1:]:
+        gone = remove_outputs(Path(path))
+        if gone:
+            print(f"clean: {path}: removed {len(gone)} file(s) edgevit wrote"
+                  + ("" if not Path(path).exists() else "; the rest is not edgevit's and stays"))
+    return 0
 
 
 class FolderBusy(UserError):
@@ -131,11 +414,11 @@ class FolderBusy(UserError):
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, what: str):
-    """Exclusive lock on `folder` (a `.NAME.lock` file beside it, removed afterwards); a second run into
-    the same folder fails at once with a UserError instead of interleaving its files."""
+    """Exclusive lock on `folder`, keyed by its real path (a `.NAME.lock` file beside it, removed
+    afterwards); a second run into the same folder, by whatever path, fails at once with a UserError."""
     import fcntl
 
-    folder = Path(folder)
+    folder = resolve_out(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = folder.with_name(f".{folder.name}{_LOCK_SUFFIX}")
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -150,3 +433,9 @@ def folder_lock(folder: Path, *, what: str):
         with contextlib.suppress(OSError):
             lock.unlink()
         os.close(fd)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

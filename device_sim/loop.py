@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract.outputs import HeldSignals
 from device_sim.clock import sleep_until
 from device_sim.frames import FrameRecord, FrameTable
 from device_sim.memory import rss_mb
@@ -41,6 +42,7 @@ class LoopResult:
     wall_s: float
     bad_frames: list[str] = field(default_factory=list)   # corrupt frames the source delivered (skipped)
     interrupted: BaseException | None = None   # Ctrl-C / SIGTERM stopped the loop (re-raised by the caller)
+    held_signals: HeldSignals | None = None     # further Ctrl-C held from then on: the caller releases them
 
 
 @dataclass
@@ -114,6 +116,7 @@ class _Run:
         self.records = FrameTable()
         self.bad_frames: list[str] = []
         self.interrupted: BaseException | None = None
+        self.held_signals: HeldSignals | None = None
         self.t0 = time.perf_counter()
 
     def done(self, count: int) -> str:
@@ -170,7 +173,7 @@ class _Run:
         if self.interrupted is not None:
             reason = self.reason = "terminated" if type(self.interrupted).__name__ == "Terminated" else "interrupted"
         return LoopResult(self.records, self.captured, dropped, self.reason or reason, self.failed,
-                          time.perf_counter() - self.t0, self.bad_frames, self.interrupted)
+                          time.perf_counter() - self.t0, self.bad_frames, self.interrupted, self.held_signals)
 
 
 def _check_frame(frame) -> None:
@@ -200,6 +203,7 @@ def _max_speed(run: _Run) -> LoopResult:
             run.captured += 1
             run.process(_Item(run.captured - 1, time.perf_counter() - run.t0, *got), 0)
     except KeyboardInterrupt as e:
+        run.held_signals = HeldSignals()   # a second Ctrl-C must not lose the frames measured so far
         run.interrupted = e
     return run.result(0, reason)
 
@@ -231,6 +235,7 @@ def _real_time(run: _Run) -> LoopResult:
         while (item := policy.get()) is not None:
             run.process(item, policy.dropped)
     except KeyboardInterrupt as e:
+        run.held_signals = HeldSignals()   # a second Ctrl-C must not lose the frames measured so far
         run.interrupted, run.stop = e, True
         policy.close()
     thread.join()

@@ -19,7 +19,15 @@ import numpy as np
 from contract.card import SAMPLE_PACK, is_bare_tflite, resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
 from contract.files import check_writable, write_json
-from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
+from contract.outputs import (
+    check_output_folder,
+    deferred_signals,
+    discard,
+    folder_lock,
+    make_staging,
+    publish,
+    resolve_out,
+)
 from contract.runtime import runtime_version
 from device_sim.budgets import RunFacts, budget_table, check_budgets, check_stage_budgets
 from device_sim.device import device_timing
@@ -38,6 +46,7 @@ __all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S"]
 
 DEFAULT_DURATION_S = 20.0
 OUTPUT_KIND = "simulate"        # what contract.outputs records as the writer of the output folder
+OUTPUT_FILES = ("report.json", "frames.csv", "latency.png", "memory.png", "demo.mp4")
 
 
 def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | None = None, samples: Path | None = None,
@@ -53,13 +62,13 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
     whole (contract.outputs), so `out` never mixes two runs. Ctrl-C / SIGTERM in the loop: the frames so
     far are written as a partial report (no video), then the KeyboardInterrupt is re-raised."""
     _check_stop_rule(duration_s, max_frames, max_bad_frames)
-    out = Path(out)
+    out = resolve_out(out)
     if (model_path is None) == (pipeline is None):
         raise UserError("give a model (--model) or a pipeline (--pipeline), one of them")
     spec = load_pipeline(pipeline) if pipeline is not None else None
     model_path, card_path, source, pack = _locate(None if spec else Path(model_path), source, samples)
     check_writable(out)
-    check_output_folder(out, kind=OUTPUT_KIND, force=force)
+    check_output_folder(out, kind=OUTPUT_KIND, force=force, expect=OUTPUT_FILES)
     threads = _host_threads(profile, log)
     memory = {"before_load_mb": rss_mb()}
     loaded = load_stage_models(spec, threads) if spec else DeployedModel.load(card_path or model_path, threads=threads,
@@ -67,17 +76,20 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
     memory["after_allocate_mb"] = rss_mb()
     cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
                       samples=pack or Path(SAMPLE_PACK), labels=[] if spec else loaded.labels, seed=seed)
+    held = []    # the frame loop holds further Ctrl-C once the first stopped it; released when written
     try:
         with folder_lock(out, what="simulation"):
             work = _make_work(loaded, spec, profile, log)
             result, report = _run(work, cam, profile, memory, threads=threads, duration_s=duration_s,
                                   max_frames=max_frames, max_speed=max_speed, progress=progress,
-                                  max_bad_frames=max_bad_frames, log=log)
+                                  max_bad_frames=max_bad_frames, log=log, held=held)
             video = video and result.interrupted is None   # an interrupted run is written at once
             _publish_outputs(out, report, result.records, cam, work, profile, plots=plots, video=video,
                              force=force, log=log)
     finally:
         cam.close()
+        for hold in held:
+            hold.release()
     _print_summary(report, profile, log)
     if result.interrupted is not None:
         raise result.interrupted
@@ -97,7 +109,7 @@ def _make_work(loaded, spec, profile, log):
 
 
 def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
-         progress: bool, max_bad_frames: int, log):
+         progress: bool, max_bad_frames: int, log, held: list):
     mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
     timing = work.timing
     log(f"simulating {work.name} [{work.format}] on {profile.name}: "
@@ -108,6 +120,8 @@ def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_fram
     expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
     result = _loop_with_progress(work, cam, profile, expected, progress, duration_s=duration_s,
                                  max_frames=max_frames, max_speed=max_speed, max_bad_frames=max_bad_frames)
+    if result.held_signals is not None:
+        held.append(result.held_signals)
     if not result.records:
         if result.interrupted is not None:
             raise result.interrupted
@@ -153,10 +167,29 @@ def _publish_outputs(out: Path, report: dict, recs, cam, work, profile, *, plots
     staging = make_staging(out)
     try:
         _write_outputs(staging, out, report, recs, cam, work, profile, plots=plots, video=video, log=log)
-        publish(staging, out, kind=OUTPUT_KIND, force=force)
+    except KeyboardInterrupt as e:
+        discard(staging)
+        _publish_interrupted(out, report, recs, e, force=force)
+        raise
     except BaseException:
         discard(staging)
         raise
+    publish(staging, out, kind=OUTPUT_KIND, force=force)
+
+
+def _publish_interrupted(out: Path, report: dict, recs, interrupt: KeyboardInterrupt, *, force: bool) -> None:
+    """Ctrl-C / SIGTERM while the outputs were written (plots, video): the report and frames.csv alone,
+    marked partial, written and swapped in with further signals held (they take a moment)."""
+    reason = "terminated" if type(interrupt).__name__ == "Terminated" else "interrupted"
+    if not report["partial"]:    # a run already cut short keeps its own reason
+        report.update(partial=True, stop_reason=reason)
+    report.pop("video_frames", None)
+    report["outputs"] = {"report": str(out / "report.json"), "frames": str(out / "frames.csv")}
+    with deferred_signals():
+        staging = make_staging(out)
+        write_frames_csv(staging / "frames.csv", [r.as_row() for r in recs])
+        write_json(staging / "report.json", report)
+        publish(staging, out, kind=OUTPUT_KIND, force=force)
 
 
 def _check_stop_rule(duration_s, max_frames, max_bad_frames) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,25 +16,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="idle ms from one run's start to the next (e.g. 33 for a 30 fps camera); default 0")
     p.add_argument("--samples", default=None, help="sample pack path (default: beside the model folder)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--force", action="store_true", help="let --json overwrite a file an earlier bench did not write")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--in-process", action="store_true", help="run every configuration in this process")
 
 
 def run(args: argparse.Namespace) -> int:
-    from contract.errors import UserError
-    from contract.files import check_writable, write_json
+    from contract.files import to_json
+    from contract.outputs import check_output_file, publish_file
     from device_sim.bench import BenchOptions, bench, parse_threads, table
 
     threads = parse_threads(args.threads)
     opts = BenchOptions(runs=args.runs, min_seconds=args.min_seconds, warmup_runs=args.warmup_runs,
                         input_kind=args.input, samples=args.samples, seed=args.seed, run_delay_ms=args.run_delay_ms)
-    if args.json and Path(args.json).is_dir():
-        raise UserError(f"--json {args.json} is a folder; give a file path, e.g. {Path(args.json) / 'bench.json'}")
-    if args.json:
-        check_writable(Path(args.json).parent, option="--json")
+    inputs = tuple(p for p in (args.model, args.samples) if p)
+    json_out = check_output_file(args.json, kind="bench", force=args.force, inputs=inputs) if args.json else None
     results = bench(args.model, threads=threads, opts=opts, fresh_process=not args.in_process)
     print(table(results))
-    if args.json:
-        write_json(Path(args.json), {"results": results})
+    if json_out:
+        publish_file(json_out, to_json({"results": results}), kind="bench")
         print(f"wrote {args.json}")
     return 0

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from contract.errors import EXIT_OK, EXIT_TARGETS_MISSED
     from contract.files import check_writable
     from contract.outputs import check_output_folder
-    from export.converter import OUTPUT_KIND
+    from export.converter import OUTPUT_KIND, expected_files
     from export.formats import parse_formats
     from export.from_checkpoint import CheckpointExport, export_checkpoint
 
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
                            data=args.data, threads=args.threads, seed=args.seed, verbose=not args.quiet,
                            force=args.force)
     check_writable(job.out_dir)
-    check_output_folder(job.out_dir, kind=OUTPUT_KIND, force=args.force, protect=(job.checkpoint,))
+    check_output_folder(job.out_dir, kind=OUTPUT_KIND, force=args.force, protect=(job.checkpoint,),
+                        expect=expected_files(parse_formats(args.formats)))
     report = export_checkpoint(job)
     out = job.out_dir
     print((out / "export_report.md").read_text().split("\n## Steps")[0])

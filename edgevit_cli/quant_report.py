@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 OUTPUT_KIND = "quant-report"
+OUTPUT_FILES = ("quant_report.json", "quant_report.png")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,13 +34,13 @@ def _check(root: Path, images: int, top: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from contract.files import write_json
-    from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
+    from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish, resolve_out
     from export.quant_debug import plot, quant_report, table
 
-    root = Path(args.export_dir)
+    root = resolve_out(args.export_dir, option="EXPORT_DIR")
     _check(root, args.images, args.top)
-    out = Path(args.out) if args.out else root.with_name(f"{root.name}-quant-report")
-    check_output_folder(out, kind=OUTPUT_KIND, force=args.force, protect=(root,))
+    out = resolve_out(args.out) if args.out else root.with_name(f"{root.name}-quant-report")
+    check_output_folder(out, kind=OUTPUT_KIND, force=args.force, protect=(root,), expect=OUTPUT_FILES)
     with folder_lock(out, what="quant report"):
         bar = _bar(args.images)
         report = quant_report(root, num_images=args.images, progress=lambda i, n: bar.update(1) if bar else None)
@@ -50,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_json(staging / "quant_report.json", report)
             plot(report, staging / "quant_report.png", f"{root.name}: int8 vs float, per layer", args.top)
-            publish(staging, out, kind=OUTPUT_KIND, force=args.force)
         except BaseException:
             discard(staging)
             raise
+        publish(staging, out, kind=OUTPUT_KIND, force=args.force)
     print(f"{report['seconds']:.1f} s; wrote {out / 'quant_report.json'} and {out / 'quant_report.png'}")
     return 0
 

@@ -14,6 +14,8 @@ from contract.errors import UserError
 __all__ = ["add_arguments", "run"]
 
 MARKER = "search.json"       # what makes a folder a search folder (its configuration)
+OUTPUT_KIND = "search"       # the writer contract.outputs records for the files below
+REWRITTEN = ("trials.csv", "pareto.png", "summary.json")   # rewritten by every run of the search
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +57,12 @@ def _check_folder(out: Path) -> None:
         names = sorted(p.name for p in out.iterdir())[:4]
         raise UserError(f"--out {out} holds files of something else ({', '.join(names)}); a search needs a new or "
                         f"empty folder, or an earlier search folder (with its {MARKER}); choose another --out")
+    from contract.outputs import unchanged_outputs
+
+    edited = unchanged_outputs(out, OUTPUT_KIND, REWRITTEN) if out.is_dir() else []
+    if edited:
+        raise UserError(f"--out {out}: {', '.join(edited)} changed since the search wrote it, and the search rewrites "
+                        "it; move it out of the folder (keep your copy elsewhere) and run the search again")
 
 
 def _settings(out: Path) -> dict | None:
@@ -109,16 +117,20 @@ def _config(args):
 
 
 def _write_outputs(cfg, study, references: dict) -> dict:
+    from contract.outputs import record_outputs, writers_in_turn
     from search.report import plot_pareto, write_trials_csv
     from search.study import trained_designs
 
-    write_trials_csv(study, cfg.budget.profiles, cfg.out / "trials.csv")
     trained = trained_designs(study)
-    if trained or references:
-        try:
-            plot_pareto(trained, references, cfg.budget, cfg.out / "pareto.png")
-        except ImportError:
-            print("edgevit search: matplotlib is not installed; pareto.png skipped")
+    with writers_in_turn(cfg.out):    # a second worker in the same folder writes these too
+        write_trials_csv(study, cfg.budget.profiles, cfg.out / "trials.csv")
+        record_outputs(cfg.out, OUTPUT_KIND, cfg.out / "trials.csv")
+        if trained or references:
+            try:
+                plot_pareto(trained, references, cfg.budget, cfg.out / "pareto.png")
+                record_outputs(cfg.out, OUTPUT_KIND, cfg.out / "pareto.png")
+            except ImportError:
+                print("edgevit search: matplotlib is not installed; pareto.png skipped")
     return {"trained": trained, "references": references}
 
 
@@ -128,6 +140,7 @@ def run(args) -> int:
     import optuna
 
     from contract.files import to_json, write_json
+    from contract.outputs import record_outputs, writers_in_turn
     from search.study import open_study, run_search, train_references
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -144,8 +157,10 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot make --out {out}: {e.strerror or e}; choose a folder you can write to") from None
-    if _settings(out) is None:
-        write_json(out / MARKER, settings)
+    with writers_in_turn(out):
+        if _settings(out) is None:
+            write_json(out / MARKER, settings)
+            record_outputs(out, OUTPUT_KIND, out / MARKER)
     print(f"edgevit search: {cfg.trials} trained designs under {cfg.budget.describe()}; proxy recipe "
           f"{cfg.recipe.data} {cfg.recipe.img_size}x{cfg.recipe.img_size}, {cfg.recipe.epochs} epochs; "
           f"study: {cfg.storage or out / 'study.journal'}")
@@ -153,8 +168,10 @@ def run(args) -> int:
     references = train_references(cfg, refs)
     shown = _write_outputs(cfg, summary["study"], references)
     best = max(shown["trained"], key=lambda t: t["val_acc"])
-    write_json(out / "summary.json", {"budget": vars(cfg.budget), "recipe": vars(cfg.recipe), "best": best,
-                                      "trained": shown["trained"], "references": references})
+    with writers_in_turn(out):
+        write_json(out / "summary.json", {"budget": vars(cfg.budget), "recipe": vars(cfg.recipe), "best": best,
+                                          "trained": shown["trained"], "references": references})
+        record_outputs(out, OUTPUT_KIND, out / "summary.json")
     lat = ", ".join(f"{p} {r['ratio']:.2f}x ({r['ms']:.1f} ms)" for p, r in best["latency"].items())
     print(f"best: {best['design']} val acc {100 * best['val_acc']:.1f}% (proxy), projected {lat}")
     for name, ref in sorted(references.items()):

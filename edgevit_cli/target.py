@@ -17,15 +17,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=int, default=100, help="sample images for the fidelity check (default 100)")
     p.add_argument("--invokes", type=int, default=5, help="inferences counted (default 5)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--force", action="store_true", help="let --json overwrite a file an earlier target did not write")
     p.add_argument("--arm-dir", default=None, help="the aarch64 environment (default $EDGEVIT_ARM_DIR or ./.arm)")
     p.add_argument("--check", action="store_true", help="only check that the aarch64 environment works")
 
 
 def run(args: argparse.Namespace) -> int:
     from contract.errors import UserError
-    from contract.files import check_writable, write_json
+    from contract.files import to_json
+    from contract.outputs import check_output_file, publish_file
     from device_sim.target.runner import check_env, find_env
 
+    inputs = tuple(p for p in (args.artifact, args.samples) if p)
+    json_out = check_output_file(args.json, kind="target", force=args.force, inputs=inputs) if args.json else None
     env = find_env(args.arm_dir)
     if args.check:
         print(check_env(env))
@@ -34,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give an export folder, e.g. edgevit target artifacts/edgevit_xs-digits/int8 --cpu cortex-a53")
     if args.images < 1 or args.invokes < 1:
         raise UserError("--images and --invokes must be >= 1")
-    if args.json:
-        check_writable(Path(args.json).parent, option="--json")
     from device_sim.target.fidelity import target_report
 
     rep = target_report(env, args.artifact, cpu=args.cpu, samples=Path(args.samples) if args.samples else None,
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  max abs output difference    {fid['max_abs_diff']:10.3g}     "
           f"identical outputs {fid['identical_outputs']:.2%}")
     print(f"  {rep['versions']['runtime']}; {rep['versions']['emulator']}")
-    if args.json:
-        write_json(Path(args.json), rep)
+    if json_out:
+        publish_file(json_out, to_json(rep), kind="target")
         print(f"wrote {args.json}")
     return 0

@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/<model>-<data>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last.pt (epoch, optimizer, EMA, RNG), saved options")
-    p.add_argument("--force", action="store_true", help="start over in an --out that holds a run (replaces it)")
+    p.add_argument("--force", action="store_true",
+                   help="start over in an --out that holds a run: only the run's own files are replaced (yours stay), "
+                        "and the old run comes back if the new one fails before its first checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

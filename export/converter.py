@@ -199,9 +199,16 @@ def convert(
                    mean=mean, std=std, name=name or type(model).__name__, source=dict(source or {}),
                    sample_pack=sample_pack, opset=opset or OPSET, threads=threads or os.cpu_count() or 1,
                    verbose=verbose, force=force, t_start=t_start, repair=repair, calib_pool=pool)
-    check_output_folder(req.out_dir, kind=OUTPUT_KIND, force=force, protect=protect)
+    check_output_folder(req.out_dir, kind=OUTPUT_KIND, force=force, protect=protect, expect=expected_files(fmts))
     with folder_lock(req.out_dir, what="export"):
         return _convert(req)
+
+
+def expected_files(fmts: tuple[str, ...]) -> tuple[str, ...]:
+    """The files an export of these formats writes (a user's file there is refused even with --force)."""
+    files = [FORMATS[f].file for f in fmts]
+    cards = [str(Path(FORMATS[f].file).with_name(CARD_NAME)) for f in fmts if FORMATS[f].tflite]
+    return (*files, *cards, SAMPLE_PACK, "export_report.json", "export_report.md")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from contract.errors import UserError
-from contract.files import write_json
+from contract.files import to_json, write_json
+from contract.outputs import check_output_file, publish_file
 from edgevit.models.efficientformer import SIZES
 from edgevit.sizes import check_img_size
 from search.space import CHOICES, Design, Part, all_parts, design_from_params
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=".bench-work/latency-table")
     ap.add_argument("--designs", type=int, default=10)
     ap.add_argument("--json", default=None, help="validate: write the rows here")
+    ap.add_argument("--force", action="store_true", help="let --json overwrite a file it did not write")
     args = ap.parse_args(argv)
     try:
         sizes = tuple(check_img_size(int(s)) for s in args.img.split(","))
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "build":
         build(sizes, cores, Path(args.work))
         return 0
+    json_out = check_output_file(args.json, kind="latency-table", force=args.force) if args.json else None
     rows = []
     for img in sizes:
         rows += validate(args.designs, img, cores, Path(args.work))
@@ -212,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{r['design']:<44} {r['img']:>4} {r['core']:<11} counted {r['counted'] / 1e6:8.3f} M  "
               f"predicted {r['predicted'] / 1e6:8.3f} M  {100 * r['error']:+6.2f}%")
-    if args.json:
-        write_json(Path(args.json), rows)
+    if json_out:
+        publish_file(json_out, to_json(rows), kind="latency-table")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,30 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def start_cli(*args: str, env: dict | None = None, **popen_kw) -> subprocess.Popen:
+    """Starts `python -m edgevit_cli ARGS` to be interrupted: the child takes Ctrl-C like a terminal's
+    (default SIGINT disposition), even when the tests run as a background job, whose children inherit
+    SIGINT ignored. stdout and stderr are pipes (text)."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("EDGEVIT_DEBUG", None)
+    return subprocess.Popen([sys.executable, "-m", "edgevit_cli", *args], cwd=popen_kw.pop("cwd", ROOT), env=full_env,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen_kw)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file below `root`, the whole tree (symlinks to folders not followed)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def assert_unchanged(before: dict[str, str], root: Path, what: str = "") -> None:
+    """Every file of `before` is still below `root`, byte-identical."""
+    after = snapshot(root)
+    changed = [p for p, h in before.items() if after.get(p) != h]
+    assert not changed, f"{what}: changed or removed {changed}"
+
+
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     """A user mistake: non-zero exit, one line on stderr naming the problem, no traceback."""
     assert proc.returncode != 0, proc.stdout + proc.stderr
@@ -48,7 +74,8 @@ def digits64():
 def tiny_run(tmp_path_factory):
     """A real, small training run: edgevit_xxs, 5 epochs on digits at 64x64 (~15 s)."""
     out = tmp_path_factory.mktemp("tiny_run")
-    proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "5", "--out", str(out), "--no-progress")
+    proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "5", "--out", str(out), "--no-progress",
+                   timeout=1800)   # ~15 s alone; much longer on a 2-core machine busy with other work
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -57,6 +84,6 @@ def tiny_run(tmp_path_factory):
 def tiny_export(tiny_run, tmp_path_factory):
     """`edgevit export` of the tiny run, all formats (~25 s)."""
     out = tmp_path_factory.mktemp("tiny_export") / "art"
-    proc = run_cli("export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100")
+    proc = run_cli("export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100", timeout=1800)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return out

@@ -53,6 +53,17 @@ def ws(tiny_run, tiny_export, tmp_path_factory):
                     '[device]\ncore = "host"\nthreads = 1\n'
                                    "[budgets]\nlatency_ms = inf\nmemory_mb = 100\nmodel_size_mb = 10\n")
     (root / "bench_dir").mkdir()
+    # issue 20's data-loss cases: a user's file inside an export's subfolder, a user's own report.json, a
+    # folder that never held a run (with a metrics.json and a baseline/README.txt of the user's), a run
+    # whose baseline/ is a symlink to a user's folder
+    (root / "art" / "fp32" / "notes.txt").write_text("why fp32\n")
+    (root / "user_sim").mkdir()
+    (root / "user_sim" / "report.json").write_text('{"mine": true}\n')
+    (root / "user_run" / "baseline").mkdir(parents=True)
+    (root / "user_run" / "metrics.json").write_text('{"accuracy": 0.99}\n')
+    (root / "user_run" / "baseline" / "README.txt").write_text("my baseline notes\n")
+    shutil.copytree(tiny_run, root / "linked_run")
+    (root / "linked_run" / "baseline").symlink_to(root / "user", target_is_directory=True)
     return root
 
 
@@ -130,6 +141,24 @@ CASES = [
     ("bench-json-is-a-folder", [*BENCH, "--json", "{ws}/bench_dir"], USER, "is a folder"),
     ("bench-json-unwritable", [*BENCH, "--json", "/proc/edgevit/b.json"], USER, "cannot write"),
     ("bench-missing-model", ["bench", "{ws}/none.tflite"], USER, "neither"),
+    # issue 20, data loss 1: a user's file in a subfolder of an earlier export
+    ("export-user-file-in-subfolder", ["export", CKPT, "--out", "{ws}/art"], USER, "fp32/notes.txt"),
+    # 2: --json over a file bench did not write, over its own input (even with --force); target: same code
+    ("bench-json-over-a-checkpoint", [*BENCH, "--json", "{ws}/run/best.pt"], USER, "--force"),
+    ("bench-json-over-its-model", ["bench", "{ws}/art/int8/model.tflite", *BENCH[2:], "--json",
+                                   "{ws}/art/int8/model.tflite", "--force"], USER, "input of this command"),
+    ("bench-json-into-its-model-folder", [*BENCH, "--json", "{ws}/art/int8/model.json", "--force"], USER,
+     "input of this command"),
+    ("target-json-over-a-checkpoint", ["target", INT8, "--json", "{ws}/run/best.pt"], USER, "--force"),
+    # 3: --force replaces earlier outputs only, never a user's file where an output goes
+    ("sim-force-over-users-report", [*SIM[:-1], "{ws}/user_sim", "--force"], USER, "report.json"),
+    ("train-force-into-users-folder", ["train", "--force", "--model", "edgevit_xxs", "--epochs", "1", "--out",
+                                       "{ws}/user_run"], USER, "metrics.json"),
+    # 4: train --force whose new run diverges leaves the earlier run as it was; a symlinked baseline/ is kept
+    ("train-force-diverging", ["train", "--force", "--model", "edgevit_xxs", "--epochs", "1", "--lr", "1e30",
+                               "--warmup-epochs", "0", "--no-progress", "--out", "{ws}/run"], USER, "diverged"),
+    ("train-force-baseline-symlink", ["train", "--force", "--model", "edgevit_xxs", "--baseline", "mobilenetv2_100",
+                                      "--epochs", "1", "--out", "{ws}/linked_run"], USER, "baseline"),
     # info
     ("info-huge-img", ["info", "--img-size", "4096"], USER, "img size"),
     ("info-odd-img", ["info", "--img-size", "63"], USER, "img size"),

@@ -8,23 +8,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import run_cli, start_cli
 from torch import nn
 
 from contract.errors import EXIT_INTERRUPTED, EXIT_TERMINATED
-
-
-def _start(*args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "EDGEVIT_DEBUG"}
-    return subprocess.Popen([sys.executable, "-m", "edgevit_cli", *args], cwd=ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _wait_for(proc: subprocess.Popen, needle: str, timeout: float = 300) -> list[str]:
@@ -43,7 +35,7 @@ def test_interrupted_simulation_writes_a_partial_report(tiny_export, tmp_path, s
     out = tmp_path / "sim"
     earlier = run_cli("simulate", "--model", str(tiny_export / "int8"), "--frames", "30", "--out", str(out))
     assert earlier.returncode == 0 and (out / "demo.mp4").is_file()
-    proc = _start("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
+    proc = start_cli("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
                   "--out", str(out))
     _wait_for(proc, "simulating")
     time.sleep(2.0)
@@ -61,29 +53,61 @@ def test_interrupted_simulation_writes_a_partial_report(tiny_export, tmp_path, s
     assert [p.name for p in tmp_path.iterdir()] == ["sim"], "no staging folder or lock left behind"
 
 
-def _edgevit_temp_dirs() -> set[str]:
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("edgevit-export-")}
+def test_ctrl_c_reaches_the_child_when_the_tests_run_as_a_background_job(tiny_export, tmp_path):
+    """`make test &`: the shell starts pytest with SIGINT ignored and children inherit that; start_cli
+    gives its child the default disposition back, so the interrupt tests hold on any machine."""
+    saved = signal.signal(signal.SIGINT, signal.SIG_IGN)          # as a background job's pytest has it
+    try:
+        proc = start_cli("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
+                         "--no-video", "--out", str(tmp_path / "sim"))
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    _wait_for(proc, "simulating")
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+
+
+def _tagged_processes(tag: str) -> list[str]:
+    """Processes (any descendant of a child we started, even one re-parented after its parent died) whose
+    environment carries `tag`: this test's own process tree, never another export on the machine."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read()
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if f"EDGEVIT_TEST_TAG={tag}".encode() in environ.split(b"\0"):
+            found.append(f"{pid} {cmdline}")
+    return found
 
 
 def test_sigterm_during_export_cleans_up(tiny_run, tmp_path):
-    before = _edgevit_temp_dirs()
-    proc = _start("export", str(tiny_run / "best.pt"), "--out", str(tmp_path / "art"))
+    own_tmp, out = tmp_path / "tmp", tmp_path / "out"
+    own_tmp.mkdir()
+    out.mkdir()
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    proc = start_cli("export", str(tiny_run / "best.pt"), "--out", str(out / "art"),
+                     env={"TMPDIR": str(own_tmp), "EDGEVIT_TEST_TAG": tag})
     _wait_for(proc, "onnx ")          # the first step's line: the converter worker starts next
     time.sleep(3.0)
+    assert any("export.tf_worker" in p for p in _tagged_processes(tag)), "the test must reach the converter worker"
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_TERMINATED, stderr
     assert "terminated" in stderr and "Traceback" not in stderr
-    assert list(tmp_path.iterdir()) == [], "no staging folder, lock or partial export"
-    assert _edgevit_temp_dirs() <= before, "the converter's temp folder is removed"
-    workers = subprocess.run(["pgrep", "-f", "export.tf_worker"], capture_output=True, text=True).stdout.split()
-    assert not workers, f"converter worker still running: {workers}"
+    assert list(out.iterdir()) == [], "no staging folder, lock or partial export"
+    assert not list(own_tmp.glob("edgevit-export-*")), "the converter's temp folder is removed"
+    time.sleep(0.5)
+    assert not _tagged_processes(tag), "converter worker still running"
 
 
 def test_train_twice_refuses_and_resume_matches_an_uninterrupted_run(tiny_run, tmp_path):
     out = tmp_path / "run"
     args = ("train", "--model", "edgevit_xxs", "--epochs", "5", "--no-progress", "--out", str(out))
-    proc = _start(*args)
+    proc = start_cli(*args)
     _wait_for(proc, "epoch   2/5")
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)

@@ -25,7 +25,7 @@ def _stage(out, files: dict[str, str]):
 def test_first_write_and_whole_replacement(tmp_path):
     out = tmp_path / "o"
     publish(_stage(out, {"a.txt": "1", "int8/m": "x"}), out, kind="export")
-    assert json.loads((out / MANIFEST).read_text())["entries"] == ["a.txt", "int8"]
+    assert sorted(json.loads((out / MANIFEST).read_text())["files"]) == ["a.txt", "int8/m"]
     check_output_folder(out, kind="export")                       # an earlier export: fine
     publish(_stage(out, {"a.txt": "2"}), out, kind="export")
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "a.txt"] and (out / "a.txt").read_text() == "2"

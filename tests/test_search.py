@@ -10,11 +10,10 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import ROOT, assert_user_error, run_cli
+from conftest import ROOT, assert_user_error, run_cli, start_cli
 
 SMALL = ("--data", "digits", "--latency-img", "64", "--references", "none", "--no-progress", "--sampler-seed", "0",
          "--no-int8-check")
@@ -23,13 +22,6 @@ SMALL = ("--data", "digits", "--latency-img", "64", "--references", "none", "--n
 def _rows(out) -> list[dict]:
     with open(out / "trials.csv") as f:
         return list(csv.DictReader(f))
-
-
-def _start(*args: str) -> subprocess.Popen:
-    """A CLI child that takes Ctrl-C like a terminal's: a background job's children inherit SIGINT ignored."""
-    return subprocess.Popen([sys.executable, "-m", "edgevit_cli", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_designs_build_the_network_their_parts_describe():
@@ -103,7 +95,7 @@ def test_a_search_resumes_after_ctrl_c_without_losing_a_trial(tmp_path):
     first = run_cli("search", "--out", str(out), "--trials", "1", "--epochs", "6", *SMALL)   # a folder continues
     assert first.returncode == 0, first.stderr                                            # with its own recipe
     before = {r["trial"]: r["val_acc"] for r in _rows(out) if r["state"] == "complete"}
-    proc = _start("search", "--out", str(out), "--trials", "3", "--epochs", "6", *SMALL)
+    proc = start_cli("search", "--out", str(out), "--trials", "3", "--epochs", "6", *SMALL)
     t0 = time.time()
     while len(list((out / "trials").iterdir())) < 2 and time.time() - t0 < 300:   # a second training started
         time.sleep(0.2)
@@ -129,7 +121,7 @@ def test_a_second_worker_joins_the_same_study(tmp_path):
     args = ("search", "--out", str(out), "--trials", "4", "--epochs", "2", *SMALL)
     first = run_cli("search", "--out", str(out), "--trials", "1", "--epochs", "2", *SMALL)   # creates the study
     assert first.returncode == 0, first.stderr
-    workers = [_start(*args), _start(*args)]
+    workers = [start_cli(*args), start_cli(*args)]
     results = [w.communicate(timeout=900) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], [r[1] for r in results]
     rows = [r for r in _rows(out) if r["state"] == "complete"]
@@ -212,7 +204,7 @@ def test_workers_share_a_study_on_postgresql(tmp_path):
             pytest.skip(f"no local PostgreSQL server: {started.stderr.strip()[-200:]}")
         url = started.stdout.strip().splitlines()[-1]
         args = ("search", "--storage", url, "--trials", "3", "--epochs", "1", *SMALL)
-        workers = [_start(*args, "--out", str(tmp_path / "a")), _start(*args, "--out", str(tmp_path / "b"))]
+        workers = [start_cli(*args, "--out", str(tmp_path / "a")), start_cli(*args, "--out", str(tmp_path / "b"))]
         results = [w.communicate(timeout=900) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], [r[1] for r in results]
         rows = [r for r in _rows(tmp_path / "b") if r["state"] == "complete"]

@@ -7,11 +7,9 @@ draws the same seeded batch order and takes its slice of each global batch.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +22,7 @@ from tqdm import tqdm
 
 from contract.errors import UserError
 from contract.files import atomic_write, write_json
-from contract.outputs import folder_lock
+from contract.outputs import InPlace, deferred_signals, folder_lock, resolve_out, written_in_place
 from edgevit.checkpoint import load_checkpoint, save_checkpoint
 from edgevit.data import ImageSplits, load_dataset
 from edgevit.data.splits import SPLIT_FRACTIONS
@@ -39,6 +37,9 @@ __all__ = ["train", "evaluate", "normalize", "RUN_FILES"]
 
 EPOCH_SEED_STRIDE = 100_003   # per-epoch seeds: seed * stride + epoch never repeats across epochs
 RUN_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json", "baseline")   # what a run writes into its folder
+OUTPUT_KIND = "train"          # what contract.outputs records as the writer of a run's files
+_MODEL_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json")
+EXPECTED = (*_MODEL_FILES, *(f"baseline/{n}" for n in _MODEL_FILES))   # files a run may write
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -107,41 +108,35 @@ def train(cfg: TrainConfig, splits: ImageSplits | None = None, *, resume: bool =
     """Train `cfg.model` (and `cfg.baseline` with the identical recipe) into `cfg.out`. Returns the
     metrics written to `cfg.out/metrics.json`. An existing run folder is refused unless `resume`
     (continue from last.pt: weights, optimizer, EMA, schedule step, epoch, RNG) or `force` (start over:
-    the run's own files are replaced, anything else in the folder is kept)."""
+    the earlier run's own files, as its manifest lists them, are replaced; anything else is kept, and the
+    earlier run comes back if the new one fails or is interrupted before its first checkpoint)."""
     ctx = dist_utils.setup(cfg.threads)
-    out = Path(cfg.out)
-    lock = folder_lock(out, what="training run") if ctx.is_main else contextlib.nullcontext()
-    with lock:   # locked before anything is checked or removed: a run in progress keeps its files
-        if ctx.is_main:
-            prepare_run_folder(out, resume=resume, force=force)
-        splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
-        result = {"model": _train_one(cfg, splits, out, ctx, resume=resume)}
-        if cfg.baseline:
-            base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
-            result["baseline"] = _train_one(base_cfg, splits, out / "baseline", ctx, resume=resume)
-        if ctx.is_main:
-            write_json(out / "metrics.json", result)
+    out = resolve_out(cfg.out)
+    if ctx.is_main:
+        # locked before anything is checked or moved: a run in progress keeps its files
+        with folder_lock(out, what="training run"):
+            if resume and not (out / "last.pt").is_file():
+                raise UserError(f"nothing to resume: {out / 'last.pt'} does not exist; start the run without --resume")
+            with written_in_place(out, kind=OUTPUT_KIND, force=force, resume=resume, expect=EXPECTED) as writer:
+                result = _train_all(cfg, splits, out, ctx, resume=resume, writer=writer)
+    else:
+        result = _train_all(cfg, splits, out, ctx, resume=resume, writer=None)
     dist_utils.teardown(ctx)
     return result
 
 
-def prepare_run_folder(out: Path, *, resume: bool, force: bool) -> None:
-    """Refuses to overwrite an earlier run unless told how (--resume or --force); with force, removes
-    only the files a run writes (RUN_FILES)."""
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise UserError(f"nothing to resume: {out / 'last.pt'} does not exist; start the run without --resume")
-        return
-    if not out.exists() or not any(out.iterdir()):
-        return
-    ours = [n for n in RUN_FILES if (out / n).exists()]
-    if not force:
-        held = ", ".join(ours or sorted(p.name for p in out.iterdir())[:4])
-        raise UserError(f"{out} already holds {'a training run' if ours else 'files'} ({held}); continue it with "
-                        "--resume, start over with --force (replaces the run's own files), or choose another --out")
-    for name in ours:
-        path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+def _train_all(cfg: TrainConfig, splits: ImageSplits | None, out: Path, ctx: dist_utils.Context, *, resume: bool,
+               writer: InPlace | None) -> dict:
+    splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
+    result = {"model": _train_one(cfg, splits, out, ctx, resume=resume, writer=writer)}
+    if cfg.baseline:
+        base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
+        result["baseline"] = _train_one(base_cfg, splits, out / "baseline", ctx, resume=resume, writer=writer)
+    if writer is not None:
+        with deferred_signals():
+            write_json(out / "metrics.json", result)
+            writer.record(out / "metrics.json")
+    return result
 
 
 @dataclass
@@ -266,7 +261,7 @@ def _resume(out: Path, run: _Run) -> _Progress:
 
 
 def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context, *,
-               resume: bool = False) -> dict:
+               resume: bool = False, writer: InPlace | None = None) -> dict:
     run = _setup(cfg, splits, ctx)
     done = _finished_metrics(out, cfg) if resume else None
     if done is not None:
@@ -291,26 +286,30 @@ def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils
         if improved:
             prog.best_key, prog.best_epoch = (val["acc"], -val["loss"]), epoch
         prog.epoch, prog.seconds = epoch, row["seconds"]
-        if ctx.is_main:
-            _end_epoch(cfg, out, run, prog, row, improved)
+        if writer is not None:
+            _end_epoch(cfg, out, run, prog, row, improved, writer)
     best_acc = prog.best_key[0]
     metrics = dict(run.info, epochs=cfg.epochs, best_epoch=prog.best_epoch, val_acc=best_acc,
                    train_seconds=time.perf_counter() - t0, ddp=dist_utils.weight_agreement(run.model, ctx))
-    if ctx.is_main:
-        _finish(cfg, splits, out, run, metrics)
+    if writer is not None:
+        _finish(cfg, splits, out, run, metrics, writer)
     return metrics
 
 
-def _end_epoch(cfg: TrainConfig, out: Path, run: _Run, prog: _Progress, row: dict, improved: bool) -> None:
+def _end_epoch(cfg: TrainConfig, out: Path, run: _Run, prog: _Progress, row: dict, improved: bool,
+               writer: InPlace) -> None:
     tqdm.write(f"{cfg.model} epoch {row['epoch']:3d}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
                f"train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  ({row['seconds']:.0f}s)")
-    _write_csv(out / "log.csv", prog.log_rows)
     epoch_metrics = {"epoch": row["epoch"], "val_acc": row["val_acc"]}
-    if improved:
-        save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
-    # last.pt last: once it names epoch e, best.pt and log.csv already hold epoch e too
-    save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, train_state=prog.state(run),
-                    **run.ckpt_meta)
+    with deferred_signals():   # a Ctrl-C here waits: the epoch's files are written and recorded together
+        _write_csv(out / "log.csv", prog.log_rows)
+        if improved:
+            save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
+        # last.pt last: once it names epoch e, best.pt and log.csv already hold epoch e too
+        save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, train_state=prog.state(run),
+                        **run.ckpt_meta)
+        writer.record(*(out / n for n in ("log.csv", "best.pt", "last.pt") if (out / n).is_file()))
+        writer.checkpointed()
 
 
 def _finished_metrics(out: Path, cfg: TrainConfig) -> dict | None:
@@ -323,15 +322,17 @@ def _finished_metrics(out: Path, cfg: TrainConfig) -> dict | None:
     return metrics if ok and metrics.get("name") == cfg.model else None
 
 
-def _finish(cfg: TrainConfig, splits: ImageSplits, out: Path, run: _Run, metrics: dict) -> None:
+def _finish(cfg: TrainConfig, splits: ImageSplits, out: Path, run: _Run, metrics: dict, writer: InPlace) -> None:
     """Test accuracy of best.pt (and of the last epoch), written into best.pt and metrics.json."""
     best = load_checkpoint(out / "best.pt")
     best_model = best.build_model()
     test = evaluate(best_model, splits.test_x, splits.test_y, splits.mean, splits.std)
     last = evaluate(run.eval_model, splits.test_x, splits.test_y, splits.mean, splits.std)
     metrics.update(test_acc=test["acc"], test_loss=test["loss"], last_test_acc=last["acc"])
-    save_checkpoint(out / "best.pt", best_model, metrics=metrics, **run.ckpt_meta)   # self-describing best.pt
-    write_json(out / "metrics.json", {"model": metrics})
+    with deferred_signals():
+        save_checkpoint(out / "best.pt", best_model, metrics=metrics, **run.ckpt_meta)   # self-describing best.pt
+        write_json(out / "metrics.json", {"model": metrics})
+        writer.record(out / "best.pt", out / "metrics.json")
     tqdm.write(f"{cfg.model}: best val acc {metrics['val_acc']:.4f} (epoch {metrics['best_epoch']}), "
                f"test acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.0f}s -> {out / 'best.pt'}")
 

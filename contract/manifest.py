@@ -1,0 +1,132 @@
+"""The manifest of an output folder: exactly which files edgevit's commands wrote there, and what they were.
+
+`.edgevit-output.json` at the folder's top holds, for every file a command wrote (path relative to the
+folder, '/'-separated), its size, sha256 and the command (`kind`) that wrote it. A file is a command's
+own only while it is listed under that command and still has the recorded size and sha256: a file a user
+put there, a file a user edited, a symlink, or another command's file never is. contract.outputs decides
+from this what a command may replace; nothing here deletes anything.
+
+Manifests written before the checksums (format 1: `{"kind", "entries": [top-level names]}`) are read
+as owning the files under their entries that are not newer than the manifest itself: a user's file put
+there later, or a file edited later, is not the command's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from contract.files import atomic_write, sha256_file
+
+__all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
+           "file_facts", "tree_files", "ownership"]
+
+MANIFEST = ".edgevit-output.json"
+FORMAT = 2
+_LEGACY_SLACK_S = 2.0      # format 1: files written up to this long after their manifest still count
+
+
+def file_facts(path: Path, kind: str) -> dict:
+    st = path.stat()
+    return {"kind": kind, "size": st.st_size, "sha256": sha256_file(path)}
+
+
+def read_manifest(folder: Path) -> dict[str, dict]:
+    """{relative path: {"kind", "size", "sha256"}} of `folder`'s manifest; {} when there is none or it
+    cannot be read (then nothing in the folder is any command's)."""
+    path = folder / MANIFEST
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    files = data.get("files")
+    if isinstance(files, dict):
+        return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
+    if isinstance(data.get("entries"), list) and isinstance(data.get("kind"), str):
+        return _legacy(folder, data["kind"], [e for e in data["entries"] if isinstance(e, str)], path)
+    return {}
+
+
+def _legacy(folder: Path, kind: str, entries: list[str], manifest: Path) -> dict[str, dict]:
+    """Format 1 listed top-level names only: its files are those under them not newer than it."""
+    limit = manifest.stat().st_mtime + _LEGACY_SLACK_S
+    files = {}
+    for rel in tree_files(folder):
+        path = folder / rel
+        if rel.split("/")[0] in entries and not path.is_symlink() and path.stat().st_mtime <= limit:
+            files[rel] = file_facts(path, kind)
+    return files
+
+
+def write_manifest(folder: Path, files: dict[str, dict]) -> None:
+    """Writes `files` (every command's) as `folder`'s manifest, atomically; none left: no manifest."""
+    if not files:
+        (folder / MANIFEST).unlink(missing_ok=True)
+        return
+    text = json.dumps({"format": FORMAT, "written": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "files": dict(sorted(files.items()))}, indent=2) + "\n"
+    atomic_write(folder / MANIFEST, lambda p: p.write_text(text))
+
+
+def manifest_bytes(folder: Path) -> bytes | None:
+    """The manifest file as it is (to put back byte for byte when a replacement is undone)."""
+    try:
+        return (folder / MANIFEST).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def restore_manifest(folder: Path, data: bytes | None) -> None:
+    if data is None:
+        (folder / MANIFEST).unlink(missing_ok=True)
+    else:
+        atomic_write(folder / MANIFEST, lambda p: p.write_bytes(data))
+
+
+def tree_files(folder: Path) -> list[str]:
+    """Every entry below `folder` that is not a folder (files, symlinks, special files; a symlink to a
+    folder is not followed), relative and '/'-separated, the manifest excluded."""
+    found = []
+    for top, dirs, files in os.walk(folder):
+        rel_top = Path(top).relative_to(folder)
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        dirs[:] = [d for d in dirs if d not in links]
+        found += [(rel_top / name).as_posix() for name in [*files, *links]]
+    return sorted(f for f in found if f != MANIFEST)
+
+
+@dataclass
+class Ownership:
+    """Who owns what in an output folder, for one command (`kind`)."""
+    kind: str
+    manifest: dict[str, dict] = field(default_factory=dict)   # every command's entries
+    raw: bytes | None = None                                   # the manifest file as it was
+    owned: list[str] = field(default_factory=list)            # this command's files, unchanged since
+    foreign: list[str] = field(default_factory=list)          # everything else below the folder
+    changed: list[str] = field(default_factory=list)          # this command's files that were changed since
+
+    def describe(self, names: list[str], *, limit: int = 4) -> str:
+        shown = [f"{n} (changed since edgevit wrote it)" if n in self.changed else n for n in names[:limit]]
+        return ", ".join(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def ownership(folder: Path, kind: str) -> Ownership:
+    """Which files below `folder` are `kind`'s own (listed under it, same size and sha256, a regular file)."""
+    own = Ownership(kind=kind, manifest=read_manifest(folder), raw=manifest_bytes(folder))
+    for rel in tree_files(folder):
+        facts = own.manifest.get(rel)
+        path = folder / rel
+        if facts is None or facts.get("kind") != kind:
+            own.foreign.append(rel)
+        elif (not path.is_symlink() and path.is_file() and path.stat().st_size == facts.get("size")
+              and sha256_file(path) == facts["sha256"]):
+            own.owned.append(rel)
+        else:
+            own.foreign.append(rel)
+            own.changed.append(rel)
+    return own

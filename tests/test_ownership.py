@@ -1,0 +1,414 @@
+"""Ownership by manifest (issue 20): a command replaces only the files it wrote and that are unchanged
+since, anywhere in its folder's tree; --force means "replace my earlier outputs", never "delete yours";
+a replacement happens whole, only after success, and a Ctrl-C at any moment leaves the old outputs or a
+valid partial result; --out is resolved (symlinks followed) before it is locked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, assert_unchanged, assert_user_error, run_cli, snapshot, start_cli
+
+from contract.errors import EXIT_INTERRUPTED, UserError
+from contract.manifest import MANIFEST
+from contract.outputs import (
+    check_output_file,
+    check_output_folder,
+    deferred_signals,
+    folder_lock,
+    make_staging,
+    publish,
+    publish_file,
+    written_in_place,
+)
+
+
+def _stage(out, files: dict[str, str]) -> Path:
+    staging = make_staging(out)
+    for name, text in files.items():
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        (staging / name).write_text(text)
+    return staging
+
+
+def _beside(tmp_path) -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir())
+
+
+# --- the mechanism (contract.outputs) -------------------------------------------------------------------------
+
+def test_a_users_file_in_a_subfolder_is_kept_and_refuses_without_force(tmp_path):
+    out = tmp_path / "o"
+    publish(_stage(out, {"a.txt": "1", "fp32/m": "x", "fp32/old_only": "o"}), out, kind="export")
+    (out / "fp32" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="fp32/notes.txt"):
+        check_output_folder(out, kind="export")
+    with pytest.raises(UserError, match="fp32/notes.txt"):
+        publish(_stage(out, {"a.txt": "2"}), out, kind="export")
+    publish(_stage(out, {"a.txt": "2", "fp32/m": "y"}), out, kind="export", force=True)
+    assert (out / "fp32" / "notes.txt").read_text() == "mine" and (out / "fp32" / "m").read_text() == "y"
+    assert not (out / "fp32" / "old_only").exists(), "the earlier export's own files are replaced"
+    assert sorted(json.loads((out / MANIFEST).read_text())["files"]) == ["a.txt", "fp32/m"]
+    assert _beside(tmp_path) == ["o"], "no staging or backup left beside it"
+
+
+def test_an_edited_output_is_the_users_and_force_does_not_replace_it(tmp_path):
+    out = tmp_path / "o"
+    publish(_stage(out, {"report.json": "1", "x.png": "p"}), out, kind="simulate")
+    (out / "report.json").write_text("edited by hand")
+    with pytest.raises(UserError, match="report.json .changed since"):
+        check_output_folder(out, kind="simulate")
+    with pytest.raises(UserError, match="--force keeps"):
+        check_output_folder(out, kind="simulate", force=True, expect=("report.json",))
+    before = snapshot(out)
+    with pytest.raises(UserError, match="report.json"):
+        publish(_stage(out, {"report.json": "2"}), out, kind="simulate", force=True)
+    assert_unchanged(before, out, "refused publish")
+    assert _beside(tmp_path) == ["o"]
+    publish(_stage(out, {"other.json": "3"}), out, kind="simulate", force=True)   # no clash: the edit stays
+    assert (out / "report.json").read_text() == "edited by hand" and not (out / "x.png").exists()
+
+
+def test_another_commands_files_are_kept_and_stay_in_the_manifest(tmp_path):
+    out = tmp_path / "o"
+    publish(_stage(out, {"model.onnx": "m"}), out, kind="export")
+    with pytest.raises(UserError, match="model.onnx"):
+        check_output_folder(out, kind="simulate")
+    publish(_stage(out, {"report.json": "r"}), out, kind="simulate", force=True)
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    assert {k: v["kind"] for k, v in files.items()} == {"model.onnx": "export", "report.json": "simulate"}
+    publish(_stage(out, {"model.onnx": "m2"}), out, kind="export", force=True)
+    assert (out / "report.json").read_text() == "r" and (out / "model.onnx").read_text() == "m2"
+
+
+def test_a_manifest_from_before_the_checksums_owns_only_files_not_newer_than_it(tmp_path):
+    out = tmp_path / "o"
+    (out / "fp32").mkdir(parents=True)
+    (out / "fp32" / "model.tflite").write_text("old")
+    (out / MANIFEST).write_text(json.dumps({"kind": "export", "entries": ["fp32"]}))
+    old = time.time() - 100
+    for p in (out / "fp32" / "model.tflite", out / MANIFEST):
+        os.utime(p, (old, old))
+    check_output_folder(out, kind="export")                     # its own file: replaceable
+    (out / "fp32" / "notes.txt").write_text("added later")
+    with pytest.raises(UserError, match="fp32/notes.txt"):
+        check_output_folder(out, kind="export")
+
+
+def test_deferred_signals_hold_ctrl_c_until_the_block_ends():
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)   # as a terminal's process has it
+    try:
+        steps = []
+        with pytest.raises(KeyboardInterrupt):
+            with deferred_signals():
+                signal.raise_signal(signal.SIGINT)
+                steps.append("finished the swap")
+        assert steps == ["finished the swap"]
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
+def test_out_dot_and_symlinked_out(tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    publish(_stage(Path("."), {"a.txt": "1"}), Path("."), kind="export")
+    publish(_stage(Path("."), {"a.txt": "2"}), Path("."), kind="export")
+    assert (here / "a.txt").read_text() == "2" and Path.cwd() == here
+    target, link = tmp_path / "target", tmp_path / "link"
+    target.mkdir()                                         # a link to an empty folder
+    link.symlink_to(target, target_is_directory=True)
+    publish(_stage(link, {"r.json": "1"}), link, kind="simulate")
+    publish(_stage(link, {"r.json": "2"}), link, kind="simulate")
+    assert link.is_symlink() and (target / "r.json").read_text() == "2"
+    assert _beside(tmp_path) == ["here", "link", "target"]
+
+
+def test_the_lock_is_keyed_by_the_real_folder(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run_link").symlink_to(tmp_path / "run", target_is_directory=True)
+    with folder_lock(tmp_path / "run", what="training run"):
+        with pytest.raises(UserError, match="another training run is writing"):
+            with folder_lock(tmp_path / "run_link", what="training run"):
+                pass
+
+
+def test_a_json_output_refuses_files_it_did_not_write_and_its_inputs(tmp_path):
+    model, out = tmp_path / "model.tflite", tmp_path / "bench.json"
+    model.write_bytes(b"tflite")
+    out.write_text("a user's notes")
+    with pytest.raises(UserError, match="--force"):
+        check_output_file(out, kind="bench", inputs=(model,))
+    with pytest.raises(UserError, match="input of this command"):
+        check_output_file(model, kind="bench", force=True, inputs=(model,))
+    out.unlink()
+    publish_file(check_output_file(out, kind="bench", inputs=(model,)), '{"r": 1}\n', kind="bench")
+    publish_file(check_output_file(out, kind="bench", inputs=(model,)), '{"r": 2}\n', kind="bench")  # its own
+    out.write_text("edited")
+    with pytest.raises(UserError, match="changed"):
+        check_output_file(out, kind="bench")
+    assert model.read_bytes() == b"tflite"
+
+
+def _run_files(out: Path, text: str, writer) -> None:
+    for name in ("best.pt", "baseline/best.pt"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+        writer.record(out / name)
+
+
+@pytest.mark.parametrize("how", [RuntimeError, KeyboardInterrupt])
+def test_written_in_place_restores_the_earlier_run_when_the_new_one_fails(tmp_path, how):
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    (out / "baseline" / "README.txt").write_text("mine")
+    before = snapshot(out)
+    with pytest.raises(UserError, match="--force"):
+        with written_in_place(out, kind="train", force=False):
+            pass
+    with pytest.raises(how):
+        with written_in_place(out, kind="train", force=True) as w:
+            assert not (out / "best.pt").exists() and (out / "baseline" / "README.txt").exists()
+            _run_files(out, "new", w)
+            raise how()
+    assert_unchanged(before, out, "after a failed --force run")
+    assert snapshot(out).keys() == before.keys() and _beside(tmp_path) == ["run"]
+
+
+def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    with pytest.raises(KeyboardInterrupt):
+        with written_in_place(out, kind="train", force=True) as w:
+            _run_files(out, "new", w)
+            w.checkpointed()
+            raise KeyboardInterrupt
+    assert (out / "best.pt").read_text() == "new" and _beside(tmp_path) == ["run"]
+    check_output_folder(out, kind="train")        # the manifest lists the new files
+
+
+def test_make_clean_removes_only_what_make_targets_wrote(tmp_path):
+    """Data loss 7: `make clean` was `rm -rf runs artifacts`."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    shutil.copytree(ROOT / "contract", tmp_path / "contract", ignore=shutil.ignore_patterns("__pycache__"))
+    made = {"runs/edgevit_xs-digits": "train", "artifacts/edgevit_xs-digits": "export",
+            "runs/demo-ar-glasses": "simulate", "runs/digits_xs": "train", "artifacts/digits_xs": "export"}
+    for folder, kind in made.items():
+        publish(_stage(tmp_path / folder, {"best.pt": "w", "int8/model.tflite": "t"}), tmp_path / folder, kind=kind)
+    (tmp_path / "runs/edgevit_xs-digits/notes.txt").write_text("mine")
+    (tmp_path / "artifacts/edgevit_xs-digits/int8/why.md").write_text("mine")
+    keep = {"runs/digits_xs", "artifacts/digits_xs"}          # the README's own CLI examples
+    before = {f: snapshot(tmp_path / f) for f in keep}
+    proc = subprocess.run(["make", "--no-print-directory", "clean", f"PYTHON={sys.executable}"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for f in keep:
+        assert_unchanged(before[f], tmp_path / f, f)
+    assert sorted(snapshot(tmp_path / "runs/edgevit_xs-digits")) == ["notes.txt"]
+    assert sorted(snapshot(tmp_path / "artifacts/edgevit_xs-digits")) == ["int8/why.md"]
+    assert not (tmp_path / "runs/demo-ar-glasses").exists()
+
+
+def test_search_records_its_files_and_refuses_to_rewrite_an_edited_one(tmp_path):
+    from contract.outputs import record_outputs
+    from edgevit_cli.search import MARKER, OUTPUT_KIND, _check_folder
+
+    out = tmp_path / "search"
+    out.mkdir()
+    (out / MARKER).write_text(json.dumps({"kind": "edgevit-search"}))
+    (out / "trials.csv").write_text("design,val_acc\n")
+    _check_folder(out)                                   # a search folder from before manifests: as it is
+    record_outputs(out, OUTPUT_KIND, out / MARKER, out / "trials.csv")
+    _check_folder(out)
+    (out / "trials.csv").write_text("design,val_acc,my column\n")
+    with pytest.raises(UserError, match="trials.csv changed since"):
+        _check_folder(out)
+
+
+# --- the commands ----------------------------------------------------------------------------------------------
+
+def _plant(folder: Path) -> dict[str, str]:
+    """A user's file in `folder` and in every subfolder below it."""
+    for d in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        (d / "users_notes.txt").write_text(f"notes about {d.name}\n")
+    return {k: v for k, v in snapshot(folder).items() if k.endswith("users_notes.txt")}
+
+
+def _twice(args: list[str], out: Path, planted: dict[str, str], *, ok: int = 0) -> None:
+    """Without --force: refused in one line naming a planted file, nothing changed; with --force: runs,
+    every planted file is still there, byte-identical."""
+    before = snapshot(out)
+    again = run_cli(*args)
+    assert_user_error(again, "users_notes.txt", "--force")
+    assert_unchanged(before, out, "refused run")
+    forced = run_cli(*args, "--force")
+    assert forced.returncode == ok, forced.stdout[-1500:] + forced.stderr[-1500:]
+    assert_unchanged(planted, out, "run with --force")
+
+
+def test_export_keeps_a_users_file_in_every_subfolder(tiny_run, tiny_export, tmp_path):
+    out = tmp_path / "art"
+    shutil.copytree(tiny_export, out)               # the first run (copied: the fixture is shared)
+    planted = _plant(out)
+    assert {"fp32/users_notes.txt", "int8/users_notes.txt", "users_notes.txt"} <= set(planted)
+    _twice(["export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100", "--quiet"], out,
+           planted)
+
+
+def test_simulate_and_quant_report_keep_a_users_file(tiny_export, tmp_path):
+    sim = tmp_path / "sim"
+    args = ["simulate", "--model", str(tiny_export / "int8"), "--frames", "10", "--max-speed", "--out", str(sim)]
+    assert run_cli(*args).returncode == 0
+    _twice(args, sim, _plant(sim))
+    qr = tmp_path / "qr"
+    args = ["quant-report", str(tiny_export), "--images", "4", "--out", str(qr)]
+    assert run_cli(*args).returncode == 0
+    _twice(args, qr, _plant(qr))
+
+
+@pytest.fixture(scope="module")
+def few_images(tmp_path_factory):
+    """An image folder small enough that a training takes seconds: 2 classes x 30 random 64x64 images."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("few_images")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir()
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_train_keeps_a_users_file_in_the_run_and_its_baseline(few_images, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--model", "edgevit_xxs", "--baseline", "edgevit_xxs", "--data", str(few_images), "--epochs", "1",
+            "--batch-size", "16", "--no-progress", "--out", str(out)]
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    planted = _plant(out)
+    assert "baseline/users_notes.txt" in planted
+    _twice(args, out, planted)
+    assert sorted(json.loads((out / MANIFEST).read_text())["files"]) == sorted(
+        [f"{d}{n}" for d in ("", "baseline/") for n in ("best.pt", "last.pt", "log.csv", "metrics.json")])
+
+
+def test_train_force_with_a_diverging_lr_leaves_the_old_run_byte_identical(tiny_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_run, out)
+    (out / "users_notes.txt").write_text("mine")
+    before = snapshot(out)
+    proc = run_cli("train", "--force", "--model", "edgevit_xxs", "--epochs", "2", "--lr", "1e30", "--warmup-epochs",
+                   "0", "--no-progress", "--out", str(out))
+    assert_user_error(proc, "diverged")
+    assert_unchanged(before, out, "diverged --force run")
+    assert snapshot(out).keys() == before.keys() and _beside(tmp_path) == ["run"], "nothing added, nothing beside"
+
+
+def test_a_symlinked_out_is_written_through_and_stays_a_link(small_export, tmp_path):
+    """Data loss 6: a symlinked --out was replaced by a real folder (or, linked to an empty folder, the
+    finished run failed with 'Not a directory')."""
+    target, link = tmp_path / "target", tmp_path / "link"
+    target.mkdir()
+    link.symlink_to(target, target_is_directory=True)
+    args = ["simulate", "--model", str(small_export / "fp32"), "--frames", "5", "--max-speed", "--no-video",
+            "--out", str(link)]
+    for _ in range(2):
+        proc = run_cli(*args)
+        assert proc.returncode == 0, proc.stderr
+        assert link.is_symlink() and (target / "report.json").is_file()
+    assert _beside(tmp_path) == ["link", "target"]
+
+
+def test_out_dot_works(tiny_export, tmp_path):
+    """`--out .` was 'PosixPath('.') has an empty name'."""
+    here = tmp_path / "here"
+    here.mkdir()
+    args = ["quant-report", str(tiny_export), "--images", "4", "--out", "."]
+    for _ in range(2):
+        proc = run_cli(*args, cwd=here)
+        assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in here.iterdir()) == sorted([MANIFEST, "quant_report.json", "quant_report.png"])
+
+
+def test_a_run_locked_through_another_path_is_refused(tiny_run, tmp_path):
+    """Data loss 5: two trainings into `rc3` and a symlink to it both ran."""
+    run, link = tmp_path / "rc3", tmp_path / "rc3_link"
+    shutil.copytree(tiny_run, run)
+    link.symlink_to(run, target_is_directory=True)
+    before = snapshot(run)
+    with folder_lock(run, what="training run"):
+        proc = run_cli("train", "--force", "--model", "edgevit_xxs", "--epochs", "1", "--out", str(link))
+    assert proc.returncode == 2
+    assert_user_error(proc, "another training run is writing")
+    assert_unchanged(before, run, "locked run")
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """A 3-class conv net exported to fp32 with a sample pack (seconds, no training)."""
+    import torch
+    from torch import nn
+
+    from export.converter import convert
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    out = tmp_path_factory.mktemp("small_export") / "art"
+    convert(model, torch.zeros(1, 3, 32, 32), out_dir=out, formats="fp32", verbose=False,
+            sample_pack=(images, np.zeros(16, np.int64)))
+    return out
+
+
+def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tmp_path):
+    """Data loss 8: a second Ctrl-C shortly after the first (while the partial result is written) left no
+    output folder at all."""
+    out = tmp_path / "sim"
+    proc = start_cli("simulate", "--model", str(small_export / "fp32"), "--duration", "10", "--core", "host",
+                     "--out", str(out))
+    for line in proc.stdout:
+        if "simulating" in line:
+            break
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["partial"] is True and report["frames"]["processed"] > 0
+    assert _beside(tmp_path) == ["sim"], "no staging folder or lock left behind"
+
+
+def test_ctrl_c_while_simulate_writes_its_outputs_publishes_the_report(small_export, tmp_path, monkeypatch):
+    """Data loss 8: a Ctrl-C during the plots or the video (after the loop) lost the whole run."""
+    import device_sim.simulate as sim
+    from device_sim.profiles import load_profile
+
+    def interrupted(out, *a, **kw):
+        (out / "demo.mp4").write_bytes(b"half a video")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sim, "_write_outputs", interrupted)
+    profile = sim.apply_overrides(load_profile("ar-glasses"), core="host")
+    out = tmp_path / "sim"
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate(small_export / "fp32", profile, out=out, max_frames=8, max_speed=True, progress=False,
+                     log=lambda *a: None)
+    report = json.loads((out / "report.json").read_text())
+    assert report["partial"] is True and report["stop_reason"] == "interrupted"
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "frames.csv", "report.json"]
+    assert _beside(tmp_path) == ["sim"]
