@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -22,6 +23,22 @@ def run_parallel(jobs: list[tuple[str, list[str]]] | Callable[[], list[tuple[str
     logs.mkdir(parents=True, exist_ok=True)
     available = jobs if callable(jobs) else (lambda: list(jobs))
     started, running = set(), []
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        _loop(available, logs, parallel, started, running)
+    finally:   # Ctrl-C, SIGTERM or a failure: no training is left running on its own (each resumes next time)
+        signal.signal(signal.SIGTERM, previous)
+        for _, proc, _ in running:
+            proc.terminate()
+        for _, proc, _ in running:
+            proc.wait()
+
+
+def _loop(available, logs: Path, parallel: int, started: set, running: list) -> None:
     while True:
         todo = [job for job in available() if job[0] not in started]
         while todo and len(running) < parallel:
@@ -39,7 +56,5 @@ def run_parallel(jobs: list[tuple[str, list[str]]] | Callable[[], list[tuple[str
                 continue
             running.remove(item)
             if proc.returncode != 0:
-                for _, other, _ in running:
-                    other.terminate()
                 raise SystemExit(f"bench: {name} failed; see {logs / f'{name}.log'}")
             log(f"  {name} done in {(time.time() - t0) / 60:.1f} min")

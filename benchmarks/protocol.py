@@ -35,6 +35,8 @@ LRS = (1e-3, 2e-3, 4e-3)
 SEEDS = (0, 1, 2)
 REFERENCE = "mobilenetv2_100"
 COMPARED = ("edgevit_wear", "mobilenetv2_100", "mobilenetv3_large_100")   # the search's winner first
+RECIPE_EPOCHS = int(RECIPE[RECIPE.index("--epochs") + 1])
+WORK, WORK_SMOKE = str(ROOT / ".bench-work" / "protocol"), ROOT / ".bench-work" / "protocol-smoke"
 CONVERGED_PP = 1.0
 ALPHA = 0.05
 
@@ -61,11 +63,13 @@ def recorded_runs() -> dict:
 class Runs:
     """Finished runs: the work folder's, else the committed results'. A run is {val_acc, test_acc, ...}."""
 
-    def __init__(self, work: Path, recorded: dict):
-        self.work, self.recorded = work, recorded
+    def __init__(self, work: Path, recorded: dict, epochs: int | None = None):
+        self.work, self.recorded, self.epochs = work, recorded, epochs
 
     def get(self, name: str) -> dict:
         local = _metrics(self.work / "train" / name)
+        if local and self.epochs is not None and local.get("epochs") != self.epochs:
+            local = {}   # not this recipe's run (a smoke run, another epoch count): never counted as one
         if local:
             return {"val_acc": local["val_acc"], "test_acc": local["test_acc"], "epochs": local.get("epochs"),
                     "train_seconds": local.get("train_seconds"), **convergence(self.work / "train" / name)}
@@ -225,17 +229,37 @@ def latency(model: str) -> dict:
     return out
 
 
+def _check_args(models: list[str], work: Path, jobs: int) -> None:
+    """Bad options refused in one line before any training starts."""
+    import edgevit
+
+    known = edgevit.list_models()
+    if not models:
+        raise SystemExit("bench-protocol: --models names no model; give a comma-separated list, e.g. "
+                         + ",".join(COMPARED))
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise SystemExit(f"bench-protocol: unknown model {unknown[0]}; choose from {', '.join(known)}")
+    if jobs < 1:
+        raise SystemExit(f"bench-protocol: --jobs {jobs}: give 1 or more trainings at a time")
+    if work.exists() and not work.is_dir():
+        raise SystemExit(f"bench-protocol: --work {work} is a file; give a folder")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.protocol", description=__doc__.splitlines()[0])
-    p.add_argument("--work", default=str(ROOT / ".bench-work" / "protocol"))
+    p.add_argument("--work", default=WORK)
     p.add_argument("--models", default=",".join(COMPARED), help="comma-separated models to compare")
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time (one thread each)")
     p.add_argument("--smoke", action="store_true", help="one epoch per training: checks the machinery only")
     p.add_argument("--results-only", action="store_true", help="write the JSON from what is finished; train nothing")
     args = p.parse_args(argv)
     work, t0 = Path(args.work), time.perf_counter()
+    if args.smoke and args.work == WORK:
+        work = WORK_SMOKE   # a smoke run's 1-epoch trainings never share names with the protocol's
     models = [m for m in args.models.split(",") if m]
-    runs = Runs(work, {} if args.smoke else recorded_runs())
+    _check_args(models, work, args.jobs)
+    runs = Runs(work, {} if args.smoke else recorded_runs(), epochs=1 if args.smoke else RECIPE_EPOCHS)
     if not args.results_only:
         _train_phase(models, runs, args.jobs, args.smoke)
     results = {m: {**model_result(m, runs), "latency": latency(m)} for m in models}

@@ -72,6 +72,21 @@ def _search(folder: Path, run: bool) -> dict:
             "trials": trials, "finished": (folder / "summary.json").is_file(), "plot": str(plot.relative_to(ROOT))}
 
 
+def _read_validation(path: Path) -> list[dict]:
+    """The rows of `python -m search.table validate --json FILE`, checked before anything is written."""
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"bench-search: cannot read --validation-json {path}: {e}; give the file written by "
+                         "`python -m search.table validate --json FILE`") from None
+    keys = {"design", "img", "core"}
+    if not (isinstance(rows, list) and all(isinstance(r, dict) and keys <= set(r) for r in rows)
+            and any("error" in r for r in rows)):
+        raise SystemExit(f"bench-search: --validation-json {path} holds no table-check rows (design, img, core, "
+                         "error); give the file written by `python -m search.table validate --json FILE`")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__.splitlines()[0])
     p.add_argument("--search", default=str(ROOT / ".bench-work" / "search"), help="the edgevit search folder")
@@ -88,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = newest_search(ROOT)
     if args.validation_json:
-        validation = json.loads(Path(args.validation_json).read_text())
+        validation = _read_validation(Path(args.validation_json))
     elif args.skip_validation and previous is not None:
         validation = json.loads(previous.read_text())["validation"]
     else:

@@ -8,6 +8,7 @@ part takes and gives int8 activations, so a part costs exactly the ops it adds t
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -119,17 +120,27 @@ def _calibration(shape: tuple[int, ...], pixels: bool) -> np.ndarray:
 
 
 def export_int8(module: nn.Module, shape: tuple[int, ...], out: Path, *, io: tuple[str, str]) -> Path:
-    """module -> out/model.tflite (full int8, `io` input/output types), built in out/work (removed after)."""
-    from export.onnx_export import export_onnx
-    from export.tflite_convert import check_builtin_ops, onnx_to_tflite, saved_model_to_int8
-
+    """module -> out/model.tflite (full int8, `io` input/output types), built in a fresh folder inside `out` (removed
+    after)."""
     out = Path(out).resolve()   # the converter workers run in folders of their own
     target = out / "model.tflite"
     if target.is_file():
         return target
-    work = out / "work"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # a folder of its own, made here: removing it afterwards can only remove what this call wrote (a worker
+    # exporting the same design at the same time, or a user's file in `out`, is never touched)
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))
+    try:
+        return _export_int8_in(module, shape, out, work, io)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _export_int8_in(module: nn.Module, shape: tuple[int, ...], out: Path, work: Path, io: tuple[str, str]) -> Path:
+    from export.onnx_export import export_onnx
+    from export.tflite_convert import check_builtin_ops, onnx_to_tflite, saved_model_to_int8
+
+    target = out / "model.tflite"
     calib = _calibration(shape, io[0] == "uint8")
     onnx_path = work / "part.onnx"
     export_onnx(module, torch.zeros(shape), onnx_path)
@@ -139,7 +150,6 @@ def export_int8(module: nn.Module, shape: tuple[int, ...], out: Path, *, io: tup
     saved_model_to_int8(tf_models["saved_model"], list(calib), partial, work / "convert.log", io=io)
     check_builtin_ops(partial, fmt="int8")
     partial.replace(target)
-    shutil.rmtree(work, ignore_errors=True)
     return target
 
 

@@ -84,7 +84,11 @@ def study_storage(cfg: SearchConfig):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
+    try:
+        return JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
+    except ValueError as e:   # a line that is not JSON (a crash cut the last write): Optuna replays the file here
+        raise UserError(f"the study file {cfg.out / STUDY_FILE} is damaged ({e}); move it aside to start a new "
+                        "study there, or choose another --out") from None
 
 
 def _folder_study_name(cfg: SearchConfig, storage) -> str:

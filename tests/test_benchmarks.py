@@ -4,6 +4,7 @@ report needs. It asserts no timing: speed targets live in BENCHMARKS.md, not in 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -162,3 +163,51 @@ def test_a_models_seed_runs_start_once_its_sweep_has_finished(tmp_path):
     ran = order.read_text().split()
     assert sorted(ran) == ["seed-1", "seed-2", "sweep-a", "sweep-b"]          # each once
     assert set(ran[:2]) == {"sweep-a", "sweep-b"} and set(ran[2:]) == {"seed-1", "seed-2"}
+
+
+def test_a_smoke_run_never_counts_as_a_protocol_run(tmp_path):
+    from benchmarks import protocol
+
+    run = tmp_path / "train" / protocol.run_name("mobilenetv2_100", 2e-3, 0)
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"model": {"val_acc": 0.1, "test_acc": 0.1, "epochs": 1}}))
+    recorded = {run.name: {"val_acc": 0.86, "test_acc": 0.825}}
+    assert protocol.Runs(tmp_path, recorded, epochs=protocol.RECIPE_EPOCHS).get(run.name)["test_acc"] == 0.825
+    assert protocol.Runs(tmp_path, {}, epochs=1).get(run.name)["test_acc"] == 0.1
+
+
+def test_bench_protocol_and_search_refuse_bad_input_before_writing(tmp_path):
+    before = sorted(p.name for p in (ROOT / "benchmarks" / "results").iterdir())
+    for args in (["-m", "benchmarks.protocol", "--models", "", "--work", str(tmp_path / "w")],
+                 ["-m", "benchmarks.protocol", "--models", "nosuch", "--work", str(tmp_path / "w")],
+                 ["-m", "benchmarks.protocol", "--jobs", "0", "--work", str(tmp_path / "w")]):
+        proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and "bench-protocol:" in proc.stderr, args
+    bad = tmp_path / "v.json"
+    bad.write_text('{"a": 1}')
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.search", "--no-run", "--validation-json", str(bad),
+                           "--search", str(tmp_path / "s")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "--validation-json" in proc.stderr
+    assert sorted(p.name for p in (ROOT / "benchmarks" / "results").iterdir()) == before
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_terminated_bench_leaves_no_training_running(tmp_path):
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    child_code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+            "from pathlib import Path\nfrom benchmarks.jobs import run_parallel\n"
+            f"run_parallel([('long', [sys.executable, '-c', {child_code!r}])], Path({str(tmp_path / 'logs')!r}), 1)\n")
+    bench = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    t0 = time.time()
+    while not (pid_file.is_file() and pid_file.read_text()) and time.time() - t0 < 120:
+        time.sleep(0.2)
+    child = int(pid_file.read_text())
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=60) != 0
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):   # the training was stopped with its bench, not left behind
+        os.kill(child, 0)

@@ -233,3 +233,19 @@ def test_every_registered_model_is_counted_whole_in_the_committed_table():
         for img in table["img_sizes"]:
             for name in MODELS:
                 assert model_count(name, img, core, table) > 0
+
+
+def test_the_int8_check_keeps_a_users_files_in_its_folder(tmp_path):
+    """The candidate export builds in a folder of its own: nothing a user (or another worker) put in the check's
+    folder is removed."""
+    from search.parts import export_part
+    from search.space import Part
+
+    out = tmp_path / "int8-check" / "part"
+    (out / "work").mkdir(parents=True)
+    (out / "work" / "mine.txt").write_text("mine")
+    (out / "notes.txt").write_text("notes")
+    model = export_part(Part("stem", 64, width=16), out)
+    assert model.is_file() and (out / "work" / "mine.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text() == "notes"
+    assert sorted(p.name for p in out.iterdir()) == ["model.tflite", "notes.txt", "work"]   # its staging is gone
