@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_user_error, run_cli
+from test_pipelines import STAGE
 
 import device_sim.tasks as tasks
 from contract.errors import UserError
@@ -24,16 +25,7 @@ MEDIAPIPE = (models_dir() / "mediapipe").resolve()
 needs_models = pytest.mark.skipif(not (MEDIAPIPE / "face_landmark.tflite").is_file(),
                                   reason="no MediaPipe models: run `make mediapipe-models` (make test does)")
 
-DETECTOR = """
-[[stage]]
-name = "det"
-model = "m.tflite"
-task = "detection"
-[stage.anchors]
-strides = [8, 16, 16, 16]
-[stage.decode]
-num_keypoints = 6
-"""
+DETECTOR = STAGE.format(model="m.tflite")   # a detection stage, as test_pipelines writes one
 CLASSIFIER = """
 [[stage]]
 name = "cls"
