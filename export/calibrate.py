@@ -25,7 +25,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-__all__ = ["true_ranges"]
+__all__ = ["true_ranges", "residual_feeds"]
 
 
 def true_ranges(calibrated: bytes, samples: Iterable[np.ndarray]) -> tuple[bytes, dict]:
@@ -53,7 +53,7 @@ def true_ranges(calibrated: bytes, samples: Iterable[np.ndarray]) -> tuple[bytes
         for i in recorded:
             value = interp.get_tensor(i)
             lo[i], hi[i] = min(lo[i], float(value.min())), max(hi[i], float(value.max()))
-    clipped = _mse_ranges(interp, inp, samples, {i: (lo[i], hi[i]) for i in _residual_feeds(interp) if i in recorded})
+    clipped = _mse_ranges(interp, inp, samples, {i: (lo[i], hi[i]) for i in residual_feeds(interp) if i in recorded})
     lo.update({i: r[0] for i, r in clipped.items()})
     hi.update({i: r[1] for i, r in clipped.items()})
     corrected = 0
@@ -69,7 +69,7 @@ def true_ranges(calibrated: bytes, samples: Iterable[np.ndarray]) -> tuple[bytes
     return bytes(builder.Output()), {"tensors": len(recorded), "corrected": corrected, "clipped": len(clipped)}
 
 
-def _residual_feeds(interp) -> set[int]:
+def residual_feeds(interp) -> set[int]:
     """Tensors that feed a residual ADD (both operands produced by ops, neither a constant)."""
     ops = interp._get_ops_details()
     produced = {t for op in ops for t in op["outputs"]}

@@ -127,16 +127,14 @@ def tensor_consumers(int8_path: Path) -> dict[str, list[str]]:
 
 
 def residual_feeds(int8_path: Path) -> set[str]:
-    """Names of the int8 tensors that feed a residual ADD (both operands produced by ops, neither a constant):
-    each must keep its own scale, not the stream's (export.calibrate)."""
+    """Names of the int8 tensors that feed a residual ADD: each must keep its own scale, not the stream's
+    (export.calibrate, whose rule picks them)."""
     from contract.runtime import interpreter_class
+    from export.calibrate import residual_feeds as feeds
 
     interp = interpreter_class()(model_path=str(int8_path))
-    ops = interp._get_ops_details()
-    produced = {t for op in ops for t in op["outputs"]}
     names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
-    return {names[t] for op in ops if op["op_name"] == "ADD" and len(op["inputs"]) == 2
-            and all(t in produced for t in op["inputs"]) for t in op["inputs"]}
+    return {names[t] for t in feeds(interp)}
 
 
 def _residual_summary(int8_path: Path, rows: list) -> dict:
