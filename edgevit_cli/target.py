@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
           f"projection's leave-one-out error {100 * proj['calibration_loo_median_abs_error']:.0f}%)")
     print(f"  agreement with the host      {fid['agreement']:10.4f}     on {fid['images']} sample images")
     print(f"  max abs output difference    {fid['max_abs_diff']:10.3g}     "
-          f"identical outputs {fid['identical_outputs']:.2%}")
+          f"identical outputs {fid['identical_outputs']:.2%}"
+          + (f", at most {fid['max_diff_steps']} output step(s) apart" if fid.get("max_diff_steps") is not None else ""))
     print(f"  {rep['versions']['runtime']}; {rep['versions']['emulator']}")
     if json_out:
         publish_file(json_out, to_json(rep), kind="target")

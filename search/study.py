@@ -106,7 +106,9 @@ def _folder_study_name(cfg: SearchConfig, storage) -> str:
 def open_study(cfg: SearchConfig):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)   # not "Using an existing study" on every load
+    # not "Using an existing study" on every load; never louder than the caller set (the CLI: errors only, so
+    # an interrupted trial is not logged with the interrupt's traceback)
+    optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))
     storage = study_storage(cfg)
     sampler = optuna.samplers.TPESampler(seed=cfg.sampler_seed, n_startup_trials=8)
     for attempt in range(5):

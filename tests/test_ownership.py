@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -202,12 +203,14 @@ def test_make_clean_removes_only_what_make_targets_wrote(tmp_path):
     """Data loss 7: `make clean` was `rm -rf runs artifacts`."""
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     shutil.copytree(ROOT / "contract", tmp_path / "contract", ignore=shutil.ignore_patterns("__pycache__"))
-    made = {"runs/edgevit_xs-digits": "train", "artifacts/edgevit_xs-digits": "export",
+    model = re.search(r"^MODEL\s*\?=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M).group(1)  # make's default
+    run, art = f"runs/{model}-digits", f"artifacts/{model}-digits"
+    made = {run: "train", art: "export",
             "runs/demo-ar-glasses": "simulate", "runs/digits_xs": "train", "artifacts/digits_xs": "export"}
     for folder, kind in made.items():
         publish(_stage(tmp_path / folder, {"best.pt": "w", "int8/model.tflite": "t"}), tmp_path / folder, kind=kind)
-    (tmp_path / "runs/edgevit_xs-digits/notes.txt").write_text("mine")
-    (tmp_path / "artifacts/edgevit_xs-digits/int8/why.md").write_text("mine")
+    (tmp_path / run / "notes.txt").write_text("mine")
+    (tmp_path / art / "int8/why.md").write_text("mine")
     keep = {"runs/digits_xs", "artifacts/digits_xs"}          # the README's own CLI examples
     before = {f: snapshot(tmp_path / f) for f in keep}
     proc = subprocess.run(["make", "--no-print-directory", "clean", f"PYTHON={sys.executable}"], cwd=tmp_path,
@@ -215,8 +218,8 @@ def test_make_clean_removes_only_what_make_targets_wrote(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for f in keep:
         assert_unchanged(before[f], tmp_path / f, f)
-    assert sorted(snapshot(tmp_path / "runs/edgevit_xs-digits")) == ["notes.txt"]
-    assert sorted(snapshot(tmp_path / "artifacts/edgevit_xs-digits")) == ["int8/why.md"]
+    assert sorted(snapshot(tmp_path / run)) == ["notes.txt"]
+    assert sorted(snapshot(tmp_path / art)) == ["int8/why.md"]
     assert not (tmp_path / "runs/demo-ar-glasses").exists()
 
 

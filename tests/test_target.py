@@ -29,7 +29,8 @@ def test_int8_agrees_with_the_host_and_counts_repeat(arm_env, tiny_export):
     a = target_report(arm_env, tiny_export / "int8", cpu="cortex-a53", fidelity_images=40, invokes=5)
     b = target_report(arm_env, tiny_export / "int8", cpu="cortex-a53", fidelity_images=5, invokes=5)
     assert a["fidelity"]["agreement"] >= 0.99 and a["fidelity"]["images"] == 40
-    assert a["fidelity"]["max_abs_diff"] <= 0.05, a["fidelity"]   # int8 kernels may round differently per ISA
+    # int8 kernels may round differently per ISA: by a step or two of the output's quantum, not more
+    assert a["fidelity"]["max_diff_steps"] <= 2, a["fidelity"]
     ia, ib = a["instructions"]["per_inference"], b["instructions"]["per_inference"]
     assert ia > 1e5 and abs(ia - ib) / ia < 0.005, (ia, ib)
     assert "7.2" in a["versions"]["emulator"] and "2.3.0" in a["versions"]["runtime"]

@@ -67,6 +67,8 @@ def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path 
         "instructions": count,
         "fidelity": {"images": len(inputs), "agreement": float(np.mean(host.argmax(1) == arm.argmax(1))),
                      "max_abs_diff": float(np.abs(host - arm).max()),
+                     "max_diff_steps": int(np.abs(host_raw.astype(np.int64) - arm_raw.astype(np.int64)).max())
+                     if np.issubdtype(host_raw.dtype, np.integer) else None,
                      "identical_outputs": float(np.mean(np.all(host_raw.reshape(len(inputs), -1)
                                                                == arm_raw.reshape(len(inputs), -1), axis=1)))},
         "projection": _projections(count["per_inference"], core.name, card.get("format", "fp32")),
