@@ -28,6 +28,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 # the code whose instructions are counted: a change to any of it is counted again
 CODE_COUNTED = ("contract/images.py", "contract/quant.py", "device_sim/model.py", "device_sim/stages.py",
                 "device_sim/decode/ssd.py", "device_sim/decode/geometry.py", "device_sim/target/prepost_guest.py")
+_NOT_COUNTED = ("created",)   # card fields that change nothing the count measures (a bare card's is its load time)
 
 
 def _digest(*parts: bytes) -> str:
@@ -50,7 +51,8 @@ def prepost_unit(model, frame_wh: tuple[int, int], stage=None, pipeline: Path | 
 def _key(unit: dict, core: str, versions: dict) -> str:
     code = [(_ROOT / f).read_bytes() for f in CODE_COUNTED]
     stage = unit["stage"]
-    what = json.dumps({"card": unit["card"], "stage": stage and stage["name"]}, sort_keys=True, default=str).encode()
+    card = {k: v for k, v in unit["card"].items() if k not in _NOT_COUNTED}
+    what = json.dumps({"card": card, "stage": stage and stage["name"]}, sort_keys=True, default=str).encode()
     pipeline = Path(stage["pipeline"]).read_bytes() if stage else b""
     w, h = unit["frame"]
     return (f"prepost/{_digest(what, pipeline)}/{w}x{h}/{core}/{versions['runtime']}/{versions['emulator']}/"
