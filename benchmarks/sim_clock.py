@@ -17,7 +17,9 @@ import argparse
 import csv
 import datetime
 import json
+import os
 import platform
+import resource
 import subprocess
 import sys
 import time
@@ -30,18 +32,24 @@ HOST_COLUMNS = ("rss_mb",)          # besides every *_host_ms column: the simula
 REPORT_DEVICE_KEYS = ("frames", "drop_rate", "deadline_miss_rate", "achieved_fps", "jitter_ms", "partial")
 
 
-def _simulate(model: str, profile: str, duration: float, out: Path) -> tuple[float, dict, list[dict]]:
+def _simulate(model: str, profile: str, duration: float, out: Path) -> tuple[dict, dict, list[dict]]:
+    """(seconds: wall and CPU of the whole command, report, frames.csv rows)."""
     cmd = [sys.executable, "-m", "edgevit_cli", "simulate", "--model", model, "--profile", profile,
            "--duration", str(duration), "--no-video", "--force", "--out", str(out)]
-    t0 = time.perf_counter()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall = {"wall": time.perf_counter() - t0, "cpu": _children_cpu() - cpu0}
     if proc.returncode not in (0, 3):     # 3: a budget missed is still a measurement
         raise SystemExit(f"simulate failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
     report = json.loads((out / "report.json").read_text())
     with open(out / "frames.csv") as f:
         rows = list(csv.DictReader(f))
     return wall, report, rows
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _device_report(report: dict) -> dict:
@@ -77,6 +85,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    load = os.getloadavg()    # this shared host is rarely idle: say how busy it was
     _simulate(args.model, args.profile, 0.2, work / "warm")       # instruction counts made and cached
     wall_idle, rep_idle, rows_idle = _simulate(args.model, args.profile, args.duration, work / "idle")
     hogs = _busy(args.busy)
@@ -89,7 +98,8 @@ def main(argv=None) -> int:
     result = {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "host": platform.node(), "model": args.model, "profile": args.profile, "duration_s": args.duration,
               "busy_processes": args.busy, "clock": rep_idle["clock"]["kind"], "device": rep_idle["device"]["label"],
-              "wall_s": {"idle": wall_idle, "busy": wall_busy}, "wall_target_s": WALL_TARGET_S,
+              "seconds": {"idle": wall_idle, "busy": wall_busy}, "wall_target_s": WALL_TARGET_S,
+              "load_average_before": load,
               "simulator_wall_s": {"idle": rep_idle["wall_seconds"], "busy": rep_busy["wall_seconds"]},
               "e2e_p95_ms": {"idle": rep_idle["latency_ms"]["end_to_end"]["p95"],
                              "busy": rep_busy["latency_ms"]["end_to_end"]["p95"]},
@@ -101,8 +111,10 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     cmp = result["comparison"]
     print(f"{args.duration:g} s on {args.profile} ({result['device']}, {result['clock']} clock), {cmp['frames'][0]} "
-          f"frames: wall {wall_idle:.2f} s idle, {wall_busy:.2f} s beside {args.busy} busy processes "
-          f"(target < {WALL_TARGET_S:g} s); end-to-end p95 {result['e2e_p95_ms']['idle']:.3f} / "
+          f"frames: wall {wall_idle['wall']:.2f} s (CPU {wall_idle['cpu']:.2f} s) as the host was, "
+          f"{wall_busy['wall']:.2f} s (CPU {wall_busy['cpu']:.2f} s) beside {args.busy} more busy processes "
+          f"(target < {WALL_TARGET_S:g} s wall; load average before {load[0]:.1f})")
+    print(f"end-to-end p95 {result['e2e_p95_ms']['idle']:.3f} / "
           f"{result['e2e_p95_ms']['busy']:.3f} ms; host inference p50 {result['inference_host_p50_ms']['idle']:.2f} / "
           f"{result['inference_host_p50_ms']['busy']:.2f} ms")
     print(f"device columns and report identical: {cmp['identical']} (differ: {cmp['columns_that_differ']}, "
