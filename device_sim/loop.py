@@ -48,6 +48,7 @@ class LoopResult:
     wall_s: float
     bad_frames: list[str] = field(default_factory=list)   # corrupt frames the source delivered (skipped)
     interrupted: BaseException | None = None   # Ctrl-C / SIGTERM stopped the loop (re-raised by the caller)
+    clock: str = "virtual"     # "virtual": the device's own clock; "wall": paced in real time
 
 
 @dataclass
@@ -204,14 +205,17 @@ def _check_frame(frame) -> None:
 def run_loop(work, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
              realtime: bool = False, on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
     """`work` (device_sim.work): one model or a pipeline, which gives each frame's device time. On the
-    virtual clock unless `realtime`. Runs until the duration (device seconds on the virtual clock, wall
-    seconds in real time) or frame count is reached, the source ends or fails, or Ctrl-C / SIGTERM
-    (KeyboardInterrupt) arrives: then the frames so far are returned with `interrupted` set."""
+    virtual clock unless `realtime` or the source is live (`source.live`, device_sim.sources.base). Runs
+    until the duration (device seconds on the virtual clock, wall seconds in real time) or frame count is
+    reached, the source ends or fails, or Ctrl-C / SIGTERM (KeyboardInterrupt) arrives: then the frames so
+    far are returned with `interrupted` set."""
     run = _Run(work, source, profile, duration_s=duration_s, max_frames=max_frames, on_frame=on_frame,
                max_bad_frames=max_bad_frames)
-    if not realtime:
+    if not (realtime or getattr(source, "live", False)):   # a live camera cannot wait for the simulated device
         return _virtual(run, max_speed=max_speed)
-    return _max_speed(run) if max_speed else _real_time(run)
+    result = _max_speed(run) if max_speed else _real_time(run)
+    result.clock = "wall"
+    return result
 
 
 class VirtualPolicy:

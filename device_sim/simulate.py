@@ -76,7 +76,6 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
     try:
         with folder_lock(out, what="simulation"):
             work = _make_work(loaded, spec, profile, log)
-            realtime = realtime or bool(getattr(cam, "live", False))
             result, report = _run(work, cam, profile, memory, threads=threads, duration_s=duration_s,
                                   max_frames=max_frames, max_speed=max_speed, realtime=realtime, progress=progress,
                                   max_bad_frames=max_bad_frames, log=log)
@@ -107,7 +106,7 @@ def _make_work(loaded, spec, profile, log):
 def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool, realtime: bool,
          progress: bool, max_bad_frames: int, log):
     mode = "max-speed" if max_speed else f"{profile.fps:g} fps, drop policy {profile.drop_policy}"
-    mode += ", real time" if realtime else ", virtual clock"
+    mode += ", real time" if realtime or getattr(cam, "live", False) else ", virtual clock"
     timing = work.timing
     log(f"simulating {work.name} [{work.format}] on {profile.name}: "
         f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} host thread(s); "
@@ -122,8 +121,7 @@ def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_fram
         if result.interrupted is not None:
             raise result.interrupted
         raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
-    return result, _report(result, work, profile, memory, threads=threads, max_speed=max_speed, realtime=realtime,
-                           source=cam.name)
+    return result, _report(result, work, profile, memory, threads=threads, max_speed=max_speed, source=cam.name)
 
 
 def _inference_text(work) -> str:
@@ -223,8 +221,7 @@ def _progress(total: int | None, enabled: bool):
     return tqdm(total=total, unit="frame", disable=None if enabled else True, dynamic_ncols=True, leave=False)
 
 
-def _report(result, work, profile, memory: dict, *, threads: int, max_speed: bool, realtime: bool,
-            source: str) -> dict:
+def _report(result, work, profile, memory: dict, *, threads: int, max_speed: bool, source: str) -> dict:
     recs = result.records
     sampled_peak = max(r.rss_mb for r in recs)
     memory.update(peak_mb=max(peak_rss_mb(), sampled_peak), loop_peak_sampled_mb=sampled_peak,
@@ -244,7 +241,7 @@ def _report(result, work, profile, memory: dict, *, threads: int, max_speed: boo
         "invalid_outputs": sum(not r.valid for r in recs),
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
         "mode": "max-speed" if max_speed else "camera-rate",
-        "clock": CLOCKS["real-time" if realtime else "virtual"],
+        "clock": CLOCKS[result.clock],
         "profile": profile.as_dict(), "threads_used": threads,
         "model": work.model_report(),
         "host": host_info(), "runtime": runtime_version(), "source": source,
@@ -281,7 +278,7 @@ CLOCKS = {
     "virtual": {"kind": "virtual", "note": "the device's own clock: frames arrive at the camera's times and the "
                 "device is busy for each frame's device time; nothing waited, so these timings repeat whatever "
                 "the host's load"},
-    "real-time": {"kind": "wall", "note": "real time: frames arrived on this host's wall clock and the loop slept "
+    "wall": {"kind": "wall", "note": "real time: frames arrived on this host's wall clock and the loop slept "
                   "until each frame's device time had passed; a frame the host ran slower took the host's time"},
 }
 

@@ -119,3 +119,16 @@ def test_realtime_and_max_speed_together_are_refused(tmp_path):
 
     with pytest.raises(UserError, match="give one of them"):
         simulate(tmp_path / "m", load_profile("ar-glasses"), out=tmp_path / "o", realtime=True, max_speed=True)
+
+
+def test_a_live_source_runs_in_real_time_and_a_file_does_not():
+    """A camera cannot wait for the simulated device: the loop paces it on the wall clock (asked for or
+    not); a replayable source runs on the virtual clock unless --realtime."""
+    live = FakeSource(3)
+    live.live = True
+    quick = FakeWork(service=(0.1, 0.2, 0.1))
+    assert run(quick, duration_s=None, source=live).clock == "wall"
+    assert run(quick, duration_s=None, source=FakeSource(3)).clock == "virtual"
+    paced = run_loop(quick, FakeSource(3), profile(), duration_s=None, max_frames=None, max_speed=False,
+                     realtime=True)
+    assert paced.clock == "wall" and len(paced.records) >= 1
