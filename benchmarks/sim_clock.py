@@ -54,12 +54,15 @@ def _children_cpu() -> float:
 
 
 def _device_report(report: dict) -> dict:
+    """What must repeat: the device's latencies, frames and drops, and every budget's verdict; a latency
+    budget's value too. A memory budget's value is not the clock's: it is the runtime's resident memory,
+    measured as RSS in a subprocess on this host (it moved by 24 KB between two runs), so it is listed
+    apart."""
     lat = {k: v for k, v in report["latency_ms"].items() if not k.endswith("_host")}
-    # a memory budget's value is the runtime's resident bytes measured in a subprocess, in MB: differences of two
-    # RSS readings carry float noise (7.831551999999995 vs ...002), so values are compared to the byte / ns
-    budgets = [{"budget": b["budget"], "value": round(b["value"], 6), "limit": b["limit"], "pass": b["pass"]}
-               for b in report["budgets"]]
-    return {"latency_ms": lat, "budgets": budgets, **{k: report.get(k) for k in REPORT_DEVICE_KEYS}}
+    verdicts = {b["budget"]: b["pass"] for b in report["budgets"]}
+    latency_budgets = {b["budget"]: b["value"] for b in report["budgets"] if b["budget"].endswith("latency_ms")}
+    return {"latency_ms": lat, "verdicts": verdicts, "latency_budgets": latency_budgets,
+            **{k: report.get(k) for k in REPORT_DEVICE_KEYS}}
 
 
 def compare(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> dict:
@@ -69,8 +72,10 @@ def compare(a: tuple[dict, list[dict]], b: tuple[dict, list[dict]]) -> dict:
     differ = sorted({c for ra, rb in zip(rows_a, rows_b) for c in columns if ra[c] != rb[c]})
     dev_a, dev_b = _device_report(rep_a), _device_report(rep_b)
     fields = sorted(k for k in dev_a if dev_a[k] != dev_b[k])
+    memory = {b["budget"]: [b["value"], c["value"]] for b, c in zip(rep_a["budgets"], rep_b["budgets"])
+              if b["budget"].endswith("memory_mb")}
     return {"frames": [len(rows_a), len(rows_b)], "device_columns": columns, "columns_that_differ": differ,
-            "report_fields_that_differ": fields,
+            "report_fields_that_differ": fields, "memory_budget_values": memory,
             "identical": len(rows_a) == len(rows_b) and not differ and not fields}
 
 
