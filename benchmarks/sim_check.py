@@ -22,7 +22,7 @@ OVERHEAD_MS = 2.0   # the loop's own overhead per frame at --max-speed
 
 
 def _sim(model_dir: Path, out: Path, threads: int, *, max_speed: bool) -> dict:
-    args = ["--frames", "400", "--max-speed"] if max_speed else ["--duration", "6"]
+    args = ["--frames", "400", "--max-speed"] if max_speed else ["--duration", "6", "--realtime"]
     cmd = [sys.executable, "-m", "edgevit_cli", "simulate", "--model", str(model_dir), "--profile", "ar-glasses",
            "--threads", str(threads), "--core", "host", "--no-video", "--out", str(out), *args]
     subprocess.run(cmd, capture_output=True, text=True)   # exit 3 (a budget) is still a measurement

@@ -1,10 +1,12 @@
-"""Spending the device's time on the host's clock.
+"""The device's time of one model invocation, and the host's.
 
-A stage of a frame (preprocess -> inference -> postprocess) runs on the host; after each part the
-loop sleeps until the device's time for that part has passed (device_sim.device.DeviceTiming): the
-projected inference, and the host's pre/post-processing plus what the slower core adds to them. A
-part the host runs slower than the device takes the host's time. `run_timed` is that sequence for one
-invocation of one model; the single-model run and every stage of a pipeline go through it.
+A stage of a frame (preprocess -> inference -> postprocess) runs on the host, which measures each part
+(the *_host_ms columns). The device's time of each part comes from its DeviceTiming
+(device_sim.device): projected or fixed, the same on every frame; a part the timing leaves to the host
+(None) takes what the host measured. Nothing here waits: the frame loop (device_sim.loop) places the
+device's times on its virtual clock, or, in real time, sleeps until they have passed (`sleep_until`).
+`run_timed` is that sequence for one invocation of one model; the single-model run and every stage of a
+pipeline go through it.
 """
 
 from __future__ import annotations
@@ -47,28 +49,21 @@ class StageTimes:
         return self
 
 
-def _spend(start: float, extra_ms: float) -> tuple[float, float]:
-    """Called right after a host part that began at `start`: the device takes `extra_ms` longer.
-    Returns (when the part ended on the device, host ms)."""
-    end = time.perf_counter()
-    if extra_ms > 0.0:
-        sleep_until(end + extra_ms / 1e3)
-    return time.perf_counter(), (end - start) * 1e3
+def _device(ms: float | None, host_ms: float) -> float:
+    return host_ms if ms is None else ms
 
 
 def run_timed(model, timing, prepare: Callable[[], object], finish: Callable[[object], object]):
-    """prepare() -> model input; model.invoke; finish(raw outputs) -> result. Returns (result, StageTimes),
-    each part spending the device's time (`timing`: a DeviceTiming)."""
-    t_start = time.perf_counter()
+    """prepare() -> model input; model.invoke; finish(raw outputs) -> result. Returns (result, StageTimes):
+    the host's time of each part as measured, the device's as `timing` (a DeviceTiming) gives it."""
+    t0 = time.perf_counter()
     x = prepare()
-    pre_end, pre_host = _spend(t_start, timing.pre_extra_ms)
+    t1 = time.perf_counter()
     raw = model.invoke(x)
     t2 = time.perf_counter()
-    if timing.inference_ms is not None:
-        sleep_until(pre_end + timing.inference_ms / 1e3)
-    t3 = time.perf_counter()
     result = finish(raw)
-    post_end, post_host = _spend(t3, timing.post_extra_ms)
-    return result, StageTimes(pre_ms=(pre_end - t_start) * 1e3, inference_ms=(t3 - pre_end) * 1e3,
-                              post_ms=(post_end - t3) * 1e3, pre_host_ms=pre_host,
-                              inference_host_ms=(t2 - pre_end) * 1e3, post_host_ms=post_host)
+    t3 = time.perf_counter()
+    pre, inference, post = (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3
+    return result, StageTimes(pre_ms=_device(timing.pre_ms, pre), inference_ms=_device(timing.inference_ms, inference),
+                              post_ms=_device(timing.post_ms, post), pre_host_ms=pre, inference_host_ms=inference,
+                              post_host_ms=post)

@@ -3,20 +3,15 @@
 - projected (a profile with an ARM core): the model's inference = its instructions per inference on
   that core (counted once on the aarch64 runtime under qemu, then cached by model hash) x the core's
   CPI / the clock, divided by the speedup of the profile's threads (device_sim.target.projection).
-  Pre- and post-processing are measured on the host and scaled by the same core factor: projected
-  inference / this host's warm inference of the same model. That treats OpenCV's resize and numpy's
-  softmax like the network's kernels, which they are not (they are memory-bound): it is the simplest
-  scaling with no free constant, and the host-measured times are kept as their own columns. The
-  factor stretches the stages' warm host times measured before the loop (on a gray frame of the
-  camera's size), not each frame's: per frame the loop adds (factor - 1) x that reference, so this
-  shared host's frame-to-frame noise passes through once instead of being multiplied.
+  Pre- and post-processing are projected the same way from their own instructions, counted on the same
+  core for the camera's frame size and the model's input (device_sim.target.prepost), on one thread.
 - fixed (a profile's [device] inference_ms): a what-if for the inference alone; pre- and
-  post-processing take what the host measures.
+  post-processing are projected as above when the profile's core is an ARM core, else the host's.
 - host (core = "host", or no aarch64 environment): what this machine measures, labelled "host".
 
-The loop spends the device's time in wall-clock time (it sleeps the difference after each stage), so
-drops, queueing and deadlines follow the device. Where the host is slower than the device, the host's
-time is what passes: those frames are counted and the latencies are then upper bounds.
+A projected part takes the same device time on every frame, whatever the host is doing: the frame loop
+(device_sim.loop) keeps the device's time on its own virtual clock, so drops, queueing and deadlines
+follow the device and repeat from run to run. The host's own times are kept as the *_host_ms columns.
 """
 
 from __future__ import annotations
@@ -42,10 +37,10 @@ class DeviceTiming:
     kind: str                    # "projected", "fixed" or "host"
     label: str                   # for tables and plot legends
     inference_ms: float | None   # one inference on the device; None: as the host measures it
-    stage_factor: float          # device / host inference time: the factor the stage references are scaled by
+    stage_factor: float          # device / host inference time (reported: how much slower the device is)
     host_reference_ms: float     # this host's warm inference of the same model and threads
-    pre_extra_ms: float = 0.0    # what the device adds to each frame's host preprocessing: (factor - 1) x reference
-    post_extra_ms: float = 0.0
+    pre_ms: float | None = None  # one preprocessing on the device; None: as the host measures it
+    post_ms: float | None = None
     details: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -83,52 +78,47 @@ def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log
     return cache[key]
 
 
-def device_timing(model, profile, log=print) -> DeviceTiming:
+def device_timing(model, profile, log=print, *, stage=None, pipeline=None) -> DeviceTiming:
+    """How the device times `model` (for a pipeline: its `stage`, from the file `pipeline`)."""
     from device_sim.profiles import HOST_CORE
 
     gray = model.to_input(np.full((1, model.height, model.width, 3), 128, np.uint8))
     host_ms = model.warm_reference(gray) * 1e3
-    if profile.inference_ms is not None:
-        return DeviceTiming("fixed", f"fixed by the profile ({profile.inference_ms:g} ms)", profile.inference_ms,
-                            1.0, host_ms)
     if profile.core == HOST_CORE:
-        return DeviceTiming("host", "host", None, 1.0, host_ms)
+        fixed = profile.inference_ms
+        label = "host" if fixed is None else f"fixed by the profile ({fixed:g} ms)"
+        return DeviceTiming("host" if fixed is None else "fixed", label, fixed, 1.0, host_ms)
     try:
-        counted = cached_instructions(model.tflite, model.card["sha256"], profile.core, gray, log)
+        prepost = _prepost(model, profile, stage, pipeline, log)
+        counted = None if profile.inference_ms is not None else \
+            cached_instructions(model.tflite, model.card["sha256"], profile.core, gray, log)
     except UserError as e:
         log(f"note: latency is this host's, not projected for {profile.core}: {e}")
-        return DeviceTiming("host", "host (no projection)", None, 1.0, host_ms, details={"why": str(e)})
+        kind, label = ("host", "host (no projection)") if profile.inference_ms is None else \
+            ("fixed", f"fixed by the profile ({profile.inference_ms:g} ms); pre/post-processing the host's")
+        return DeviceTiming(kind, label, profile.inference_ms, 1.0, host_ms, details={"why": str(e)})
+    parts = {"pre_ms": prepost["preprocess_ms"], "post_ms": prepost["postprocess_ms"]}
+    if counted is None:
+        return DeviceTiming("fixed", f"fixed by the profile ({profile.inference_ms:g} ms)", profile.inference_ms,
+                            profile.inference_ms / host_ms, host_ms, **parts, details={"prepost": prepost})
     from device_sim.target.projection import cpi, load_calibration, project_ms
 
     cal, fmt = load_calibration(), model.card.get("format", "fp32")
     ms = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, profile.threads, cal, fmt=fmt)
     one = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, 1, cal, fmt=fmt)
     label = f"projected, {profile.core} @ {profile.clock_ghz:g} GHz x{profile.threads}"
-    factor = ms / host_ms
-    stages = _stage_references(model, np.full((profile.camera_height, profile.camera_width, 3), 128, np.uint8))
-    extra = {f"{k}_extra_ms": max(factor - 1.0, 0.0) * v for k, v in stages.items()}
-    return DeviceTiming("projected", label, ms, factor, host_ms, **extra, details={
+    return DeviceTiming("projected", label, ms, ms / host_ms, host_ms, **parts, details={
         "instructions_per_inference": counted["per_inference"], "core": profile.core,
         "clock_ghz": profile.clock_ghz, "threads": profile.threads, "one_thread_ms": one,
         "cpi": cpi(profile.core, fmt, cal), "parallel_fraction": cal["parallel_fraction"],
         "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
-        "runtime": counted.get("runtime"), "emulator": counted.get("emulator"),
-        "host_reference_stage_ms": stages})
+        "runtime": counted.get("runtime"), "emulator": counted.get("emulator"), "prepost": prepost})
 
 
-def _stage_references(model, frame: np.ndarray, runs: int = 20) -> dict:
-    """Median warm host ms of preprocessing a camera frame and of postprocessing the model's output."""
-    import time
+def _prepost(model, profile, stage, pipeline, log) -> dict:
+    """The projected pre- and post-processing of one invocation on the profile's core (device_sim.target.prepost)."""
+    from device_sim.target.prepost import cached_prepost, prepost_unit, project_prepost
 
-    x = model.preprocess(frame)
-    raw = model.invoke(x)
-    times = {"pre": [], "post": []}
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        model.preprocess(frame)
-        t1 = time.perf_counter()
-        model.postprocess(raw)
-        times["pre"].append(t1 - t0)
-        times["post"].append(time.perf_counter() - t1)
-    return {k: float(np.median(v)) * 1e3 for k, v in times.items()}
-
+    unit = prepost_unit(model, (profile.camera_width, profile.camera_height), stage, pipeline)
+    counted = cached_prepost([unit], profile.core, cache_file=_cache_file(), log=log)[0]
+    return {**project_prepost(counted, profile.core, profile.clock_ghz), "frame": unit["frame"]}

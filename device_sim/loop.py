@@ -1,15 +1,21 @@
 """The camera-frame loop.
 
-Real-time mode: a capture thread delivers frames at the camera's fps, independently of inference,
-into a drop policy; the inference thread takes what the policy hands it. Drops are therefore real:
-- latest: one slot, a new frame replaces a waiting one (MediaPipe's flow limiter, one frame in flight);
-- queue: a bounded FIFO; a frame that finds it full is dropped, the others wait (queueing delay).
-Max-speed mode (--max-speed): capture and inference alternate in one thread, no pacing, no drops.
+Virtual clock (the default): a discrete-event simulation of the device. Frame i arrives at i / fps on
+the device's clock; the device is busy with a frame for its device time (the sum of its parts' device
+times: device_sim.device, device_sim.clock.run_timed); while it is busy, arriving frames go into the
+drop policy, and when it is free it takes what the policy hands it. Queueing, drops, deadlines and
+end-to-end latency follow from that timeline alone, nothing sleeps, and the same inputs give the same
+device columns however busy the host is. The host still runs every processed frame (predictions, the
+*_host_ms columns); a dropped frame is read from the source and never processed.
 
-The device (device_sim.device.DeviceTiming, spent by device_sim.clock.run_timed inside the work): after
-each part of a frame's work runs on the host, the loop sleeps until the device's time for it has passed
-(a projected inference, host pre/post-processing scaled by the core factor), so drops, queueing and
-deadlines follow the device. A part the host runs slower than the device takes the host's time.
+Real time (--realtime, and any live source: a camera cannot be paused): a capture thread delivers
+frames at the camera's fps on the wall clock into the drop policy; the inference thread takes what the
+policy hands it and, after the host has run a frame, sleeps until the frame's device time has passed.
+A frame the host runs slower than the device takes the host's time.
+
+Drop policies: latest: one slot, a new frame replaces a waiting one (MediaPipe's flow limiter, one frame
+in flight); queue: a bounded FIFO, a frame that finds it full is dropped, the others wait.
+Max speed (--max-speed): each frame is captured when the device is free: no idling, no drops.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from device_sim.frames import FrameRecord, FrameTable
 from device_sim.memory import rss_mb
 from device_sim.sources.base import CorruptFrame, SourceFailed
 
-__all__ = ["FrameRecord", "LoopResult", "run_loop", "LatestSlot", "BoundedQueue", "sleep_until", "MAX_BAD_FRAMES"]
+__all__ = ["FrameRecord", "LoopResult", "run_loop", "LatestSlot", "BoundedQueue", "sleep_until", "MAX_BAD_FRAMES",
+           "VirtualPolicy"]
 
 MAX_BAD_FRAMES = 10   # consecutive corrupt frames that end a run as partial (a real camera app skips a few)
 
@@ -43,6 +50,7 @@ class LoopResult:
     bad_frames: list[str] = field(default_factory=list)   # corrupt frames the source delivered (skipped)
     interrupted: BaseException | None = None   # Ctrl-C / SIGTERM stopped the loop (re-raised by the caller)
     held_signals: HeldSignals | None = None     # further Ctrl-C held from then on: the caller releases them
+    clock: str = "virtual"     # "virtual": the device's own clock; "wall": paced in real time
 
 
 @dataclass
@@ -119,12 +127,15 @@ class _Run:
         self.held_signals: HeldSignals | None = None
         self.t0 = time.perf_counter()
 
-    def done(self, count: int) -> str:
+    def done(self, count: int, elapsed_s: float | None = None) -> str:
+        """Why capture stops before frame `count`, or "" to go on; `elapsed_s`: the clock's time (virtual), or
+        the wall clock since the start."""
         if self.stop:
             return "interrupted"
         if self.max_frames is not None and count >= self.max_frames:
             return f"{self.max_frames} frames reached"
-        if self.duration_s is not None and time.perf_counter() - self.t0 >= self.duration_s:
+        elapsed = time.perf_counter() - self.t0 if elapsed_s is None else elapsed_s
+        if self.duration_s is not None and elapsed >= self.duration_s:
             return f"duration {self.duration_s:g} s reached"
         return ""
 
@@ -152,12 +163,24 @@ class _Run:
             return got
 
     def process(self, item: _Item, dropped: int) -> None:
+        """Real time: the host runs the frame, then the rest of its device time passes on the wall clock."""
         t_start = time.perf_counter()
         out = self.work.process(item.frame)
+        sleep_until(t_start + out.times.device_ms / 1e3)
         e2e = (time.perf_counter() - self.t0 - item.t) * 1e3
+        self.record(item, out, (t_start - self.t0 - item.t) * 1e3, e2e, dropped)
+
+    def process_virtual(self, item: _Item, start_s: float, dropped: int) -> float:
+        """Virtual clock: the device starts the frame at `start_s`; returns when it is done with it."""
+        out = self.work.process(item.frame)
+        queue_ms = (start_s - item.t) * 1e3
+        self.record(item, out, queue_ms, queue_ms + out.times.device_ms, dropped)
+        return start_s + out.times.device_ms / 1e3
+
+    def record(self, item: _Item, out, queue_ms: float, e2e: float, dropped: int) -> None:
         t = out.times
         rec = FrameRecord(
-            index=item.index, capture_s=item.t, queue_ms=(t_start - self.t0 - item.t) * 1e3,
+            index=item.index, capture_s=item.t, queue_ms=queue_ms,
             preprocess_ms=t.pre_ms, inference_ms=t.inference_ms, postprocess_ms=t.post_ms,
             preprocess_host_ms=t.pre_host_ms, inference_host_ms=t.inference_host_ms, postprocess_host_ms=t.post_host_ms,
             e2e_ms=e2e, deadline_met=e2e <= self.profile.deadline_ms, label=item.label, pred=out.pred,
@@ -183,17 +206,73 @@ def _check_frame(frame) -> None:
 
 
 def run_loop(work, source, profile, *, duration_s: float | None, max_frames: int | None, max_speed: bool,
-             on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
-    """`work` (device_sim.work): one model or a pipeline, which spends the device's time per frame. Runs
-    until the duration or frame count is reached, the source ends or fails, or Ctrl-C / SIGTERM
-    (KeyboardInterrupt) arrives: then the frames so far are returned with `interrupted` set."""
+             realtime: bool = False, on_frame=None, max_bad_frames: int = MAX_BAD_FRAMES) -> LoopResult:
+    """`work` (device_sim.work): one model or a pipeline, which gives each frame's device time. On the
+    virtual clock unless `realtime` or the source is live (`source.live`, device_sim.sources.base). Runs
+    until the duration (device seconds on the virtual clock, wall seconds in real time) or frame count is
+    reached, the source ends or fails, or Ctrl-C / SIGTERM (KeyboardInterrupt) arrives: then the frames so
+    far are returned with `interrupted` set."""
     run = _Run(work, source, profile, duration_s=duration_s, max_frames=max_frames, on_frame=on_frame,
                max_bad_frames=max_bad_frames)
-    return _max_speed(run) if max_speed else _real_time(run)
+    if not (realtime or getattr(source, "live", False)):   # a live camera cannot wait for the simulated device
+        return _virtual(run, max_speed=max_speed)
+    result = _max_speed(run) if max_speed else _real_time(run)
+    result.clock = "wall"
+    return result
+
+
+class VirtualPolicy:
+    """The drop policy on the virtual clock (no threads): 'latest' keeps one waiting frame, a newer one
+    replaces it; 'queue' keeps up to `size` in order and drops a frame that finds it full."""
+
+    def __init__(self, policy: str, size: int):
+        self.items: deque = deque()
+        self.size = 1 if policy == "latest" else size
+        self.replace = policy == "latest"
+        self.dropped = 0
+
+    def put(self, item: _Item) -> None:
+        if len(self.items) >= self.size:
+            self.dropped += 1
+            if not self.replace:
+                return
+            self.items.popleft()
+        self.items.append(item)
+
+    def get(self) -> _Item | None:
+        return self.items.popleft() if self.items else None
+
+
+def _virtual(run: _Run, *, max_speed: bool) -> LoopResult:
+    """The discrete-event loop: deliver every frame that has arrived by the time the device is free (the
+    next one if none has: the device idles until it arrives), then process the one the policy hands over."""
+    policy = VirtualPolicy(run.profile.drop_policy, run.profile.queue_size)
+    period, free_at, ended = 1.0 / run.profile.fps, 0.0, False
+    try:
+        while True:
+            while not ended and (not policy.items or (not max_speed and run.captured * period <= free_at)):
+                arrival = free_at if max_speed else run.captured * period
+                if reason := run.done(run.captured, arrival):
+                    run.reason, ended = reason, True
+                    break
+                got = run.read()
+                if got is None:
+                    ended = True
+                    break
+                policy.put(_Item(run.captured, arrival, *got))
+                run.captured += 1
+            item = policy.get()
+            if item is None:
+                break
+            free_at = run.process_virtual(item, max(free_at, item.t), policy.dropped)
+    except KeyboardInterrupt as e:
+        run.held_signals = HeldSignals()   # a second Ctrl-C must not lose the frames measured so far
+        run.interrupted = e
+    return run.result(policy.dropped)
 
 
 def _max_speed(run: _Run) -> LoopResult:
-    """Capture and inference alternate in this thread: no pacing, no drops."""
+    """Real time: capture and inference alternate in this thread, no pacing, no drops."""
     reason = ""
     try:
         while not (reason := run.done(run.captured)):

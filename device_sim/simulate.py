@@ -51,17 +51,23 @@ OUTPUT_FILES = ("report.json", "frames.csv", "latency.png", "memory.png", "demo.
 
 def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | None = None, samples: Path | None = None,
              duration_s: float | None = DEFAULT_DURATION_S, max_frames: int | None = None, max_speed: bool = False,
-             video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True, force: bool = False,
-             max_bad_frames: int = MAX_BAD_FRAMES, bare: BareModel | None = None, log=print) -> tuple[int, dict]:
+             realtime: bool = False, video: bool = True, plots: bool = True, seed: int = 0, progress: bool = True,
+             force: bool = False, max_bad_frames: int = MAX_BAD_FRAMES, bare: BareModel | None = None,
+             log=print) -> tuple[int, dict]:
     """duration_s=None and max_frames=None: run until the source ends. Returns (exit code, report).
     `model_path`: an export folder / model.json, or any .tflite (described by `bare` when it has no card);
     or `pipeline` (a pipeline file or built-in name, device_sim.pipelines) with model_path None.
     source None: the export's sample pack ("synthetic"), or a camera on a photograph ("photo") for a bare
     .tflite or a pipeline, which have none.
+    The loop runs on the device's virtual clock (device_sim.loop) unless `realtime` or the source is live
+    (a camera), which pace frames on the wall clock.
     Everything is checked before the first frame; outputs are built in a staging folder and swapped in
     whole (contract.outputs), so `out` never mixes two runs. Ctrl-C / SIGTERM in the loop: the frames so
     far are written as a partial report (no video), then the KeyboardInterrupt is re-raised."""
     _check_stop_rule(duration_s, max_frames, max_bad_frames)
+    if realtime and max_speed:
+        raise UserError("--realtime paces frames at the camera's rate and --max-speed takes them back to back: "
+                        "give one of them")
     out = resolve_out(out)
     if (model_path is None) == (pipeline is None):
         raise UserError("give a model (--model) or a pipeline (--pipeline), one of them")
@@ -81,7 +87,7 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
         with folder_lock(out, what="simulation"):
             work = _make_work(loaded, spec, profile, log)
             result, report = _run(work, cam, profile, memory, threads=threads, duration_s=duration_s,
-                                  max_frames=max_frames, max_speed=max_speed, progress=progress,
+                                  max_frames=max_frames, max_speed=max_speed, realtime=realtime, progress=progress,
                                   max_bad_frames=max_bad_frames, log=log, held=held)
             video = video and result.interrupted is None   # an interrupted run is written at once
             _publish_outputs(out, report, result.records, cam, work, profile, plots=plots, video=video,
@@ -105,21 +111,24 @@ def _make_work(loaded, spec, profile, log):
         return SingleModel(loaded, device_timing(loaded, profile, log))
     from device_sim.stages import Pipeline, Stage
 
-    return Pipeline(spec, [Stage(st, m, device_timing(m, profile, log)) for st, m in zip(spec.stages, loaded)])
+    return Pipeline(spec, [Stage(st, m, device_timing(m, profile, log, stage=st, pipeline=spec.path))
+                           for st, m in zip(spec.stages, loaded)])
 
 
-def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool,
+def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_frames, max_speed: bool, realtime: bool,
          progress: bool, max_bad_frames: int, log, held: list):
-    mode = "max-speed" if max_speed else f"real-time {profile.fps:g} fps, drop policy {profile.drop_policy}"
+    mode = "max-speed" if max_speed else f"{profile.fps:g} fps, drop policy {profile.drop_policy}"
+    mode += ", real time" if realtime or getattr(cam, "live", False) else ", virtual clock"
     timing = work.timing
     log(f"simulating {work.name} [{work.format}] on {profile.name}: "
         f"{profile.camera_width}x{profile.camera_height} {cam.name}, {mode}, {threads} host thread(s); "
         f"device inference {_inference_text(work)} ({timing.label})")
     stages = getattr(work, "stages", None)
     memory["device"] = device_memory(work.tflites, profile, names=[st.name for st in stages] if stages else None)
-    expected = max_frames or (None if duration_s is None or max_speed else int(duration_s * profile.fps))
+    expected = max_frames or (None if duration_s is None or max_speed else math.ceil(duration_s * profile.fps))
     result = _loop_with_progress(work, cam, profile, expected, progress, duration_s=duration_s,
-                                 max_frames=max_frames, max_speed=max_speed, max_bad_frames=max_bad_frames)
+                                 max_frames=max_frames, max_speed=max_speed, realtime=realtime,
+                                 max_bad_frames=max_bad_frames)
     if result.held_signals is not None:
         held.append(result.held_signals)
     if not result.records:
@@ -264,13 +273,15 @@ def _report(result, work, profile, memory: dict, *, threads: int, max_speed: boo
         "bad_frames": {"count": len(result.bad_frames), "examples": result.bad_frames[:5]},
         "invalid_outputs": sum(not r.valid for r in recs),
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
-        "mode": "max-speed" if max_speed else "real-time",
+        "mode": "max-speed" if max_speed else "camera-rate",
+        "clock": CLOCKS[result.clock],
         "profile": profile.as_dict(), "threads_used": threads,
         "model": work.model_report(),
         "host": host_info(), "runtime": runtime_version(), "source": source,
-        "device": {**work.device_report(recs),
-                   "note": "latency columns without _host are the device's (see kind); end-to-end is wall-clock "
-                           "on the simulated device; *_host columns are this machine's measurements"},
+        "device": {**work.device_report(recs), "prepost_instructions": _prepost_instructions(work),
+                   "note": "latency columns without _host are the device's (see kind); capture, queue and "
+                           "end-to-end times are on the clock named by `clock`; *_host columns are this "
+                           "machine's measurements"},
         "latency_ms": {
             "end_to_end": e2e_stats,
             "inference": summarize(r.inference_ms for r in recs),
@@ -294,6 +305,29 @@ def _report(result, work, profile, memory: dict, *, threads: int, max_speed: boo
     if stages:
         report["stages"] = work.stage_report(recs)
     return report
+
+
+CLOCKS = {
+    "virtual": {"kind": "virtual", "note": "the device's own clock: frames arrive at the camera's times and the "
+                "device is busy for each frame's device time; nothing waited, so these timings repeat whatever "
+                "the host's load"},
+    "wall": {"kind": "wall", "note": "real time: frames arrived on this host's wall clock and the loop slept "
+                  "until each frame's device time had passed; a frame the host ran slower took the host's time"},
+}
+
+
+def _prepost_instructions(work) -> dict:
+    """Per stage (the model's name for one model), per core: instructions of one pre- and one post-processing
+    on the device (device_sim.target.prepost), where they were counted."""
+    stages = getattr(work, "stages", None)
+    timings = {st.name: st.timing for st in stages} if stages else {work.name: work.timing}
+    out = {}
+    for name, timing in timings.items():
+        pp = timing.details.get("prepost")
+        if pp:
+            out[name] = {pp["core"]: {k: pp[k] for k in ("preprocess_instructions", "postprocess_instructions",
+                                                          "preprocess_ms", "postprocess_ms", "frame")}}
+    return out
 
 
 def _write_outputs(out: Path, final: Path, report: dict, recs, cam, work, profile, *, plots: bool, video: bool,
@@ -345,7 +379,7 @@ def _print_summary(report: dict, profile, log) -> None:
         if lat_st:
             line += f"; time per frame p50 {lat_st['p50']:.2f} p95 {lat_st['p95']:.2f} ms (host p50 {host['p50']:.2f})"
         log(line)
-    if dev["host_slower_frames"]:
+    if dev["host_slower_frames"] and report["clock"]["kind"] == "wall":
         log(f"note: on {dev['host_slower_frames']} frame(s) this host was slower than the projected device; "
             "their latencies are the host's (upper bounds)")
     log(f"accuracy {'n/a' if acc is None else f'{acc:.4f}'} on {report['labelled_frames']} labelled frames; "

@@ -22,7 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, default=None,
                    help="seconds to run (default 20, or no limit when --frames is given)")
     p.add_argument("--frames", type=int, default=None, help="stop after this many captured frames")
-    p.add_argument("--max-speed", action="store_true", help="no real-time pacing: process every frame back to back")
+    p.add_argument("--max-speed", action="store_true",
+                   help="take each frame when the device is free: no idling, no drops")
+    p.add_argument("--realtime", action="store_true",
+                   help="pace frames on the wall clock (sleeping for the device's time) instead of the device's "
+                        "virtual clock; a camera: source always runs in real time")
     p.add_argument("--threads", type=int, default=None, help="override the cores the app may use on the device")
     p.add_argument("--core", default=None,
                    help="override the device's core: cortex-a53, cortex-a55, cortex-a76, or host (no projection)")
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                         "a pipeline's stages say it in the pipeline file")
     code, _ = simulate(args.model, profile, pipeline=args.pipeline, out=Path(args.out), source=args.source, bare=bare,
                        samples=Path(args.samples) if args.samples else None, duration_s=duration,
-                       max_frames=args.frames, max_speed=args.max_speed, video=not args.no_video, seed=args.seed,
-                       force=args.force, max_bad_frames=MAX_BAD_FRAMES if args.max_bad_frames is None
-                       else args.max_bad_frames)
+                       max_frames=args.frames, max_speed=args.max_speed, realtime=args.realtime,
+                       video=not args.no_video, seed=args.seed, force=args.force,
+                       max_bad_frames=MAX_BAD_FRAMES if args.max_bad_frames is None else args.max_bad_frames)
     return code

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  agreement with the host      {fid['agreement']:10.4f}     on {fid['images']} sample images")
     print(f"  max abs output difference    {fid['max_abs_diff']:10.3g}     "
           f"identical outputs {fid['identical_outputs']:.2%}"
-          + (f", at most {fid['max_diff_steps']} output step(s) apart" if fid.get("max_diff_steps") is not None else ""))
+          + ("" if fid.get("max_diff_steps") is None else f", at most {fid['max_diff_steps']} output step(s) apart"))
     print(f"  {rep['versions']['runtime']}; {rep['versions']['emulator']}")
     if json_out:
         publish_file(json_out, to_json(rep), kind="target")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make arm-setup: an aarch64 environment under qemu-user, from the Debian and PyPI registries only.
 #   ARM_DIR/sysroot   Debian's arm64 python3.11 and the libraries it needs (extracted .debs, no dpkg install)
-#   ARM_DIR/site      aarch64 wheels: ai-edge-litert (the device runtime) and numpy
+#   ARM_DIR/site      aarch64 wheels: ai-edge-litert (the device runtime), numpy and OpenCV (pre/post-processing counts)
 #   ARM_DIR/plugin    libinsn.so, a QEMU TCG plugin that counts executed guest instructions
 # Idempotent: each step is skipped when its result exists. Root is needed only for apt-get.
 set -euo pipefail
@@ -9,6 +9,7 @@ ARM_DIR=${ARM_DIR:-.arm}
 HOST_PY=${HOST_PY:-.venv/bin/python}
 LITERT=${LITERT:-ai-edge-litert==2.3.0}
 NUMPY=${NUMPY:-numpy==1.26.4}
+OPENCV=${OPENCV:-opencv-python-headless==4.11.0.86}
 ARM_DEBS="python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libstdc++6 libgcc-s1 zlib1g
   libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libuuid1 libsqlite3-0 libncursesw6 libtinfo6 libreadline8"
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,15 @@ if [ ! -d "$ARM_DIR/site/ai_edge_litert" ]; then
     --platform manylinux2014_aarch64 \
     "$LITERT" "$NUMPY"
   rm -rf "$ARM_DIR/site" && mv "$ARM_DIR/site.partial" "$ARM_DIR/site"
+fi
+
+# 3b. OpenCV for aarch64 (the simulator's pre- and post-processing is counted on the target core like the
+# inference: device_sim.target.prepost); without its dependencies, so the runtime's numpy stays
+if [ ! -d "$ARM_DIR/site/cv2" ]; then
+  say "downloading the aarch64 wheel: $OPENCV"
+  "$HOST_PY" -m pip install -q --no-deps --no-warn-conflicts --target "$ARM_DIR/site" --python-version 3.11 \
+    --only-binary=:all: --platform manylinux_2_17_aarch64 --platform manylinux_2_28_aarch64 \
+    --platform manylinux2014_aarch64 "$OPENCV"
 fi
 
 # 4. the instruction-counting plugin, built against qemu-plugin.h from Debian's qemu source package

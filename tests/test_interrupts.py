@@ -36,7 +36,7 @@ def test_interrupted_simulation_writes_a_partial_report(tiny_export, tmp_path, s
     earlier = run_cli("simulate", "--model", str(tiny_export / "int8"), "--frames", "30", "--out", str(out))
     assert earlier.returncode == 0 and (out / "demo.mp4").is_file()
     proc = start_cli("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
-                  "--out", str(out))
+                     "--realtime", "--out", str(out))
     _wait_for(proc, "simulating")
     time.sleep(2.0)
     proc.send_signal(sig)

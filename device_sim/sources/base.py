@@ -6,6 +6,9 @@ of the stream; it raises CorruptFrame for one bad frame (skipped and counted; a 
 treated the same) and SourceFailed when the source stops delivering before its end (the loop then
 reports the frames processed so far, marked partial). A replayable source can render frame i again
 after the run (`replay(i)`), which is how demo.mp4 is made without disturbing the measurements.
+A source with `live = True` (a camera) delivers frames on the wall clock whatever the loop does, so the
+simulator runs it in real time rather than on the device's virtual clock (device_sim.loop); a source
+without the attribute is not live.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ class VideoSource:
     def __init__(self, cap, *, name: str, width: int, height: int, path: Path | None, total: int | None):
         self.cap, self.name, self.width, self.height = cap, name, width, height
         self.path, self.total, self.replayable, self.index = path, total, path is not None, 0
+        self.live = path is None   # a camera cannot wait for the simulated device: the loop runs in real time
 
     def read(self) -> tuple[np.ndarray, int | None] | None:
         ok, frame = self.cap.read()

@@ -22,11 +22,14 @@ from contract.errors import UserError
 from device_sim.target.cores import Core, cpuinfo
 
 __all__ = ["ArmEnv", "find_env", "check_env", "count_instructions", "instructions_per_inference", "run_outputs",
-           "ARM_DIR_ENV", "instructions_per_segment"]
+           "ARM_DIR_ENV", "instructions_per_segment",
+           "prepost_per_invocation"]
 
 ARM_DIR_ENV = "EDGEVIT_ARM_DIR"
 DEFAULT_ARM_DIR = ".arm"
 GUEST = Path(__file__).with_name("guest.py")
+PREPOST_GUEST = Path(__file__).with_name("prepost_guest.py")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]   # device_sim's and contract's folder, for prepost_guest.py
 GUEST_TIMEOUT_S = 1800
 
 
@@ -87,8 +90,10 @@ def _core_root(env: ArmEnv, core: Core) -> Path:
     return root
 
 
-def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> list[int] | None:
-    """Runs guest.py on `request`; with count=True returns [total, mark 1, mark 2, ...] (guest instructions)."""
+def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool, script: Path = GUEST,
+               path: tuple[Path, ...] = ()) -> list[int] | None:
+    """Runs `script` (guest.py) on `request`, with `path` after the wheels on the guest's PYTHONPATH; with
+    count=True returns [total, mark 1, mark 2, ...] (guest instructions)."""
     root = _core_root(env, core)
     with tempfile.TemporaryDirectory(prefix="edgevit-target-") as tmp:
         req = Path(tmp) / "request.json"
@@ -97,8 +102,9 @@ def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool) -> list[i
         cmd = ["qemu-aarch64", "-L", str(root), "-cpu", core.qemu_cpu]
         if count:
             cmd += ["-plugin", f"{env.plugin},out={counter}", "-d", "plugin"]
-        cmd += [str(env.python), "-s", str(GUEST), str(req)]
-        guest_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(env.site), "PYTHONNOUSERSITE": "1",
+        cmd += [str(env.python), "-s", str(script), str(req)]
+        pythonpath = os.pathsep.join(str(p) for p in (env.site, *path))
+        guest_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": pythonpath, "PYTHONNOUSERSITE": "1",
                      "PYTHONHASHSEED": "0",   # the same dict orders in every run: counts repeat
                      # a run never writes .pyc files into the sysroot, so no run is cheaper than the one before
                      # (make arm-setup byte-compiles everything once)
@@ -153,6 +159,20 @@ def instructions_per_segment(env: ArmEnv, core: Core, models: list[tuple[Path, n
         raise RuntimeError(f"expected {2 * len(models)} marks from the guest, got {len(marks)}: is the counting "
                            "plugin older than device_sim/target/insn_count.c? (re-run `make arm-setup`)")
     return [(marks[2 * i + 1] - marks[2 * i]) / invokes for i in range(len(models))]
+
+
+def prepost_per_invocation(env: ArmEnv, core: Core, units: list[dict], *, invokes: int = 3) -> list[dict]:
+    """Instructions of one preprocessing and one postprocessing of each unit (prepost_guest.py says what a
+    unit is), all in ONE guest run that imports the project's own device_sim: the code counted is the code
+    the simulator runs."""
+    counts = _run_guest(env, core, {"units": units, "invokes": invokes}, count=True, script=PREPOST_GUEST,
+                        path=(PROJECT_ROOT,))
+    marks = counts[1:]
+    if len(marks) != 3 * len(units):
+        raise RuntimeError(f"expected {3 * len(units)} marks from the guest, got {len(marks)}: is the counting "
+                           "plugin older than device_sim/target/insn_count.c? (re-run `make arm-setup`)")
+    return [{"preprocess": (marks[3 * i + 1] - marks[3 * i]) / invokes,
+             "postprocess": (marks[3 * i + 2] - marks[3 * i + 1]) / invokes} for i in range(len(units))]
 
 
 def run_outputs(env: ArmEnv, core: Core, tflite: Path, inputs: np.ndarray) -> np.ndarray:

@@ -1,0 +1,74 @@
+"""Pre- and post-processing projected like inference (device_sim.target.prepost): the simulator's own
+per-frame code counted on the target core under qemu, per frame size, cached."""
+
+from __future__ import annotations
+
+import pytest
+
+from contract.errors import UserError
+from device_sim.sources.photo import models_dir
+
+DETECTOR = models_dir() / "mediapipe" / "face_detection_short_range.tflite"   # a bare .tflite: no training needed
+needs_detector = pytest.mark.skipif(not DETECTOR.is_file(),
+                                    reason="no MediaPipe models: run `make mediapipe-models` (make test does)")
+
+
+def detector():
+    from device_sim.model import BareModel, DeployedModel
+
+    return DeployedModel.load(DETECTOR, bare=BareModel(task="raw", value_range=(-1.0, 1.0)))
+
+
+@pytest.fixture(scope="module")
+def arm_env():
+    from device_sim.target.runner import find_env
+
+    try:
+        env = find_env()
+    except UserError as e:
+        pytest.skip(f"no aarch64 environment ({e})")
+    if not (env.site / "cv2").is_dir():
+        pytest.skip("the aarch64 environment has no OpenCV: run `make arm-setup`")
+    return env
+
+
+@needs_detector
+def test_count_is_deterministic_and_grows_with_the_frame(arm_env):
+    """Each count in a guest run of its own (as the simulator makes them): the same frame counts the same
+    twice; a 640x480 frame costs more to colour-convert and resize than a 160x120 one, while decoding the
+    model's output does not see the frame."""
+    from device_sim.target.cores import get_core
+    from device_sim.target.prepost import prepost_unit
+    from device_sim.target.runner import prepost_per_invocation
+
+    model = detector()
+    core = get_core("cortex-a53")
+    small, large, again = (prepost_per_invocation(arm_env, core, [prepost_unit(model, wh)])[0]
+                           for wh in ((160, 120), (640, 480), (160, 120)))
+    assert small == again
+    assert large["preprocess"] > 1.5 * small["preprocess"] > 0, (small, large)
+    assert large["postprocess"] == pytest.approx(small["postprocess"], rel=0.05)
+
+
+@needs_detector
+def test_counts_are_cached_per_frame_size(arm_env, tmp_path, monkeypatch):
+    """A bare model's card changes at every load (its creation time): the cache must still hit."""
+    from device_sim.target import runner
+    from device_sim.target.prepost import cached_prepost, prepost_unit, project_prepost
+
+    model = detector()
+    unit = prepost_unit(model, (160, 120))
+    calls = []
+    monkeypatch.setattr(runner, "prepost_per_invocation",
+                        lambda env, core, units, invokes: calls.append(len(units)) or
+                        [{"preprocess": 1000.0 * u["frame"][0], "postprocess": 500.0} for u in units])
+    cache = tmp_path / "instructions.json"
+    first = cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None)
+    reloaded = prepost_unit(detector(), (160, 120))
+    reloaded["card"] = {**reloaded["card"], "created": "2000-01-01T00:00:00+00:00"}   # loaded at another time
+    assert cached_prepost([reloaded], "cortex-a55", cache_file=cache, log=lambda *a: None) == first
+    assert calls == [1]
+    cached_prepost([prepost_unit(model, (320, 240))], "cortex-a55", cache_file=cache, log=lambda *a: None)
+    assert calls == [1, 1]                                 # another frame size is counted again
+    ms = project_prepost(first[0], "cortex-a55", 1.8)
+    assert ms["preprocess_ms"] == pytest.approx(2 * ms["postprocess_ms"] * 160)   # instructions x CPI / clock
