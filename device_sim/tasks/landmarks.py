@@ -95,7 +95,7 @@ class LandmarksTask(Task):
                     f"{count} (points 0..{count - 1})")
         return None
 
-    def regions(self, kept: list, crop: dict, width: int, height: int) -> list:
+    def regions(self, kept: list, crop: dict, place) -> list:
         return [self._roi(k.points, crop.get("rotation_keypoints", (0, 1)), crop) for k in kept]
 
     @staticmethod
