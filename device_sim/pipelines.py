@@ -25,7 +25,8 @@ are one-line errors naming the file and the key).
     max_crops = 1
     [stage.crop]                   # detection -> crop: scale, rotation_keypoints, target_angle (deg), shift_y
     [stage.landmarks]              # output, count, dims, scale, presence_output, presence_sigmoid, presence_threshold
-    [stage.track]                  # landmarks -> next frame's crop: rotation_landmarks, target_angle, scale, shift_y
+    [stage.track]                  # landmarks -> next frame's crop: rotation_landmarks, target_angle, scale, shift_y,
+                                   # extent (rotated | axis_aligned: the points' box on the crop's or frame's axes)
     [stage.resize]                 # the crop's geometry: border = "replicate" (MediaPipe's landmark crops) ...
     [stage.budgets]                # latency_ms (the stage's time per frame, percentile of the profile), memory_mb
 

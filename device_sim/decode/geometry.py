@@ -99,12 +99,17 @@ def roi_from_detection(box: np.ndarray, keypoints: np.ndarray, frame_w: int, fra
 
 
 def roi_from_points(points: np.ndarray, *, rotation_points: tuple[int, int], target_angle: float = 0.0,
-                    scale: float = 1.5, shift_y: float = 0.0) -> Roi:
+                    scale: float = 1.5, shift_y: float = 0.0, axis_aligned: bool = False) -> Roi:
     """The next frame's ROI from landmarks in frame pixels (tracking): rotated so points[a] -> points[b]
-    points at `target_angle`, around the points' extent measured along the rotated axes, then shifted and
-    scaled like `roi_from_detection`."""
+    points at `target_angle`, around the points' extent measured along the rotated axes (MediaPipe's
+    HandLandmarksToRectCalculator), or with `axis_aligned` along the frame's axes (the box of
+    LandmarksToDetectionCalculator that face_landmark_landmarks_to_roi.pbtxt turns into the face's ROI), then
+    shifted and scaled like `roi_from_detection`."""
     pts = np.asarray(points, np.float64)[:, :2]
     rotation = _rotation(pts[rotation_points[0]], pts[rotation_points[1]], target_angle)
+    if axis_aligned:
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        return _transformed((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, rotation, scale, shift_y)
     ux, uy = _axes(Roi(0, 0, 0, 0, rotation))
     u, v = pts @ ux, pts @ uy
     cu, cv = (u.min() + u.max()) / 2, (v.min() + v.max()) / 2
