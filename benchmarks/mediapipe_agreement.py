@@ -72,14 +72,16 @@ def _landmark_error(ours, theirs) -> float:
 
 
 def _ours(pipe) -> tuple[list, list]:
-    return list(pipe.view.found.get("detector") or []), list(pipe.view.found.get("landmarks") or [])
+    """(detections, landmark sets) of the face pipeline's two stages on the last frame, in frame pixels."""
+    detector, mesh = (st.name for st in pipe.stages)
+    return list(pipe.view.found.get(detector) or []), list(pipe.view.found.get(mesh) or [])
 
 
 def _compare(name: str, ours: tuple[list, list], theirs: dict) -> dict:
     dets, lms = ours
     mp_dets, mp_lms = theirs["detections"] or [], theirs["landmarks"]
-    row = {"frame": name, "mp_detected": bool(mp_dets), "detected": bool(dets), "mp_landmarks": bool(mp_lms),
-           "landmarks": bool(lms)}
+    row = {"frame": name, "mp_detected": bool(mp_dets), "detected": bool(dets), "mp_mesh": bool(mp_lms),
+           "mesh": bool(lms)}
     if mp_dets:
         row["mp_centre_x"] = float((mp_dets[0]["box"][0] + mp_dets[0]["box"][2]) / 2)
     if dets and mp_dets:
@@ -110,7 +112,8 @@ def face_sequence(ref: Path = REF_DIR) -> list[dict]:
     for p, theirs in zip(index["sequence"], data["face_sequence"]):
         pipe.process(_frame(frames, p["name"]))
         row = _compare(p["name"], _ours(pipe), theirs)
-        row |= {"mp_detector_ran": theirs["detector_ran"], "detector_ran": pipe.view.ran.get("detector", 0) > 0}
+        ran = pipe.view.ran.get(pipe.stages[0].name, 0) > 0
+        row |= {"mp_detector_ran": theirs["detector_ran"], "detector_ran": ran}
         rows.append(row)
     return rows
 
@@ -123,7 +126,7 @@ def selfie(ref: Path = REF_DIR) -> list[dict]:
     for name in data["face_static"]:
         pipe.reset()
         pipe.process(_frame(frames, name))
-        ours = pipe.view.found["segmenter"].probs
+        ours = pipe.view.found[pipe.stages[0].name].probs
         mp_mask = theirs[name].astype(np.float32) / 255.0
         a, b = ours > 0.5, mp_mask > 0.5
         union = (a | b).sum()
@@ -149,7 +152,7 @@ def summary(static: list[dict], sequence: list[dict], masks: list[dict]) -> dict
     return {
         "static_frames": len(static), "mp_faces": sum(r["mp_detected"] for r in static),
         "found_mismatch": [r["frame"] for r in static if r["mp_detected"] != r["detected"]
-                           or r["mp_landmarks"] != r["landmarks"]],
+                           or r["mp_mesh"] != r["mesh"]],
         "box_iou_min": min((r["box_iou"] for r in both), default=None),
         "keypoints_px_max": max((r["keypoints_px"] for r in both), default=None),
         "landmarks_iod_mean_max": max((r["landmarks_iod"] for r in lms), default=None),
@@ -157,7 +160,7 @@ def summary(static: list[dict], sequence: list[dict], masks: list[dict]) -> dict
         "sequence_frames": len(sequence), "mp_detector_runs": sum(r["mp_detector_ran"] for r in sequence),
         "detector_runs": sum(r["detector_ran"] for r in sequence), "detector_run_mismatch": _mismatched_runs(sequence),
         "tracked_both": len(tracked), "tracked_mismatch": [r["frame"] for r in sequence
-                                                         if r["mp_landmarks"] != r["landmarks"]],
+                                                         if r["mp_mesh"] != r["mesh"]],
         "tracked_landmarks_iod_mean_max": max((r["landmarks_iod"] for r in tracked), default=None),
         "selfie_mask_iou_min": min((r["mask_iou"] for r in masks), default=None),
         "selfie_mask_iou_mean": float(np.mean([r["mask_iou"] for r in masks])) if masks else None,

@@ -41,8 +41,8 @@ def sequence():
 def test_static_frames_find_the_same_faces(static):
     assert len(static) >= 40 and sum(r["mp_detected"] for r in static) >= 30    # the frame set has faces and not
     assert any(not r["mp_detected"] for r in static)
-    wrong = [(r["frame"], r["mp_detected"], r["detected"], r["mp_landmarks"], r["landmarks"]) for r in static
-             if (r["mp_detected"], r["mp_landmarks"]) != (r["detected"], r["landmarks"])]
+    wrong = [(r["frame"], r["mp_detected"], r["detected"], r["mp_mesh"], r["mesh"]) for r in static
+             if (r["mp_detected"], r["mp_mesh"]) != (r["detected"], r["mesh"])]
     assert not wrong, f"found / not found differs from MediaPipe (frame, MP det, ours, MP landmarks, ours): {wrong}"
 
 
