@@ -164,6 +164,19 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
 
 
+def test_atomic_write_gives_the_mode_a_new_file_would_have(tmp_path):
+    """mkstemp's temp file is 0600; an output renamed from it was unreadable to the user's group."""
+    import os
+
+    saved = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
+        (tmp_path / "g.txt").write_text("x")
+    finally:
+        os.umask(saved)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o640
+
+
 def test_check_writable_creates_nothing(tmp_path):
     check_writable(tmp_path / "a" / "b")
     assert not (tmp_path / "a").exists()
