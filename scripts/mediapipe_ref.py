@@ -11,6 +11,7 @@ It is cached: key.json holds the sha256 of both scripts, of the photograph and M
 second run with the same key and the files unchanged does nothing.
 
     python -m scripts.mediapipe_ref [--out .mediapipe-ref] [--venv .mediapipe-venv] [--photo .models/astronaut.png]
+                                    [--force]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from contract.errors import UserError
 from contract.files import sha256_file
 from contract.manifest import ownership
-from contract.outputs import discard, folder_lock, make_staging, publish, resolve_out
+from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish, resolve_out
 
 KIND = "mediapipe-ref"
 MEDIAPIPE = "mediapipe==0.10.14"
@@ -49,11 +50,12 @@ def up_to_date(out: Path, key: dict) -> bool:
     return "reference.json" in listed and listed <= set(own.owned)
 
 
-def build(out: Path, venv_python: Path, photo: Path, key: dict) -> None:
+def build(out: Path, venv_python: Path, photo: Path, key: dict, force: bool = False) -> None:
     from scripts.face_frames import write_frames
 
     if not venv_python.is_file():
         raise UserError(f"{venv_python} does not exist; `make mediapipe-ref` installs {MEDIAPIPE} there first")
+    check_output_folder(out, kind=KIND, force=force)      # before any work: someone else's file refuses the run
     staging = make_staging(out)
     try:
         write_frames(photo, staging / "frames")
@@ -63,7 +65,7 @@ def build(out: Path, venv_python: Path, photo: Path, key: dict) -> None:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise UserError(f"MediaPipe failed on the reference frames ({last}); see {venv_python.parent.parent}")
         (staging / "key.json").write_text(json.dumps(key, indent=1) + "\n")
-        publish(staging, out, kind=KIND)
+        publish(staging, out, kind=KIND, force=force)
     except BaseException:
         discard(staging)
         raise
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=".mediapipe-ref")
     ap.add_argument("--venv", default=".mediapipe-venv", help="MediaPipe's own environment (make mediapipe-ref)")
     ap.add_argument("--photo", default=".models/astronaut.png")
+    ap.add_argument("--force", action="store_true", help="let --out hold other files (they are kept)")
     args = ap.parse_args(argv)
     try:
         photo = Path(args.photo)
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             if up_to_date(out, key):
                 print(f"mediapipe-ref: {out} is up to date")
                 return 0
-            build(out, Path(args.venv) / "bin" / "python", photo, key)
+            build(out, Path(args.venv) / "bin" / "python", photo, key, args.force)
     except UserError as e:
         print(f"mediapipe-ref: {e}", file=sys.stderr)
         return 2
