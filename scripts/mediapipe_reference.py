@@ -73,6 +73,9 @@ def run(frames: Path, out: Path) -> None:
             rec = _face(graph, read(p))
             rec["detector_ran"] = i == 0 or not sequence[-1]["landmarks"]
             rec["detections_packet"] = rec["detections"] is not None
+            if rec["detections_packet"] and not rec["detector_ran"]:
+                raise RuntimeError(f"{p['name']}: detections without the gate letting the detector run; the "
+                                   "graph is not the one this script reads")
             sequence.append(rec)
     with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as seg:
         for p in index["static"]:
