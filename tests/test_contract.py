@@ -86,6 +86,18 @@ def test_cards_without_a_policy_keep_the_centre_crop():
     assert np.array_equal(resize_to_model(frame, 20), expected)
 
 
+def test_a_crop_stage_reads_the_policy_of_its_model():
+    """Crops are warped: a card that names no policy keeps edgevit's crop (linear, corner, zeros outside), a
+    named one is used with area read as linear, a border given alone starts from the crop default."""
+    from contract.images import CROP_POLICY, RESIZE_POLICY, check_resize_policy
+
+    old = {"crop": "center_square", "interpolation_down": "area", "interpolation_up": "linear"}
+    assert check_resize_policy(old, crop=True) == check_resize_policy(None, crop=True) == CROP_POLICY
+    named = check_resize_policy(RESIZE_POLICY, crop=True)
+    assert named["policy"] == "center_crop" and named["interpolation_down"] == "linear"
+    assert check_resize_policy({"border": "replicate"}, crop=True) == {**CROP_POLICY, "border": "replicate"}
+
+
 @pytest.mark.parametrize("resize, fragment", [
     ({"policy": "fit"}, "input.resize.policy 'fit' is not one of center_crop, letterbox, stretch"),
     ({"border": "wrap"}, "input.resize.border 'wrap' is not one of constant, replicate"),
