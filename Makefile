@@ -128,6 +128,6 @@ lint: $(STAMP)  ## ruff
 
 # Only what these targets wrote, file by file from their manifests (contract.outputs): a run or export
 # you made yourself under runs/ or artifacts/, or a file you put into one of these folders, stays.
-clean:  ## remove what train/export/demo/face-demo wrote (by their manifests) and caches (keeps .venv, .arm, .models)
+clean:  ## remove what train/export/demo/face-demo wrote (by their manifests) and caches (keeps .venv, .arm, .models, .mediapipe-venv, .mediapipe-ref)
 	$(PYTHON) -m contract.outputs clean $(RUN) $(ART) $(DEMO_OUT) runs/face-demo-$(PROFILE)
 	rm -rf .pytest_cache .ruff_cache
