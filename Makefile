@@ -19,6 +19,9 @@ ART      ?= artifacts/$(MODEL)-$(DATA)
 PROFILE  ?= ar-glasses
 DEMO_OUT ?= runs/demo-$(PROFILE)
 
+# test processes (pytest-xdist; a test file stays in one process): one per core, at most 4
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 TRAIN_ARGS ?=
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data $(DATA) --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
@@ -118,7 +121,7 @@ bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projectio
 test: $(STAMP)  ## the default test suite (slow tests excluded)
 	@$(MAKE) --no-print-directory mediapipe-models || echo "test: no MediaPipe models (PyPI unreachable?); their tests are skipped"
 	@$(MAKE) --no-print-directory mediapipe-ref || echo "test: no MediaPipe reference (PyPI unreachable?); the comparison is skipped"
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 test-slow: $(STAMP)  ## only the slow tests (full training, every variant through the converter)
 	$(BIN)/python -m pytest -m slow
