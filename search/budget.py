@@ -32,8 +32,9 @@ class Budget:
         limit = self.max_ratio if self.max_ratio is not None else self.max_ms
         if not (limit > 0 and math.isfinite(limit)):
             raise UserError(f"the budget must be a positive, finite number (--max-ratio or --max-ms), got {limit}")
-        self.check_table()
-        self.check_reachable()
+        table = load_table()
+        self.check_table(table)
+        self.check_reachable(table)
 
     def check_table(self, table: dict | None = None) -> None:
         """Everything the budget needs from the latency table, checked before any work: the input size, each

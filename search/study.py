@@ -237,9 +237,11 @@ def _objective(cfg: SearchConfig, splits, table: dict, worker: str):
     import optuna
 
     def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker)   # first: a RUNNING trial that names a design always names its worker,
-        params = {name: trial.suggest_categorical(name, choices) for name, choices in CHOICES.items()}  # so a dead
-        design = design_from_params(params)                                     # worker's design is never locked out
+        # the worker first: a RUNNING trial that names a design always names its worker, so a dead worker's
+        # design is never locked out (_fail_dead_workers)
+        trial.set_user_attr("worker", worker)
+        params = {name: trial.suggest_categorical(name, choices) for name, choices in CHOICES.items()}
+        design = design_from_params(params)
         trial.set_user_attr("design", design.name)
         latency = project(design, cfg.budget, table)
         trial.set_user_attr("latency", latency)
