@@ -57,7 +57,7 @@ def test_ema_and_distillation_run(tmp_path, tiny_run, digits64):
     cfg = TrainConfig(out=str(tmp_path / "kd"), model="edgevit_xxs", epochs=1, progress=False,
                       ema_decay=0.9, teacher=str(out / "best.pt"), distill_alpha=0.7)
     m = train(cfg, _fewer(digits64))["model"]
-    assert np.isfinite(m["test_loss"])
+    assert np.isfinite(m["test_loss"]) and m["test_acc"] > 0.1
     saved = load_checkpoint(tmp_path / "kd" / "best.pt").train_config
     assert saved["ema_decay"] == 0.9 and saved["teacher"] == str(out / "best.pt")
 
