@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.errors import UserError
+
 __all__ = ["RESIZE_POLICY", "IMAGE_SUFFIXES", "center_square", "resize_to_model", "check_resize_policy"]
 
 RESIZE_POLICY = {"crop": "center_square", "interpolation_down": "area", "interpolation_up": "linear"}
@@ -19,15 +21,15 @@ _INTERPOLATIONS = ("area", "linear", "nearest", "cubic")
 
 
 def check_resize_policy(policy: dict) -> dict:
-    """A resize policy as written in a model card; raises ValueError naming the bad field."""
+    """A resize policy as written in a model card; raises UserError naming the bad field."""
     if not isinstance(policy, dict):
-        raise ValueError(f"input.resize must be an object, got {policy!r}")
+        raise UserError(f"input.resize must be an object, got {policy!r}")
     full = {**RESIZE_POLICY, **policy}
     if full["crop"] not in _CROPS:
-        raise ValueError(f"input.resize.crop {full['crop']!r} is not one of {', '.join(_CROPS)}")
+        raise UserError(f"input.resize.crop {full['crop']!r} is not one of {', '.join(_CROPS)}")
     for key in ("interpolation_down", "interpolation_up"):
         if full[key] not in _INTERPOLATIONS:
-            raise ValueError(f"input.resize.{key} {full[key]!r} is not one of {', '.join(_INTERPOLATIONS)}")
+            raise UserError(f"input.resize.{key} {full[key]!r} is not one of {', '.join(_INTERPOLATIONS)}")
     return full
 
 

@@ -1,7 +1,7 @@
 """Self-contained checkpoints: weights plus everything needed to rebuild and deploy the model.
 
 Saved atomically (temp file, then rename) and loaded with `torch.load(weights_only=True)`, so a
-checkpoint can never execute code; a corrupt or foreign file gives a one-line ValueError.
+checkpoint can never execute code; a corrupt, foreign or hand-edited file gives a one-line UserError.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contract.errors import UserError
 from contract.files import atomic_write
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "atomic_torch_save", "versions"]
@@ -47,11 +48,11 @@ class Checkpoint:
             missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
         except RuntimeError as e:   # shapes that do not fit: torch lists every tensor, one line is enough
             first = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e).splitlines()[0])
-            raise ValueError(f"checkpoint {self.path or '?'} does not match its model {self.model_spec.get('name')}: "
-                             f"{first.rstrip('.')}") from None
+            raise UserError(f"checkpoint {self.path or '?'} does not match its model {self.model_spec.get('name')}: "
+                            f"{first.rstrip('.')}") from None
         if missing or unexpected:
-            raise ValueError(f"checkpoint {self.path or '?'} does not match its model "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+            raise UserError(f"checkpoint {self.path or '?'} does not match its model "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
         return model.eval()
 
 
@@ -74,7 +75,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, 
                     metrics: dict | None = None, train_state: dict | None = None) -> None:
     spec = getattr(model, "model_spec", None)
     if spec is None:
-        raise ValueError("model has no model_spec: build it with edgevit.create_model")
+        raise UserError("model has no model_spec: build it with edgevit.create_model")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     atomic_torch_save({
         "format": FORMAT, "format_version": FORMAT_VERSION, "model_spec": dict(spec), "state_dict": state,
@@ -100,20 +101,20 @@ def _reason(e: Exception) -> str:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist (train one with `edgevit train` or `make train`)")
+        raise UserError(f"checkpoint {path} does not exist (train one with `edgevit train` or `make train`)")
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint (not a PyTorch zip archive: "
-                         "the file is truncated, or another kind of file)")
+        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch checkpoint (not a PyTorch zip archive: "
+                        "the file is truncated, or another kind of file)")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, or a pickle that weights_only refuses
-        raise ValueError(f"checkpoint {path} is corrupt or not a safe PyTorch checkpoint ({_reason(e)})") from None
+        raise UserError(f"checkpoint {path} is corrupt or not a safe PyTorch checkpoint ({_reason(e)})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an edgevit checkpoint (no '{FORMAT}' header); "
-                         "export plain models through the Python API export.convert()")
+        raise UserError(f"{path} is not an edgevit checkpoint (no '{FORMAT}' header); "
+                        "export plain models through the Python API export.convert()")
     if raw.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path} has format version {raw['format_version']}; "
-                         f"this edgevit reads up to {FORMAT_VERSION}: upgrade edgevit")
+        raise UserError(f"checkpoint {path} has format version {raw['format_version']}; "
+                        f"this edgevit reads up to {FORMAT_VERSION}: upgrade edgevit")
     try:
         return Checkpoint(
             model_spec=dict(raw["model_spec"]), state_dict=raw["state_dict"], img_size=int(raw["img_size"]),
@@ -123,4 +124,4 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             train_state=raw.get("train_state", {}), path=str(path),
         )
     except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"checkpoint {path} is missing field {e}; it was not written by edgevit train") from None
+        raise UserError(f"checkpoint {path} is missing field {e}; it was not written by edgevit train") from None

@@ -10,6 +10,8 @@ import argparse
 import os
 from pathlib import Path
 
+from contract.errors import UserError
+
 # options that may accompany --resume (they do not change what is trained)
 RESUME_OK = {"out", "threads", "no_progress", "resume", "force"}
 
@@ -88,13 +90,13 @@ def _resumed_config(args: argparse.Namespace):
     out = Path(_default_out(args))
     last = out / "last.pt"
     if not last.is_file():
-        raise ValueError(f"nothing to resume: {last} does not exist; start the run without --resume")
+        raise UserError(f"nothing to resume: {last} does not exist; start the run without --resume")
     saved = dict(load_checkpoint(last).train_config)
     for key, value in given.items():
         was = saved.get("model_kwargs", {}).get(key) if key in ("act", "attention") else saved.get(key)
         if value != was:
-            raise ValueError(f"--resume continues {out} as it was started: --{key.replace('_', '-')} {value} differs "
-                             f"from the saved {was}; drop it")
+            raise UserError(f"--resume continues {out} as it was started: --{key.replace('_', '-')} {value} differs "
+                            f"from the saved {was}; drop it")
     return replace(TrainConfig(**saved), out=str(out), threads=args.threads, progress=not args.no_progress)
 
 
@@ -102,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
     from contract.files import check_writable
 
     if args.resume and args.force:
-        raise ValueError("--resume and --force contradict each other: continue the run, or start over")
+        raise UserError("--resume and --force contradict each other: continue the run, or start over")
     cfg = _resumed_config(args) if args.resume else config_from_args(args)
     if cfg.model_kwargs and not cfg.model.startswith("edgevit"):
-        raise ValueError(f"--act and --attention apply to edgevit models only, not {cfg.model}")
+        raise UserError(f"--act and --attention apply to edgevit models only, not {cfg.model}")
     from edgevit.registry import create_model
 
     create_model(cfg.model, num_classes=2, img_size=cfg.img_size, **cfg.model_kwargs)  # options valid?

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from contract.card import CARD_NAME, SAMPLE_PACK, build_card, write_card
+from contract.errors import UserError
 from contract.files import sha256_file
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import interpreter_class, runtime_version
@@ -74,7 +75,7 @@ class BuildContext:
 
     def int8(self) -> Path:
         if self.calibration is None:
-            raise ValueError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
+            raise UserError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
         self.tf_models()
         return self._once("int8", _step_int8)
 
@@ -305,7 +306,7 @@ def _write_cards(ctx: BuildContext, artifacts: dict, *, name: str, labels, mean,
 def _input_size(example_input: torch.Tensor) -> int:
     if example_input.ndim != 4 or example_input.shape[0] != 1 or example_input.shape[1] != 3 \
             or example_input.shape[2] != example_input.shape[3]:
-        raise ValueError(f"example_input must have shape (1, 3, S, S), got {tuple(example_input.shape)}")
+        raise UserError(f"example_input must have shape (1, 3, S, S), got {tuple(example_input.shape)}")
     return int(example_input.shape[-1])
 
 
@@ -321,17 +322,17 @@ def _eval_set(eval_images, eval_labels, eval_split: str, calib, size: int):
 def _calibration(calibration, calib_samples, size: int, *, needed: bool) -> np.ndarray | None:
     if calibration is None:
         if needed:
-            raise ValueError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
+            raise UserError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
         return None
     images = np.stack(list(calibration)) if not isinstance(calibration, np.ndarray) else calibration
     if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
-        raise ValueError(f"calibration images must be uint8 of shape (N, {size}, {size}, 3), "
-                         f"got {images.dtype} {images.shape}")
+        raise UserError(f"calibration images must be uint8 of shape (N, {size}, {size}, 3), "
+                        f"got {images.dtype} {images.shape}")
     if calib_samples is not None:
         if calib_samples < 1 or calib_samples > len(images):
-            raise ValueError(f"calib samples must be between 1 and {len(images)} (the images given), "
-                             f"got {calib_samples}")
+            raise UserError(f"calib samples must be between 1 and {len(images)} (the images given), "
+                            f"got {calib_samples}")
         images = images[:calib_samples]
     if len(images) == 0:
-        raise ValueError("calibration is empty; give at least one image")
+        raise UserError("calibration is empty; give at least one image")
     return images

@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contract.errors import UserError
+
 __all__ = ["Target", "Format", "FORMATS", "register_format", "parse_formats", "check_options", "judge"]
 
 KINDS = ("onnx", "tflite")
@@ -88,10 +90,10 @@ register_format(Format(
 def parse_formats(spec: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     if not names:
-        raise ValueError(f"no formats given; choose from {', '.join(FORMATS)}")
+        raise UserError(f"no formats given; choose from {', '.join(FORMATS)}")
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
-        raise ValueError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
+        raise UserError(f"unknown format {unknown[0]!r}; choose from {', '.join(FORMATS)}")
     return tuple(n for n in FORMATS if n in names)   # registry order: shared stages are built once, in order
 
 
@@ -101,8 +103,8 @@ def check_options(formats: tuple[str, ...], given: dict[str, object]) -> None:
     for option in given:
         if option not in accepted:
             users = [f.name for f in FORMATS.values() if option in f.options]
-            raise ValueError(f"option {option!r} applies to format(s) {', '.join(users)}, "
-                             f"which are not being exported ({', '.join(formats)})")
+            raise UserError(f"option {option!r} applies to format(s) {', '.join(users)}, "
+                            f"which are not being exported ({', '.join(formats)})")
 
 
 def judge(fmt: str, metrics: dict, reference_accuracy: float | None) -> dict:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.errors import UserError
+
 __all__ = ["quant_report", "table", "plot", "LayerRow", "tensor_consumers", "MATCH_COSINE"]
 
 MATCH_COSINE = 0.5
@@ -256,7 +258,7 @@ def _images(root: Path, images, num_images: int) -> np.ndarray:
 
         pack = root / SAMPLE_PACK
         if not pack.is_file():
-            raise ValueError(f"{pack} not found: give images, or point at a folder written by `edgevit export`")
+            raise UserError(f"{pack} not found: give images, or point at a folder written by `edgevit export`")
         images = np.load(pack)["images"]
     return np.asarray(images[:num_images], np.uint8)
 

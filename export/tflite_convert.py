@@ -23,12 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from contract.errors import UserError
 from export.quiet import last_error_line
 from export.tf_worker import ONNX2TF_SAMPLE
 
 __all__ = ["onnx_to_tflite", "saved_model_to_int8", "check_builtin_ops", "NotConvertibleError"]
 
-class NotConvertibleError(ValueError):
+class NotConvertibleError(UserError):
     """The model contains an op the light TFLite runtimes cannot run (Flex/custom or float in int8)."""
 
 

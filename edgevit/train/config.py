@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from contract.errors import UserError
 from edgevit.registry import list_models
 from edgevit.sizes import check_img_size
 
@@ -43,20 +44,20 @@ class TrainConfig:
         models = list_models()
         for name in filter(None, (self.model, self.baseline)):
             if name not in models:
-                raise ValueError(f"unknown model {name!r}; valid models: {', '.join(models)}")
+                raise UserError(f"unknown model {name!r}; valid models: {', '.join(models)}")
         check_img_size(self.img_size)
         for option, ok, meaning in self._ranges():
             value = getattr(self, option)
             bad_float = isinstance(value, float) and not math.isfinite(value)
             if bad_float or not ok(value):
-                raise ValueError(f"--{option.replace('_', '-')} must be {meaning}, got {value}")
+                raise UserError(f"--{option.replace('_', '-')} must be {meaning}, got {value}")
         if self.min_lr > self.lr:
-            raise ValueError(f"--lr ({self.lr}) must be at least the final lr min_lr ({self.min_lr})")
+            raise UserError(f"--lr ({self.lr}) must be at least the final lr min_lr ({self.min_lr})")
         if self.teacher is not None and not Path(self.teacher).is_file():
-            raise ValueError(f"teacher checkpoint {self.teacher} does not exist")
+            raise UserError(f"teacher checkpoint {self.teacher} does not exist")
         if self.data not in EMBEDDED and not self.data.startswith("cifar10:") and not Path(self.data).is_dir():
-            raise ValueError(f"data folder {self.data} does not exist; use --data digits, glyphs, cifar10:PATH "
-                             "or an ImageFolder path (root/<class>/*.png)")
+            raise UserError(f"data folder {self.data} does not exist; use --data digits, glyphs, cifar10:PATH "
+                            "or an ImageFolder path (root/<class>/*.png)")
 
     @staticmethod
     def _ranges():

@@ -96,8 +96,8 @@ def _load_teacher(cfg: TrainConfig, splits: ImageSplits) -> nn.Module | None:
         return None
     ckpt = load_checkpoint(cfg.teacher)
     if tuple(ckpt.class_names) != tuple(splits.class_names) or ckpt.img_size != cfg.img_size:
-        raise ValueError(f"teacher {cfg.teacher} was trained on other classes or img size "
-                         f"({ckpt.img_size}px, {len(ckpt.class_names)} classes); distill only between matching models")
+        raise UserError(f"teacher {cfg.teacher} was trained on other classes or img size "
+                        f"({ckpt.img_size}px, {len(ckpt.class_names)} classes); distill only between matching models")
     teacher = ckpt.build_model()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -171,7 +171,7 @@ def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _R
     train_x = to_tensor(splits.train_x)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"the train split has {len(train_x)} images, fewer than one batch of {cfg.batch_size}")
+        raise UserError(f"the train split has {len(train_x)} images, fewer than one batch of {cfg.batch_size}")
     return _Run(
         model=model, ddp_model=dist_utils.wrap(model, ctx),
         ema=ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None,
@@ -211,8 +211,8 @@ def _train_epoch(cfg: TrainConfig, run: _Run, epoch: int, ctx: dist_utils.Contex
             t_logits = run.teacher(x) if run.teacher is not None else None
         loss = _loss(logits, y, t_logits, cfg)
         if not torch.isfinite(loss):
-            raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {run.step} "
-                             f"(lr {run.opt.param_groups[0]['lr']:.3g}); lower --lr or --distill-temp and retrain")
+            raise UserError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {run.step} "
+                            f"(lr {run.opt.param_groups[0]['lr']:.3g}); lower --lr or --distill-temp and retrain")
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -277,8 +277,8 @@ def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils
         dist_utils.sync_buffers(run.model, ctx)
         val = evaluate(run.eval_model, splits.val_x, splits.val_y, splits.mean, splits.std)
         if not math.isfinite(val["loss"]):
-            raise ValueError(f"training diverged: the validation loss is {val['loss']} after epoch {epoch}; "
-                             "lower --lr and retrain (best.pt keeps the last finite epoch)")
+            raise UserError(f"training diverged: the validation loss is {val['loss']} after epoch {epoch}; "
+                            "lower --lr and retrain (best.pt keeps the last finite epoch)")
         row = {"epoch": epoch, "lr": run.opt.param_groups[0]["lr"], **train_stats, "val_loss": val["loss"],
                "val_acc": val["acc"], "seconds": time.perf_counter() - t0}
         prog.log_rows.append(row)
