@@ -114,10 +114,11 @@ def _op_in_message(msg: str) -> str:
     return ""
 
 
-def check_builtin_ops(path: Path, *, fmt: str, float_allowed: frozenset[str] = frozenset()) -> None:
+def check_builtin_ops(path: Path, *, fmt: str, integer: bool, float_allowed: frozenset[str] = frozenset()) -> None:
     """Raise NotConvertibleError naming the first op that the light runtimes cannot run as a builtin:
-    a Flex (Select TF) or custom op; for int8, also any op whose output stays float, unless its output
-    is one the int8 repair kept in float on purpose (`float_allowed`, tensor names)."""
+    a Flex (Select TF) or custom op; for an `integer` format (export.formats), also any op whose output
+    stays float, unless its output is one the int8 repair kept in float on purpose (`float_allowed`, tensor
+    names). `fmt` names the format in the message."""
     from contract.runtime import interpreter_class
 
     interp = interpreter_class()(model_path=str(path))   # no allocate: a Flex op would fail there, unnamed
@@ -126,7 +127,7 @@ def check_builtin_ops(path: Path, *, fmt: str, float_allowed: frozenset[str] = f
         if name.startswith("Flex") or name == "CUSTOM":
             raise NotConvertibleError(f"{fmt}: op {name} is not a TFLite builtin "
                                       "(Select TF / custom ops do not run on the light runtime)")
-        if fmt == "int8" and name not in ("QUANTIZE", "DEQUANTIZE"):
+        if integer and name not in ("QUANTIZE", "DEQUANTIZE"):
             for t in op["outputs"]:
                 dtype = interp._get_tensor_details(t, 0)["dtype"]
                 if dtype in (np.float32, np.float16) and interp._get_tensor_details(t, 0)["name"] not in float_allowed:
