@@ -9,7 +9,7 @@ import sys
 from contract import __version__
 from contract.errors import EXIT_USAGE, UserError, run_command
 
-__all__ = ["main", "COMMANDS", "EXTRAS", "OneLineParser"]
+__all__ = ["main", "COMMANDS", "EXTRAS", "OneLineParser", "seed"]
 
 # name -> one-line help; the module is edgevit_cli.<name, - as _> with add_arguments(parser) and run(args)
 COMMANDS = {
@@ -26,6 +26,7 @@ COMMANDS = {
 EXTRAS = {"info": ("train",), "train": ("train",), "export": ("train", "export"), "quant-report": ("export",),
           "search": ("train", "export", "search")}
 OURS = frozenset({"contract", "edgevit", "edgevit_cli", "export", "device_sim", "search"})
+SEED_MAX = 2**32 - 1   # numpy's legacy generator (and so Optuna's samplers) take no larger seed; torch none above 2**64
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -33,6 +34,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())}; see `{self.prog} --help`\n")
+
+
+def seed(text: str) -> int:
+    """The argparse type of every seed option: a whole number 0..SEED_MAX, refused in one line otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {SEED_MAX}, got {text!r}")
+    return value
 
 
 def _missing_extra(name: str, e: ModuleNotFoundError) -> BaseException:

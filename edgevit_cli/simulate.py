@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgevit_cli.main import seed
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from device_sim.tasks import bare_task_names
@@ -35,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue-size", type=int, default=None, help="override the bound of the queue policy")
     p.add_argument("--out", default="runs/simulate", help="output folder (default runs/simulate)")
     p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic camera")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the synthetic camera")
     p.add_argument("--max-bad-frames", type=int, default=None,
                    help="corrupt frames in a row that end the run as partial (default 10); fewer are skipped")
     bare = p.add_argument_group("a bare .tflite (no model.json beside it): what the file cannot say")

@@ -46,13 +46,18 @@ def export_checkpoint(job: CheckpointExport) -> dict:
     """Runs the export; returns export.convert's report."""
     import torch
 
-    from edgevit.checkpoint import load_checkpoint
+    from edgevit.checkpoint import load_checkpoint, non_finite_weights
     from edgevit.data import load_dataset
     from export.converter import convert
     from export.formats import needs_calibration, parse_formats
 
     formats = parse_formats(job.formats)
     ckpt = load_checkpoint(job.checkpoint)
+    broken = non_finite_weights(ckpt)
+    if broken:
+        raise UserError(f"checkpoint {job.checkpoint}: the checkpoint holds NaN weights (or infinite ones: "
+                        f"{', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}); nothing to export: use a "
+                        "checkpoint of a run that did not diverge, or train again")
     spec = job.data or ckpt.dataset.get("spec") or ckpt.dataset.get("name", "digits")
     splits = load_dataset(spec, ckpt.img_size, seed=int(ckpt.dataset.get("split_seed", 0)))
     if tuple(splits.class_names) != tuple(ckpt.class_names):

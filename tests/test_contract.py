@@ -160,3 +160,19 @@ def test_run_command_tells_a_bug_from_a_user_mistake(capsys):
         assert run_command(raises(mistake), prog="edgevit x") == 2, mistake
         err = capsys.readouterr().err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys):
+    """A write that fails for want of space (ENOSPC, here from /dev/full) names the file it was writing,
+    and the runner makes it one line, exit 2."""
+    target = tmp_path / "best.pt"
+
+    def fill(tmp):
+        with open("/dev/full", "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+    assert run_command(lambda: atomic_write(target, fill), prog="edgevit train") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(target) in err and "free some space" in err, err
+    assert list(tmp_path.iterdir()) == [], "the temp file is removed"

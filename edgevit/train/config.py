@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from contract.errors import UserError
@@ -13,6 +13,9 @@ from edgevit.sizes import check_img_size
 __all__ = ["TrainConfig"]
 
 EMBEDDED = ("digits", "glyphs")   # data sets made in memory, no path (edgevit.data)
+SEED_MAX = 2**32 - 1             # numpy's legacy generator (and so Optuna's samplers) take no larger seed
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
+          "str | None": (str, type(None)), "bool | None": (bool, type(None))}   # annotation -> accepted types
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        self._check_types()
         models = list_models()
         for name in filter(None, (self.model, self.baseline)):
             if name not in models:
@@ -59,6 +63,15 @@ class TrainConfig:
             raise UserError(f"data folder {self.data} does not exist; use --data digits, glyphs, cifar10:PATH "
                             "or an ImageFolder path (root/<class>/*.png)")
 
+    def _check_types(self) -> None:
+        """Every field has its annotated type (a bool is no number): the values of a hand-edited checkpoint
+        (--resume) or of an API call fail here, by name, not deep in training."""
+        for f in fields(self):
+            value, kinds = getattr(self, f.name), _TYPES[f.type]
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+                names = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+                raise UserError(f"--{f.name.replace('_', '-')} must be {names}, got {value!r}")
+
     @staticmethod
     def _ranges():
         """(field, check, what the check means); every float must also be finite."""
@@ -73,8 +86,8 @@ class TrainConfig:
             ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1) (0 turns the EMA off)"),
             ("distill_alpha", lambda v: 0 <= v <= 1, "in [0, 1]"),
             ("distill_temp", lambda v: v > 0, "a finite number > 0"),
-            ("seed", lambda v: v >= 0, "a whole number >= 0"),
-            ("split_seed", lambda v: v >= 0, "a whole number >= 0"),
+            ("seed", lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}"),
+            ("split_seed", lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}"),
             ("threads", lambda v: v >= 0, "a whole number >= 0 (0 = all cores)"),
         )
 

@@ -39,6 +39,7 @@ EPOCH_SEED_STRIDE = 100_003   # per-epoch seeds: seed * stride + epoch never rep
 RUN_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json", "baseline")   # what a run writes into its folder
 OUTPUT_KIND = "train"          # what contract.outputs records as the writer of a run's files
 _MODEL_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json")
+RESUME_STATE = ("optimizer", "step", "torch_rng", "epoch", "best_key", "best_epoch", "log_rows", "seconds")
 EXPECTED = (*_MODEL_FILES, *(f"baseline/{n}" for n in _MODEL_FILES))   # files a run may write
 
 
@@ -249,15 +250,24 @@ def _resume(out: Path, run: _Run) -> _Progress:
     if not st:
         raise UserError(f"{out / 'last.pt'} holds no training state to resume from (written by an older edgevit); "
                         "start over with --force")
-    weights = st["raw_model"] if st.get("raw_model") is not None else ckpt.state_dict
-    run.model.load_state_dict(weights)
-    if run.ema is not None:
-        run.ema.module.load_state_dict(ckpt.state_dict)
-    run.opt.load_state_dict(st["optimizer"])
-    run.step = int(st["step"])
-    torch.set_rng_state(st["torch_rng"])
-    return _Progress(epoch=int(st["epoch"]), best_key=tuple(st["best_key"]), best_epoch=int(st["best_epoch"]),
-                     log_rows=list(st["log_rows"]), seconds=float(st["seconds"]))
+    missing = [k for k in RESUME_STATE if k not in st]
+    if missing:
+        raise UserError(f"{out / 'last.pt'}: its training state has no {', '.join(missing)} (the file was edited or "
+                        "written by another version); start over with --force")
+    try:
+        weights = st["raw_model"] if st.get("raw_model") is not None else ckpt.state_dict
+        run.model.load_state_dict(weights)
+        if run.ema is not None:
+            run.ema.module.load_state_dict(ckpt.state_dict)
+        run.opt.load_state_dict(st["optimizer"])
+        run.step = int(st["step"])
+        torch.set_rng_state(st["torch_rng"])
+        return _Progress(epoch=int(st["epoch"]), best_key=tuple(st["best_key"]), best_epoch=int(st["best_epoch"]),
+                         log_rows=list(st["log_rows"]), seconds=float(st["seconds"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:   # the state does not fit this run's model
+        reason = " ".join(str(e).split())[:160]
+        raise UserError(f"{out / 'last.pt'}: its training state does not fit the run ({type(e).__name__}: "
+                        f"{reason}); the file was edited or damaged: start over with --force") from None
 
 
 def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context, *,
