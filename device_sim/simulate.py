@@ -387,7 +387,8 @@ def _print_summary(report: dict, profile, log) -> None:
         f"{mem['device']['runtime_mb']:.1f} + camera {mem['device']['camera_buffers_mb']:.1f}); "
         f"simulator process peak RSS {mem['peak_mb']:.1f} MB (not the device's)")
     if report["bad_frames"]["count"]:
-        log(f"skipped {report['bad_frames']['count']} corrupt frame(s), e.g. {report['bad_frames']['examples'][0]}")
+        log(f"skipped {report['bad_frames']['count']} bad frame(s) (unreadable or corrupt), e.g. "
+            f"{report['bad_frames']['examples'][0]}")
     log(budget_table(report["budgets"], profile.name))
     for key, path in report["outputs"].items():
         log(f"  {key:<13} {path}")

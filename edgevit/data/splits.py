@@ -31,6 +31,7 @@ class ImageSplits:
     split_seed: int
     mean: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0))
     std: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0))
+    skipped: tuple[str, ...] = ()   # files of the data set that were not read (special files: FIFOs, devices)
 
     def __post_init__(self):
         for part in ("train", "val", "test"):

@@ -129,6 +129,9 @@ def train(cfg: TrainConfig, splits: ImageSplits | None = None, *, resume: bool =
 def _train_all(cfg: TrainConfig, splits: ImageSplits | None, out: Path, ctx: dist_utils.Context, *, resume: bool,
                writer: InPlace | None) -> dict:
     splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
+    if splits.skipped and ctx.is_main:
+        tqdm.write(f"note: skipped {len(splits.skipped)} file(s) of {cfg.data} that are not regular files (a FIFO, "
+                   f"device or socket): {', '.join(splits.skipped[:3])}{' ...' if len(splits.skipped) > 3 else ''}")
     result = {"model": _train_one(cfg, splits, out, ctx, resume=resume, writer=writer)}
     if cfg.baseline:
         base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
@@ -184,7 +187,7 @@ def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _R
         g_order=torch.Generator(), g_aug=torch.Generator(),   # seeded per epoch in _train_epoch
         ckpt_meta=dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
                        dataset={"name": splits.name, "spec": cfg.data, "split_seed": splits.split_seed,
-                                "fractions": list(SPLIT_FRACTIONS)},
+                                "fractions": list(SPLIT_FRACTIONS), "skipped_files": len(splits.skipped)},
                        train_config=cfg.as_dict()),
         info={"name": cfg.model, "params_m": count_params(model) / 1e6, "gmacs": count_macs(model, cfg.img_size) / 1e9},
     )
