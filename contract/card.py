@@ -38,6 +38,7 @@ SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
 SAMPLE_PACK = "samples.npz"    # test images export writes beside the format folders (the synthetic camera)
 INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
+TENSOR_DTYPES = ("float32", "float16", "uint8", "int8", "int16", "int32", "int64", "bool")   # a tensor spec's
 DEFAULT_TASK = "classification"   # what a card without a task is (export's cards)
 ARITHMETICS = ("fp32", "fp16", "int8")   # what a model's kernels may compute in (a card's "arithmetic")
 INTEGER_ARITHMETICS = frozenset({"int8"})   # integer kernels: every op but (de)quantize computes in integers
@@ -173,6 +174,12 @@ def validate_card(card: dict, path: Path) -> dict:
     if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
         raise bad("outputs must be a non-empty list of tensor specs")
     for where, spec in (("input", inp), ("output", out), *((f"outputs[{i}]", o) for i, o in enumerate(outputs))):
+        shape = spec.get("shape")
+        if not (isinstance(shape, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                for v in shape)):
+            raise bad(f"{where}.shape must be a list of whole numbers, got {shape!r}")
+        if spec.get("dtype") not in TENSOR_DTYPES:
+            raise bad(f"{where}.dtype {spec.get('dtype')!r} is not one of {', '.join(TENSOR_DTYPES)}")
         q = spec.get("quantization")
         if q is not None and not (isinstance(q, dict) and isinstance(q.get("scale"), (int, float))
                                   and q["scale"] > 0 and isinstance(q.get("zero_point"), int)):

@@ -66,10 +66,12 @@ def _card_runner(card: Path, threads: int, opts: BenchOptions, rng):
 
     m = DeployedModel.load(card, threads=threads)
     if opts.input_kind == "samples":
+        from device_sim.sources.synthetic import sample_images
+
         pack = Path(opts.samples) if opts.samples else card.parent.parent / SAMPLE_PACK
         if not pack.is_file():
             raise UserError(f"sample pack {pack} not found; use --input random or --samples PATH")
-        inputs = [m.to_input(im[None]) for im in np.load(pack)["images"][:SAMPLE_INPUTS]]
+        inputs = [m.to_input(im[None]) for im in sample_images(pack)[:SAMPLE_INPUTS]]
     else:
         inputs = [m.to_input(rng.integers(0, 256, (1, m.height, m.width, 3), dtype=np.uint8))
                   for _ in range(RANDOM_INPUTS)]

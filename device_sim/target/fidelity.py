@@ -23,7 +23,9 @@ def _inputs(card: dict, pack: Path, n: int) -> np.ndarray:
     if not pack.is_file():
         raise UserError(f"sample pack {pack} not found; the target check runs the export's samples.npz "
                         "(or pass --samples PATH)")
-    images = np.load(pack)["images"][:n]
+    from device_sim.sources.synthetic import sample_images
+
+    images = sample_images(pack)[:n]
     spec = card["input"]
     _, h, w, _ = spec["shape"]
     return np.stack([quantize_input(resize_to_model(im, w, h, spec.get("resize"))[None], spec) for im in images])
