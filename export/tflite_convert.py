@@ -60,6 +60,9 @@ def _run_worker(request: dict, work: Path, log: Path) -> dict:
         return result
     if result["kind"] == "not_convertible":
         raise _not_convertible(result["message"])
+    if result["kind"] == "missing":
+        raise UserError(f"the {request['task']} converter needs the Python package {result['message']}, which is not "
+                        "installed; run `make setup` (it installs onnx2tf 1.29.24 and edgevit's export extra)")
     detail = result["message"].splitlines()[0][:200]
     if request["task"] == "onnx2tf":
         detail = f"{detail}; {last_error_line(log)}" if "exit" in detail else detail
