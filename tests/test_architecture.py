@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -216,3 +217,21 @@ match fmt:
     tree = ast.parse(code)
     assert _format_name_comparisons(tree, names) == [2, 3, 6, 8]
     assert _format_name_comparisons(tree, names, frozenset({"card_arithmetic"})) == [2, 3, 8]
+
+
+def test_tests_hold_on_any_machine():
+    """A test that sends SIGINT to a child starts it with conftest.start_cli (the default SIGINT disposition:
+    a background job's children inherit SIGINT ignored), and no test looks at processes beyond its own tree:
+    /proc is read only for the processes carrying the test's own tag (EDGEVIT_TEST_TAG), never by name."""
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        if path.name == Path(__file__).name:
+            continue   # this file names what it looks for
+        text = path.read_text()
+        calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)]
+        sigint = [n for n in calls if ast.unparse(n.func).split(".")[-1] in ("send_signal", "kill", "killpg")
+                  and "SIGINT" in ast.unparse(n)]
+        popen = [n for n in calls if ast.unparse(n.func).split(".")[-1] == "Popen"]
+        assert not (sigint and popen), f"{path.name}: sends SIGINT to a child not started by start_cli"
+        assert not any(w in text for w in ("process_iter", "pgrep", "pidof")), f"{path.name} looks up processes by name"
+        if '"/proc"' in text or "'/proc'" in text:
+            assert "EDGEVIT_TEST_TAG" in text, f"{path.name} reads /proc without its own tag"
