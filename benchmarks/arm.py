@@ -133,12 +133,13 @@ def projections(counts: dict, calibration: dict) -> dict:
     """Projected ms of every counted artifact on every built-in ARM profile's core, clock and threads."""
     from device_sim.profiles import builtin_profiles, load_profile
     from device_sim.target.projection import on_profiles
+    from export.formats import FORMATS
 
     out = {name: {"core": p.core, "clock_ghz": p.clock_ghz, "threads": p.threads, "models": {}}
            for name, p in ((n, load_profile(n)) for n in builtin_profiles()) if p.core != "host"}
     for key, n in counts.items():
         name, fmt, core = key.split("/")
-        for pname, row in on_profiles(n, core, fmt, calibration).items():
+        for pname, row in on_profiles(n, core, FORMATS[fmt].arithmetic, calibration).items():
             out[pname]["models"][f"{name}/{fmt}"] = {k: row[k] for k in ("one_thread_ms", "profile_threads_ms")}
     return out
 
