@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -115,7 +116,11 @@ def _user_data(root) -> None:
             for i in range(per_class):
                 cv2.imwrite(str(root / folder / c / f"{i}.png"), images[i])
         os.mkfifo(root / folder / "a" / "stuck.png")      # a FIFO named like an image: reading it blocks forever
+        (root / folder / "b" / "zero.png").symlink_to("/dev/zero")   # a device: reading it never ends
     (root / "frames" / "b" / "caf\udcff.png").write_bytes((root / "frames" / "b" / "0.png").read_bytes())
+    shutil.copytree(root / "fifo_data", root / "badname_data", symlinks=True, ignore=lambda d, names: [
+        n for n in names if not (Path(d) / n).is_dir() and not (Path(d) / n).is_file()])
+    (root / "badname_data" / "b" / "caf\udcff.png").write_bytes((root / "frames" / "b" / "0.png").read_bytes())
     (root / "video\udcff.mp4").write_bytes(b"not decoded: the name is refused first")
     (root / "bare").mkdir()
     shutil.copy(root / "art" / "int8" / "model.tflite", root / "bare" / "model.tflite")
@@ -251,6 +256,8 @@ CASES = [
      "optimizer"),
     ("train-cifar-integer-label-names", ["train", "--data", "cifar10:{ws}/cifar_intnames", "--out", "{ws}/t"], USER,
      "label_names"),
+    ("train-data-image-not-utf8", ["train", "--data", "{ws}/badname_data", "--out", "{ws}/t"], USER,
+     "not valid UTF-8"),
     ("train-seed-float", ["train", "--seed", "1e23", "--out", "{ws}/t"], USER, "--seed"),
     ("train-seed-overflow", ["train", "--seed", str(10**23), "--out", "{ws}/t"], USER, "--seed"),
     ("sim-seed-negative", [*SIM, "--seed", "-1"], USER, "--seed"),
@@ -276,10 +283,10 @@ CASES = [
     # ... and what is skipped with a one-line note, the rest written (exit 0)
     ("sim-folder-with-fifo-and-non-utf8-name", ["simulate", "--model", INT8, "--max-speed", "--no-video", "--source",
                                                 "folder:{ws}/frames", "--out", "{ws}/sim_fifo"], 0,
-     "2 bad frame", {"then": lambda ws: _bad_frames(ws / "sim_fifo", 2, "not a regular file", "UTF-8")}),
+     "3 bad frame", {"then": lambda ws: _bad_frames(ws / "sim_fifo", 3, "not a regular file", "UTF-8")}),
     ("train-data-with-fifo", ["train", "--model", "edgevit_xxs", "--data", "{ws}/fifo_data", "--epochs", "1",
-                              "--batch-size", "8", "--no-progress", "--out", "{ws}/t_fifo"], 0, "skipped 1 file",
-     {"then": lambda ws: _skipped_files(ws / "t_fifo" / "best.pt", 1)}),
+                              "--batch-size", "8", "--no-progress", "--out", "{ws}/t_fifo"], 0, "skipped 2 file",
+     {"then": lambda ws: _skipped_files(ws / "t_fifo" / "best.pt", 2)}),
     ("sim-without-matplotlib", [*SIM[:-1], "{ws}/sim_nompl"], 0, "matplotlib is not installed",
      {"block": ("matplotlib",), "then": lambda ws: _written(ws / "sim_nompl", absent=("latency.png", "memory.png"))}),
     ("sim-without-video-writer", ["simulate", "--model", INT8, "--frames", "5", "--max-speed", "--out",
