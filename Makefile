@@ -19,11 +19,14 @@ ART      ?= artifacts/$(MODEL)-$(DATA)
 PROFILE  ?= ar-glasses
 DEMO_OUT ?= runs/demo-$(PROFILE)
 
+# test processes (pytest-xdist; a test file stays in one process): one per core, at most 4
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 TRAIN_ARGS ?=
 TRAIN_CMD = $(BIN)/edgevit train --model $(MODEL) --data $(DATA) --img-size $(IMG) --baseline $(BASELINE) --out $(RUN) $(TRAIN_ARGS)
 EXPORT_CMD = $(BIN)/edgevit export $(CKPT) --out $(ART)
 
-.PHONY: help setup arm-setup mediapipe-models info train export demo face-demo search latency-table bench bench-glyphs bench-arm bench-search bench-protocol test test-slow lint clean
+.PHONY: help setup arm-setup mediapipe-models mediapipe-ref info train export demo face-demo search latency-table bench bench-glyphs bench-arm bench-search bench-protocol test test-slow lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +50,19 @@ arm-setup: $(STAMP)  ## aarch64 runtime under qemu-user in .arm/ (root for apt-g
 
 mediapipe-models: $(STAMP)  ## MediaPipe's .tflite models + a portrait photo into .models/ (pip download from PyPI, nothing installed)
 	$(BIN)/python scripts/fetch_models.py --dir .models
+
+# Google's MediaPipe itself, as the reference the built-in pipelines are tested against: installed into its own
+# environment (never .venv: its numpy and OpenCV are not the project's), once; the reference is rebuilt only when
+# the frames' or MediaPipe's scripts change (scripts/mediapipe_ref.py keeps a key).
+MP_VENV  := .mediapipe-venv
+MP_STAMP := $(MP_VENV)/.setup-done
+$(MP_STAMP):
+	@test -x $(MP_VENV)/bin/python || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_VENV)/bin/pip install -q mediapipe==0.10.14
+	@touch $(MP_STAMP)
+
+mediapipe-ref: mediapipe-models $(MP_STAMP)  ## MediaPipe 0.10.14 (own venv) on frames made from the portrait: .mediapipe-ref/ (cached)
+	$(BIN)/python -m scripts.mediapipe_ref --venv $(MP_VENV) --out .mediapipe-ref
 
 info: $(STAMP)  ## params, MACs and attention blocks of every model
 	$(BIN)/edgevit info
@@ -100,10 +116,12 @@ bench-protocol: $(STAMP)  ## accuracy protocol on glyphs (40 epochs, lr sweep, 3
 bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projection calibration, BENCHMARKS.md ARM section
 	$(BIN)/python -m benchmarks.arm
 
-# The tests that run third-party models need `make mediapipe-models` (PyPI); without it they are skipped, with the reason.
+# The tests that run third-party models need `make mediapipe-models` (PyPI), the comparison with MediaPipe itself
+# `make mediapipe-ref`; without them those tests are skipped, with the reason.
 test: $(STAMP)  ## the default test suite (slow tests excluded)
 	@$(MAKE) --no-print-directory mediapipe-models || echo "test: no MediaPipe models (PyPI unreachable?); their tests are skipped"
-	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory mediapipe-ref || echo "test: no MediaPipe reference (PyPI unreachable?); the comparison is skipped"
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 
 test-slow: $(STAMP)  ## only the slow tests (full training, every variant through the converter)
 	$(BIN)/python -m pytest -m slow
@@ -113,6 +131,6 @@ lint: $(STAMP)  ## ruff
 
 # Only what these targets wrote, file by file from their manifests (contract.outputs): a run or export
 # you made yourself under runs/ or artifacts/, or a file you put into one of these folders, stays.
-clean:  ## remove what train/export/demo/face-demo wrote (by their manifests) and caches (keeps .venv, .arm, .models)
+clean:  ## remove what train/export/demo/face-demo wrote (by their manifests) and caches (keeps .venv, .arm, .models, .mediapipe-venv, .mediapipe-ref)
 	$(PYTHON) -m contract.outputs clean $(RUN) $(ART) $(DEMO_OUT) runs/face-demo-$(PROFILE)
 	rm -rf .pytest_cache .ruff_cache

@@ -36,7 +36,7 @@ def _validation(designs: int, work: Path) -> list[dict]:
     return rows
 
 
-def _search(folder: Path, run: bool) -> dict:
+def _search(folder: Path, run: bool, storage: str | None = None) -> dict:
     """The search folder as it stands: every trial of its study, the trained designs, the reference models that
     have finished their proxy training. With run=True an unfinished search is first run (to its --trials)."""
     import csv
@@ -54,7 +54,11 @@ def _search(folder: Path, run: bool) -> dict:
     setup = json.loads((folder / "search.json").read_text())
     budget, recipe = Budget(**{k: tuple(v) if isinstance(v, list) else v for k, v in setup["budget"].items()}), \
         ProxyRecipe(**setup["recipe"])
-    study = open_study(SearchConfig(out=folder, budget=budget, recipe=recipe, storage=setup.get("storage")))
+    storage = storage or setup.get("storage")
+    if storage and ":***@" in storage:
+        raise SystemExit(f"bench-search: {folder / 'search.json'} keeps the study's storage URL without its password; "
+                         "give the URL with --storage")
+    study = open_study(SearchConfig(out=folder, budget=budget, recipe=recipe, storage=storage))
     with open(folder / "trials.csv", newline="") as f:
         trials = list(csv.DictReader(f))
     table, references = load_table(), {}
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__.splitlines()[0])
     p.add_argument("--search", default=str(ROOT / ".bench-work" / "search"), help="the edgevit search folder")
     p.add_argument("--work", default=str(ROOT / ".bench-work" / "table-check"))
+    p.add_argument("--storage", default=None, help="the study's storage URL when it is a database (search.json "
+                   "keeps it without its password)")
     p.add_argument("--designs", type=int, default=10)
     p.add_argument("--skip-validation", action="store_true", help="reuse the newest results' table check")
     p.add_argument("--validation-json", default=None,
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     res = {"schema": "edgevit.bench-search/1", "created": datetime.now(UTC).isoformat(timespec="seconds"),
            "host": host_info(), "table": {k: table[k] for k in ("img_sizes", "runtime", "invokes", "minutes")}
            | {"entries": {c: len(v) for c, v in table["cores"].items()}},
-           "validation": validation, "search": _search(Path(args.search), not args.no_run),
+           "validation": validation, "search": _search(Path(args.search), not args.no_run, args.storage),
            "seconds": time.perf_counter() - t0}
     from benchmarks.report import rerender
     from contract.files import write_json

@@ -6,7 +6,10 @@ Schema "edgevit.model/1":
           the device's CPU, one of ARITHMETICS, set by the export format (export.formats); the latency
           projection picks its CPI by it (`card_arithmetic`)
   input:  name, shape [1, H, W, 3] (NHWC), layout, dtype, quantization {scale, zero_point} or null,
-          color (RGB|BGR), value_range, resize (see contract.images), normalization (what is folded inside)
+          color (RGB|BGR), value_range, normalization (what is folded inside),
+          resize: the input geometry, {policy: center_crop|letterbox|stretch, interpolation_down/_up,
+          pixel_centers, border, pad_value} (contract.images; a card without it, or with the older
+          {crop: center_square|none, ...}, is read as edgevit always fed its models)
   output: name, shape, dtype, quantization, softmax_applied, meaning
   outputs (optional): every output tensor's spec, in the runtime's order (output is the first)
   task (optional, default DEFAULT_TASK, a classifier: then labels must not be empty): what the outputs
@@ -78,9 +81,9 @@ def build_card(*, name: str, fmt: str, arithmetic: str, tflite: Path, input_deta
 
 def bare_card(tflite: Path, input_detail: dict, output_details: list[dict], *, task: str = "raw",
               labels: list[str] | None = None, value_range=(0, 255), mean=None, std=None, color: str = "RGB",
-              softmax_applied: bool = False) -> dict:
+              softmax_applied: bool = False, resize: dict | None = None) -> dict:
     """The card of a .tflite nobody exported: its tensors as the runtime reports them, and what only the
-    user knows (task, labels, the values it expects for pixels 0..255, color order)."""
+    user knows (task, labels, the values it expects for pixels 0..255, color order, input geometry)."""
     tflite = Path(tflite)
     quantized = input_detail["quantization"][0] != 0 or any(d["quantization"][0] != 0 for d in output_details)
     outputs = [tensor_spec(d) for d in output_details]
@@ -90,7 +93,8 @@ def bare_card(tflite: Path, input_detail: dict, output_details: list[dict], *, t
         "sha256": sha256_file(tflite), "size_bytes": tflite.stat().st_size, "task": task,
         "labels": [str(v) for v in labels or []],
         "input": {**tensor_spec(input_detail), "layout": "NHWC", "color": color.upper(),
-                  "value_range": [float(v) for v in value_range], "resize": dict(RESIZE_POLICY),
+                  "value_range": [float(v) for v in value_range],
+                  "resize": dict(RESIZE_POLICY if resize is None else resize),
                   "normalization": {"folded": mean is None, "mean": None if mean is None else [float(v) for v in mean],
                                     "std": None if std is None else [float(v) for v in std],
                                     "note": "given on the command line"}},
@@ -131,7 +135,7 @@ def card_error(path: Path, what: str) -> UserError:
     line: `path` is its .tflite), or re-exporting."""
     if Path(path).suffix == ".tflite":
         return UserError(f"{path}: {what}; check the options that describe it (--task, --labels, "
-                         "--input-range, --mean/--std, --color)")
+                         "--input-range, --mean/--std, --color, --resize)")
     return UserError(f"{path} is malformed: {what}; re-run `edgevit export`")
 
 

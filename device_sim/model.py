@@ -21,7 +21,7 @@ import numpy as np
 
 from contract.card import CARD_NAME, DEFAULT_TASK, bare_card, card_candidate, check_artifact, is_bare_tflite, read_card
 from contract.errors import UserError
-from contract.images import resize_to_model
+from contract.images import check_resize_policy, model_region, resize_to_model
 from contract.quant import dequantize_output, quantize_input
 from contract.runtime import interpreter_class
 from device_sim.quiet import quiet_stderr
@@ -49,6 +49,7 @@ class BareModel:
     std: tuple[float, float, float] | None = None
     color: str = "RGB"
     softmax_applied: bool = False
+    resize: dict | None = None    # its input geometry (contract.images); None: center_crop, edgevit's default
 
 
 class DeployedModel:
@@ -65,6 +66,8 @@ class DeployedModel:
         self.input_dtype = np.dtype(self.input_spec["dtype"])
         self.softmax_applied = bool(self.output_spec.get("softmax_applied", False))
         self.rgb = str(self.input_spec.get("color", "RGB")).upper() == "RGB"
+        self.resize = check_resize_policy(self.input_spec.get("resize"))              # the whole frame
+        self.crop_resize = check_resize_policy(self.input_spec.get("resize"), crop=True)   # a crop stage's ROI
         self.interpreter, self.init_seconds = made or _make_interpreter(tflite, threads)
         self._in = self.interpreter.get_input_details()[0]
         self.output_details = self.interpreter.get_output_details()
@@ -88,7 +91,7 @@ class DeployedModel:
             return cls._load_bare(path, threads, bare or BareModel())
         if bare is not None:
             raise UserError(f"{path} has a model card ({card_candidate(path)}); --task, --labels, --input-range, "
-                            "--mean/--std and --color describe a bare .tflite only")
+                            "--mean/--std, --color and --resize describe a bare .tflite only")
         card, card_path = read_card(path)
         return cls(card, check_artifact(card, card_path), threads=threads)
 
@@ -100,7 +103,7 @@ class DeployedModel:
         interp = made[0]
         card = bare_card(tflite, interp.get_input_details()[0], interp.get_output_details(), task=bare.task,
                          labels=list(bare.labels), value_range=bare.value_range, mean=bare.mean, std=bare.std,
-                         color=bare.color, softmax_applied=bare.softmax_applied)
+                         color=bare.color, softmax_applied=bare.softmax_applied, resize=bare.resize)
         return cls(card, tflite, threads=threads, made=made)
 
     @property
@@ -110,10 +113,17 @@ class DeployedModel:
     # -- the per-frame work ---------------------------------------------------------------------
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
         """Camera frame (H, W, 3) uint8 BGR -> the model's input tensor, as the card says."""
-        image = resize_to_model(frame_bgr, self.width, self.height, self.input_spec.get("resize"))
+        image = resize_to_model(frame_bgr, self.width, self.height, self.resize)
         if self.rgb:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return self.to_input(image[None])
+
+    def placement(self, frame_w: int, frame_h: int):
+        """Where this model's whole-frame input lies in a frame of that size (device_sim.decode.geometry)."""
+        from device_sim.decode.geometry import Placement
+
+        return Placement(frame_w, frame_h, model_region(self.resize, frame_w, frame_h, self.width, self.height),
+                         self.resize)
 
     def to_input(self, images_rgb: np.ndarray) -> np.ndarray:
         """uint8 pixels (1, H, W, 3) at the model size -> the dtype and quantization of the card."""

@@ -11,6 +11,9 @@ are one-line errors naming the file and the key).
     task = "detection"             # a registered task kind (device_sim.tasks): classification | raw | segmentation |
                                    # detection | landmarks; the kind owns its sections below and where it may run
     input_range = [-1.0, 1.0]      # what the model expects for pixels 0..255 (or mean/std; color; labels)
+    resize = "letterbox"           # its input geometry: center_crop (default) | letterbox | stretch (contract.images),
+                                   # or a [stage.resize] table: policy, interpolation_down/_up, pixel_centers,
+                                   # border, pad_value
     every = 1                      # run on every Nth frame (in between, its last detections are reused)
     skip_while_tracking = true     # skip while the stage it feeds tracks max_crops objects (MediaPipe's rule)
     [stage.anchors]                # SSD anchors (device_sim.decode.ssd.AnchorSpec; input size from the model)
@@ -22,14 +25,16 @@ are one-line errors naming the file and the key).
     max_crops = 1
     [stage.crop]                   # detection -> crop: scale, rotation_keypoints, target_angle (deg), shift_y
     [stage.landmarks]              # output, count, dims, scale, presence_output, presence_sigmoid, presence_threshold
-    [stage.track]                  # landmarks -> next frame's crop: rotation_landmarks, target_angle, scale, shift_y
+    [stage.track]                  # landmarks -> next frame's crop: rotation_landmarks, target_angle, scale, shift_y,
+                                   # extent (rotated | axis_aligned: the points' box on the crop's or frame's axes)
+    [stage.resize]                 # the crop's geometry: border = "replicate" (MediaPipe's landmark crops) ...
     [stage.budgets]                # latency_ms (the stage's time per frame, percentile of the profile), memory_mb
 
 Where a stage may run (the whole frame, or crops of an earlier stage that finds regions), its sections and
 their required keys are its task kind's; a stage's name must not be one whose columns are the frame's own
 (device_sim.frames.reserved_stage_names). All of it is checked before the first frame.
 A stage's model may be an edgevit export (its model.json rules) or any .tflite (the stage's input_range,
-mean/std, color and labels describe it, as the simulate flags do for a bare model).
+mean/std, color, labels and resize describe it, as the simulate flags do for a bare model).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.images import POLICIES, RESIZE_CHOICES, check_resize_policy, resize_preset
 from device_sim.frames import reserved_stage_names
 from device_sim.profiles import builtin_names, named_toml
 from device_sim.tasks import Task, registered_tasks, task_named, task_names
@@ -59,11 +65,14 @@ _STAGE_KEYS = {   # key -> (type, check, meaning): the keys of every [[stage]], 
     "every": whole(1, 1000), "skip_while_tracking": BOOL, "max_crops": whole(1, 16),
     "input_range": floats(2), "mean": floats(3), "std": floats(3, lambda x: x > 0),
     "color": (str, lambda v: v.upper() in ("RGB", "BGR"), "RGB or BGR"),
+    "resize": (str, lambda v: v in POLICIES, " | ".join(POLICIES) + " (or a [stage.resize] table)"),
     "labels": (list, lambda v: all(isinstance(x, str) for x in v), "a list of class names")}
 _SECTIONS = {   # the sections of every stage; a task kind adds its own (Task.sections)
     "crop": {"scale": num(lambda v: v > 0, "> 0"), "rotation_keypoints": ints(2), "target_angle": ANGLE,
              "shift_y": ANY_NUMBER},   # a crop stage: how a region of its input stage becomes its crop
     "budgets": {"latency_ms": num(lambda v: v >= 0, ">= 0"), "memory_mb": num(lambda v: v >= 0, ">= 0")},
+    "resize": {**{k: (str, lambda v, c=c: v in c, " | ".join(c)) for k, c in RESIZE_CHOICES.items()},
+               "pad_value": num(lambda v: 0 <= v <= 255, "a pixel value 0..255")},   # a bare model's input geometry
 }
 
 
@@ -76,7 +85,7 @@ class StageSpec:
     every: int = 1
     skip_while_tracking: bool = False
     max_crops: int = 1
-    describe: dict = field(default_factory=dict)   # input_range, mean, std, color, labels (a bare .tflite)
+    describe: dict = field(default_factory=dict)   # input_range, mean, std, color, labels, resize (a bare .tflite)
     sections: dict = field(default_factory=dict)   # the task's own sections: name -> {key: value}
     crop: dict = field(default_factory=dict)
     budgets: dict = field(default_factory=dict)
@@ -209,6 +218,13 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}
+    resize = resize_preset(top.pop("resize")) if "resize" in top else parts.pop("resize", None)
+    if resize is not None:
+        try:
+            check_resize_policy(resize, crop=src != FRAME)
+        except ValueError as e:
+            raise UserError(f"pipeline {path}: {where}{str(e).replace('input.resize', '[stage.resize]')}") from None
+        describe["resize"] = resize
     common = {k: parts.pop(k) for k in _SECTIONS if k in parts}
     spec = StageSpec(name=top["name"], model=_model_path(path, where, top["model"]), task=task, input=src,
                      every=top.get("every", 1), skip_while_tracking=top.get("skip_while_tracking", False),

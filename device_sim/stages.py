@@ -45,14 +45,28 @@ class Stage:
         self.decode = spec.task.decoder(spec, model)
 
     def run(self, frame: np.ndarray, roi: Roi | None, timing: DeviceTiming):
-        """(decoded result, StageTimes) of one invocation on the whole frame or on the crop `roi`."""
+        """(decoded result, StageTimes) of one invocation on the whole frame or on the crop `roi` (a fitted one:
+        see `fit`)."""
         prepare = (lambda: self.model.preprocess(frame)) if roi is None else (lambda: self._crop(frame, roi))
         return run_timed(self.model, timing, prepare, self.decode)
 
-    def _crop(self, frame: np.ndarray, roi: Roi) -> np.ndarray:
+    def fit(self, roi: Roi) -> Roi:
+        """The ROI the model's crop covers: fitted to its input's aspect ratio by its input geometry (MediaPipe's
+        ImageToTensorCalculator pads a ROI to the tensor's aspect when keep_aspect_ratio is set)."""
+        from contract.images import fit_region
+
         m = self.model
-        crop = cv2.warpAffine(frame, crop_matrix(roi, m.width, m.height), (m.width, m.height), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT)
+        width, height = fit_region(m.crop_resize, roi.width, roi.height, m.width, m.height)
+        return Roi(roi.x, roi.y, width, height, roi.rotation)
+
+    def _crop(self, frame: np.ndarray, roi: Roi) -> np.ndarray:
+        from contract.images import border_args, interpolation_flag
+
+        m, policy = self.model, self.model.crop_resize
+        matrix = crop_matrix(roi, m.width, m.height, half_pixel=policy["pixel_centers"] == "half_pixel")
+        shrinking = roi.width * roi.height > m.width * m.height
+        crop = cv2.warpAffine(frame, matrix, (m.width, m.height), flags=interpolation_flag(policy, shrinking),
+                              **border_args(policy))
         return m.to_input((cv2.cvtColor(crop, cv2.COLOR_BGR2RGB) if m.rgb else crop)[None])
 
 
@@ -80,7 +94,7 @@ def _stage_model(st, where: str, threads: int):
         return DeployedModel.load(st.model, threads=threads, bare=BareModel(
             task=st.task.name, labels=tuple(d.get("labels", ())), value_range=tuple(d.get("input_range", (0.0, 255.0))),
             mean=tuple(d["mean"]) if "mean" in d else None, std=tuple(d["std"]) if "std" in d else None,
-            color=d.get("color", "RGB")))
+            color=d.get("color", "RGB"), resize=d.get("resize")))
     if st.describe:
         raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
                         f"{', '.join(st.describe)} (they describe a bare .tflite only)")
@@ -95,6 +109,7 @@ class Pipeline:
 
     def __init__(self, spec, stages: list[Stage]):
         self.spec, self.stages = spec, stages
+        self._models = {st.name: st.model for st in stages}
         self.labels: list[str] = []
         self.name, self.format = spec.name, "pipeline"
         self.tflites = [st.model.tflite for st in stages]
@@ -184,7 +199,7 @@ class Pipeline:
         if result is None:
             return times, runs, 0, 0.0, True
         h, w = frame.shape[:2]
-        self.view.found[st.name] = st.task.shown(result, w, h)
+        self.view.found[st.name] = st.task.shown(result, st.model.placement(w, h))
         return (times, runs, *st.task.summary(result))
 
     def _should_run(self, st: Stage) -> bool:
@@ -201,11 +216,13 @@ class Pipeline:
         rois = [(r, True) for r in self.tracked.get(st.name, [])]
         source = self.spec.stage(st.spec.input)
         held = self.held.get(source.name)
-        for roi in source.task.regions(held, st.spec.crop, w, h) if held is not None else ():
+        place = self._models[source.name].placement(w, h)
+        for roi in source.task.regions(held, st.spec.crop, place) if held is not None else ():
             if all(_overlap(roi, r) <= TRACK_IOU for r, _ in rois):
                 rois.append((roi, False))
         times, kept, ok = StageTimes(), [], True
         for roi, tracked in rois[: st.spec.max_crops]:
+            roi = st.fit(roi)
             result, t = st.run(frame, roi, self._timing(st))
             times.add(t)
             ok &= st.task.finite(result)

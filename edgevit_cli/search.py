@@ -83,7 +83,8 @@ def _same_settings(out: Path, settings: dict) -> None:
     earlier = _settings(out)
     if earlier is None:
         return
-    for key in ("budget", "recipe", "storage"):
+    earlier.setdefault("int8_check", settings["int8_check"])   # not recorded by the first searches
+    for key in ("budget", "recipe", "storage", "int8_check"):
         if earlier.get(key) != settings[key]:
             raise UserError(f"--out {out} holds a search with another {key} ({earlier.get(key)}); run it with the "
                             f"options it was started with (see {out / MARKER}), or choose another --out")
@@ -142,7 +143,7 @@ def run(args) -> int:
 
     from contract.files import to_json, write_json
     from contract.outputs import record_outputs, writers_in_turn
-    from search.study import open_study, run_search, train_references
+    from search.study import open_study, run_search, shown_url, train_references
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     out = Path(args.out)
@@ -150,7 +151,7 @@ def run(args) -> int:
     cfg = _config(args)
     refs = _references(args.references)
     settings = json.loads(to_json({"kind": "edgevit-search", "budget": vars(cfg.budget), "recipe": vars(cfg.recipe),
-                                   "storage": cfg.storage}))
+                                   "storage": shown_url(cfg.storage), "int8_check": cfg.int8_check}))
     _same_settings(out, settings)
     if cfg.storage:
         open_study(cfg)   # a database that cannot be reached is refused before the folder is made
@@ -164,7 +165,7 @@ def run(args) -> int:
             record_outputs(out, OUTPUT_KIND, out / MARKER)
     print(f"edgevit search: {cfg.trials} trained designs under {cfg.budget.describe()}; proxy recipe "
           f"{cfg.recipe.data} {cfg.recipe.img_size}x{cfg.recipe.img_size}, {cfg.recipe.epochs} epochs; "
-          f"study: {cfg.storage or out / 'study.journal'}")
+          f"study: {shown_url(cfg.storage) or out / 'study.journal'}")
     summary = run_search(cfg, on_trial=lambda study: _write_outputs(cfg, study, {}))
     references = train_references(cfg, refs)
     shown = _write_outputs(cfg, summary["study"], references)

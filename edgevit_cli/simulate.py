@@ -51,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     bare.add_argument("--mean", default=None, help="R,G,B in 0..1 units: (pixel/255 - mean) / std (with --std)")
     bare.add_argument("--std", default=None, help="R,G,B in 0..1 units (with --mean)")
     bare.add_argument("--color", choices=("RGB", "BGR"), default=None, help="channel order the model takes (RGB)")
+    bare.add_argument("--resize", default=None, metavar="POLICY",
+                      help="how a frame becomes its input: center_crop (default; the centred square, resized), "
+                           "letterbox (the whole frame, aspect kept, padded: MediaPipe's detectors) or stretch "
+                           "(the whole frame, aspect not kept); README: Input geometry")
     p.add_argument("--force", action="store_true",
                    help="allow an --out that holds other files: they are kept, an earlier simulation is replaced")
 
@@ -95,7 +99,7 @@ def bare_model(args: argparse.Namespace):
     from device_sim.model import BareModel
     from device_sim.tasks import bare_default_task
 
-    given = {k: getattr(args, k) for k in ("task", "labels", "input_range", "mean", "std", "color")}
+    given = {k: getattr(args, k) for k in ("task", "labels", "input_range", "mean", "std", "color", "resize")}
     if all(v is None for v in given.values()):
         return None
     if (args.mean is None) != (args.std is None):
@@ -110,7 +114,18 @@ def bare_model(args: argparse.Namespace):
     if low_high[0] >= low_high[1]:
         raise UserError(f"--input-range LOW,HIGH needs LOW < HIGH, got {args.input_range!r}")
     return BareModel(task=task, labels=labels, value_range=low_high, mean=_floats(args.mean, "--mean", 3),
-                     std=_floats(args.std, "--std", 3), color=args.color or "RGB")
+                     std=_floats(args.std, "--std", 3), color=args.color or "RGB", resize=_resize(args.resize))
+
+
+def _resize(name: str | None) -> dict | None:
+    from contract.errors import UserError
+    from contract.images import POLICIES, resize_preset
+
+    if name is None:
+        return None
+    if name not in POLICIES:
+        raise UserError(f"--resize {name} is not one of {', '.join(POLICIES)}")
+    return resize_preset(name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,8 +141,8 @@ def run(args: argparse.Namespace) -> int:
     if bare is not None and args.pipeline:
         from contract.errors import UserError
 
-        raise UserError("--task, --labels, --input-range, --mean/--std and --color describe a bare --model; "
-                        "a pipeline's stages say it in the pipeline file")
+        raise UserError("--task, --labels, --input-range, --mean/--std, --color and --resize describe a bare "
+                        "--model; a pipeline's stages say it in the pipeline file")
     code, _ = simulate(args.model, profile, pipeline=args.pipeline, out=Path(args.out), source=args.source, bare=bare,
                        samples=Path(args.samples) if args.samples else None, duration_s=duration,
                        max_frames=args.frames, max_speed=args.max_speed, realtime=args.realtime,

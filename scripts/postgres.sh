@@ -10,6 +10,11 @@ set -euo pipefail
 cmd=${1:?usage: postgres.sh start|stop DIR [PORT]}
 dir=${2:?usage: postgres.sh start|stop DIR [PORT]}
 port=${3:-55432}
+fail() { echo "postgres.sh: $*" >&2; exit 2; }
+case "$port" in ''|*[!0-9]*) fail "PORT must be a number between 1024 and 65535, got '$port'" ;; esac
+{ [ "$port" -ge 1024 ] && [ "$port" -le 65535 ]; } || fail "PORT must be between 1024 and 65535, got $port"
+case "$dir" in *"'"*|*'"'*|*'$'*|*'`'*|*'\'*) fail "DIR must not contain quotes, \$, \` or \\ (got $dir); choose a plain path" ;; esac
+[ ! -e "$dir" ] || [ -d "$dir" ] || fail "$dir is a file, not a folder; give a new or empty folder"
 
 bin_of() { dpkg -L "$(dpkg -l 'postgresql-[0-9]*' 2>/dev/null | awk '/^ii/{print $2}' | sort -V | tail -1)" 2>/dev/null \
   | grep -E "bin/$1\$" | head -1; }
@@ -18,16 +23,26 @@ as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bas
 case "$cmd" in
   start)
     if [ -z "$(bin_of initdb)" ]; then
-      [ "$(id -u)" = 0 ] || { echo "postgres.sh: PostgreSQL is not installed; run 'sudo apt-get install postgresql'" >&2; exit 2; }
+      [ "$(id -u)" = 0 ] || fail "PostgreSQL is not installed; run 'sudo apt-get install postgresql'"
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     fi
     initdb=$(bin_of initdb); pg_ctl=$(bin_of pg_ctl)
     if [ -e "$dir" ] && [ ! -f "$dir/.edgevit-postgres" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
-      echo "postgres.sh: $dir holds other files; give a new or empty folder (or one this script made)" >&2; exit 2
+      fail "$dir holds other files; give a new or empty folder (or one this script made)"
     fi
-    mkdir -p "$dir"
+    if [ -f "$dir/data/postmaster.pid" ] && as_pg "'$pg_ctl' -D '$dir/data' status" >/dev/null 2>&1; then
+      running=$(sed -n 4p "$dir/data/postmaster.pid")
+      echo "postgres.sh: a server started by this script already runs in $dir (port $running)" >&2
+      echo "postgresql+psycopg://postgres@127.0.0.1:$running/postgres"
+      exit 0
+    fi
+    if [ ! -f "$dir/.edgevit-postgres" ]; then
+      made=0; [ -e "$dir" ] || made=1
+      mkdir -p "$dir"
+      # what `stop` gives back: whether this script made the folder, and its owner before
+      printf 'made=%s\nowner=%s\n' "$made" "$(stat -c %u:%g "$dir")" > "$dir/.edgevit-postgres"
+    fi
     dir=$(cd "$dir" && pwd)
-    touch "$dir/.edgevit-postgres"
     if [ "$(id -u)" = 0 ]; then
       chown postgres "$dir"
       su postgres -s /bin/bash -c "test -w '$dir'" || {
@@ -45,8 +60,13 @@ case "$cmd" in
     fi
     pg_ctl=$(bin_of pg_ctl)
     [ -d "$dir/data" ] && as_pg "'$pg_ctl' -D '$dir/data' -m fast -w stop" >/dev/null 2>&1 || true
+    made=$(sed -n 's/^made=//p' "$dir/.edgevit-postgres"); owner=$(sed -n 's/^owner=//p' "$dir/.edgevit-postgres")
     rm -rf "$dir/data" "$dir/log" "$dir/initdb.log" "$dir/.edgevit-postgres" "$dir"/.s.PGSQL.*
-    rmdir "$dir" 2>/dev/null || true   # kept if anything else was put there
+    if [ "$made" = 1 ]; then
+      rmdir "$dir" 2>/dev/null || true   # kept if anything else was put there
+    elif [ -n "$owner" ] && [ "$(id -u)" = 0 ]; then
+      chown "$owner" "$dir"              # the user's own folder, as it was
+    fi
     ;;
   *) echo "usage: postgres.sh start|stop DIR [PORT]" >&2; exit 2 ;;
 esac

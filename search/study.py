@@ -77,6 +77,19 @@ def study_name(cfg: SearchConfig) -> str:
     return f"{STUDY_NAME}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
+def shown_url(url: str | None) -> str | None:
+    """A storage URL as it may be printed or written down: its password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def study_storage(cfg: SearchConfig):
     """--storage's URL, or the journal file in the search folder."""
     if cfg.storage:
@@ -84,11 +97,37 @@ def study_storage(cfg: SearchConfig):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    _cut_torn_record(cfg.out / STUDY_FILE)
     try:
         return JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
     except ValueError as e:   # a line that is not JSON (a crash cut the last write): Optuna replays the file here
         raise UserError(f"the study file {cfg.out / STUDY_FILE} is damaged ({e}); move it aside to start a new "
                         "study there, or choose another --out") from None
+
+
+def _cut_torn_record(journal: Path) -> None:
+    """A crash in the middle of a write leaves the journal's last record without its newline. Optuna skips such
+    a line when it reads, then appends the next record to it, which damages the file for good. The torn bytes
+    (never a whole record: each is written with its newline) go to <journal>.torn, and the journal ends at its
+    last whole record."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+    from optuna.storages.journal._file import get_lock_file
+
+    if not journal.is_file():
+        return
+    with get_lock_file(JournalFileSymlinkLock(str(journal))):   # Optuna's own write lock: no worker is mid-write
+        data = journal.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        with open(journal.with_name(journal.name + ".torn"), "ab") as f:
+            f.write(data[cut:] + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with open(journal, "r+b") as f:
+            f.truncate(cut)
+    print(f"edgevit search: {journal.name} ended in a record a crash cut short ({len(data) - cut} bytes); "
+          f"kept it in {journal.name}.torn and continued from the last whole record")
 
 
 def _folder_study_name(cfg: SearchConfig, storage) -> str:
@@ -125,7 +164,8 @@ def open_study(cfg: SearchConfig):
             if "UniqueViolation" in type(e).__name__ + str(e) and attempt < 4:
                 time.sleep(1.0 + attempt)
                 continue
-            raise UserError(f"cannot open the study at --storage {cfg.storage}: {str(e).splitlines()[0][:200]}") \
+            raise UserError(f"cannot open the study at --storage {shown_url(cfg.storage)}: "
+                            f"{str(e).splitlines()[0][:200]}") \
                 from None
     raise AssertionError("unreachable")
 
@@ -197,10 +237,10 @@ def _objective(cfg: SearchConfig, splits, table: dict, worker: str):
     import optuna
 
     def objective(trial: optuna.Trial) -> float:
-        params = {name: trial.suggest_categorical(name, choices) for name, choices in CHOICES.items()}
-        design = design_from_params(params)
+        trial.set_user_attr("worker", worker)   # first: a RUNNING trial that names a design always names its worker,
+        params = {name: trial.suggest_categorical(name, choices) for name, choices in CHOICES.items()}  # so a dead
+        design = design_from_params(params)                                     # worker's design is never locked out
         trial.set_user_attr("design", design.name)
-        trial.set_user_attr("worker", worker)
         latency = project(design, cfg.budget, table)
         trial.set_user_attr("latency", latency)
         over = [p for p, row in latency.items() if not row["within"]]
@@ -355,12 +395,16 @@ def train_references(cfg: SearchConfig, names: tuple[str, ...]) -> dict:
     if not names:
         return {}
     table, splits, out = load_table(), load_dataset(cfg.recipe.data, cfg.recipe.img_size, seed=0), {}
-    todo = list(names)
+    todo, told = list(names), set()
     while todo:
         name = todo.pop(0)
         try:
             metrics = proxy_train(name, cfg.recipe, cfg.out / "references" / name, splits)
         except FolderBusy:   # another worker is training it: come back to it
+            if name not in told:
+                told.add(name)
+                print(f"edgevit search: reference {name} is being trained by another worker of this search; "
+                      "waiting for it (Ctrl-C stops this worker, the other goes on)", flush=True)
             todo.append(name)
             time.sleep(5 if len(todo) == 1 else 0)
             continue

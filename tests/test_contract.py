@@ -54,6 +54,67 @@ def test_resize_policy_crops_the_center_square():
         resize_to_model(frame, 20, policy={"crop": "letterbox"})
 
 
+def test_letterbox_keeps_the_whole_frame_and_maps_back():
+    """MediaPipe's detector input: a 640x480 frame fitted into 128x128, black bands above and below, and a
+    normalized model point back at the frame pixel it came from."""
+    from contract.images import check_resize_policy, frame_to_model_matrix, model_region, resize_preset, to_frame
+
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    out = resize_to_model(frame, 128, 128, resize_preset("letterbox"))
+    assert (out[:16] == 0).all() and (out[112:] == 0).all() and (out[17:111] == 200).all()
+    policy = check_resize_policy({"policy": "letterbox"})
+    region = model_region(policy, 640, 480, 128, 128)
+    assert region == (0.0, -80.0, 640.0, 640.0)
+    m = frame_to_model_matrix(policy, region, 128, 128)
+    pt = np.array([[600.0, 40.0]])                        # in the outer band a centre crop never sees
+    in_model = (m[:, :2] @ pt.T).T + m[:, 2]
+    assert np.allclose(to_frame(in_model / 128, region), pt, atol=1e-4)
+    assert np.allclose(to_frame([[0, 0], [1, 1]], model_region(resize_preset("stretch"), 640, 480, 256, 256)),
+                       [[0, 0], [640, 480]])
+
+
+def test_cards_without_a_policy_keep_the_centre_crop():
+    from contract.images import RESIZE_POLICY, check_resize_policy
+
+    old = {"crop": "center_square", "interpolation_down": "area", "interpolation_up": "linear"}
+    assert check_resize_policy(old) == check_resize_policy(None) == RESIZE_POLICY
+    assert check_resize_policy({"crop": "none"})["policy"] == "stretch"
+    frame = np.random.default_rng(0).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    import cv2
+
+    expected = cv2.resize(frame[:, 16:64], (20, 20), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(resize_to_model(frame, 20, policy=old), expected)
+    assert np.array_equal(resize_to_model(frame, 20), expected)
+
+
+def test_a_crop_stage_reads_the_policy_of_its_model():
+    """Crops are warped: a card that names no policy keeps edgevit's crop (linear, corner, zeros outside), a
+    named one is used with area read as linear, a border given alone starts from the crop default."""
+    from contract.images import CROP_POLICY, RESIZE_POLICY, check_resize_policy
+
+    old = {"crop": "center_square", "interpolation_down": "area", "interpolation_up": "linear"}
+    assert check_resize_policy(old, crop=True) == check_resize_policy(None, crop=True) == CROP_POLICY
+    named = check_resize_policy(RESIZE_POLICY, crop=True)
+    assert named["policy"] == "center_crop" and named["interpolation_down"] == "linear"
+    assert check_resize_policy({"border": "replicate"}, crop=True) == {**CROP_POLICY, "border": "replicate"}
+
+
+@pytest.mark.parametrize("resize, fragment", [
+    ({"policy": "fit"}, "input.resize.policy 'fit' is not one of center_crop, letterbox, stretch"),
+    ({"border": "wrap"}, "input.resize.border 'wrap' is not one of constant, replicate"),
+    ({"pad_value": 300}, "input.resize.pad_value 300 is not a pixel value 0..255"),
+    ({"crop": "none", "policy": "letterbox"}, "contradicts input.resize.policy 'letterbox'"),
+    ({"sampling": "x"}, "input.resize.sampling is not a field"),
+])
+def test_a_bad_resize_in_a_card_is_one_line_naming_file_and_field(tmp_path, resize, fragment):
+    card = _card()
+    card["input"]["resize"] = resize
+    with pytest.raises(UserError) as e:
+        validate_card(card, tmp_path / "model.json")
+    message = str(e.value)
+    assert "\n" not in message and str(tmp_path / "model.json") in message and fragment in message, message
+
+
 def _card():
     return {"schema": SCHEMA, "file": "model.tflite", "sha256": "0" * 64, "labels": ["a", "b"],
             "input": {"shape": [1, 8, 8, 3], "dtype": "uint8", "layout": "NHWC", "color": "RGB",
@@ -114,6 +175,19 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(path, broken)
     assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_atomic_write_gives_the_mode_a_new_file_would_have(tmp_path):
+    """mkstemp's temp file is 0600; an output renamed from it was unreadable to the user's group."""
+    import os
+
+    saved = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "f.txt", lambda tmp: tmp.write_text("x"))
+        (tmp_path / "g.txt").write_text("x")
+    finally:
+        os.umask(saved)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o640
 
 
 def test_check_writable_creates_nothing(tmp_path):

@@ -81,7 +81,7 @@ def test_sidecar_contract(tiny_run, tiny_export):
         assert side["schema"] == SCHEMA and side["format"] == fmt
         assert side["sha256"] == sha256_file(tiny_export / fmt / "model.tflite")
         assert side["labels"] == [str(i) for i in range(10)]
-        assert side["input"]["color"] == "RGB" and side["input"]["resize"]["crop"] == "center_square"
+        assert side["input"]["color"] == "RGB" and side["input"]["resize"]["policy"] == "center_crop"
         assert side["output"]["softmax_applied"] is False
         assert side["source"]["checkpoint_sha256"] == sha256_file(tiny_run / "best.pt")
         assert side["source"]["dataset"]["calibration_split"] == "train"

@@ -65,6 +65,10 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
     (_st(body="[stage.magic]\na = 1"), "unknown section [stage.magic]"),
     (_st(model="missing.tflite"), "model 'missing.tflite' not found"),
     (_st(body="skip_while_tracking = true"), "no stage with input = 'x' has a [stage.track]"),
+    (_st(body='resize = "fit"'), "resize = 'fit' is not center_crop | letterbox | stretch"),
+    (_st(body='[stage.resize]\nborder = "wrap"'), "[stage.resize] border = 'wrap' is not constant | replicate"),
+    (_st(body='[stage.resize]\npolicy = "letterbox"\ninterpolation_down = "area"'),
+     "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
 ])
 def test_pipeline_files_are_checked(tmp_path, some_tflite, extra, fragment):
     path = _write(tmp_path, (STAGE + extra).replace("{model}", some_tflite.name))
@@ -255,3 +259,41 @@ def test_hand_pipeline_runs_on_a_clip_recorded_from_the_synthetic_camera(tmp_pat
         assert palm == (1 if prev_tracked < 2 else 0)
         assert crops <= 2 and kept <= crops
         prev_tracked = kept
+
+
+def test_a_stage_says_its_input_geometry(tmp_path, some_tflite):
+    """`resize = "letterbox"` (a preset) and a [stage.resize] table both become the stage's bare-model description;
+    a crop stage's table without a policy starts from the crop default (a stretch of the ROI)."""
+    crop = 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.resize]\nborder = "replicate"'
+    det = STAGE.replace('task = "detection"', 'task = "detection"\nresize = "letterbox"')
+    text = det + _st("lm", "landmarks", crop)
+    spec = load_pipeline(_write(tmp_path, text.replace("{model}", some_tflite.name)))
+    det, lm = spec.stages
+    assert det.describe["resize"]["policy"] == "letterbox" and det.describe["resize"]["pixel_centers"] == "corner"
+    assert lm.describe["resize"] == {"border": "replicate"}
+    from contract.images import check_resize_policy
+
+    assert check_resize_policy(lm.describe["resize"], crop=True)["policy"] == "stretch"
+
+
+@needs_models
+def test_builtin_pipelines_feed_their_models_as_mediapipe_does():
+    """face.toml and hand.toml: detectors letterboxed, landmark crops with a replicated border; selfie stretched."""
+    from device_sim.stages import load_stage_models
+
+    policies = {}
+    for name in ("face", "hand", "selfie"):
+        spec = load_pipeline(name)
+        for st, model in zip(spec.stages, load_stage_models(spec)):
+            policies[name, st.name] = (model.resize["policy"], model.crop_resize["border"])
+    assert policies[("face", "detector")][0] == "letterbox" and policies[("hand", "palm")][0] == "letterbox"
+    assert policies[("face", "landmarks")][1] == "replicate" and policies[("hand", "hand")][1] == "replicate"
+    assert policies[("selfie", "segmenter")][0] == "stretch"
+
+
+@needs_models
+def test_cli_refuses_a_bad_resize_in_one_line(tmp_path):
+    model = MEDIAPIPE / "face_detection_short_range.tflite"
+    proc = run_cli("simulate", "--model", str(model), "--resize", "fit", "--frames", "1", "--out", str(tmp_path / "o"))
+    assert_user_error(proc, "--resize fit is not one of center_crop, letterbox, stretch")
+    assert not (tmp_path / "o").exists()

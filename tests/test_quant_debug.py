@@ -59,6 +59,7 @@ def _trained_wide_net(data) -> nn.Module:
     return net.eval()
 
 
+@pytest.mark.slow   # ~5 min: the repair converts the model once per layer it tries
 def test_debugger_ranks_the_wide_layer_first_and_repair_keeps_it_in_float(digits64, tmp_path):
     data = digits64
     net = _trained_wide_net(data)
@@ -131,14 +132,22 @@ def xs_and_mobilenetv2_exports(tmp_path_factory):
     return exports
 
 
+@pytest.mark.slow   # trains and exports two models (~5 min); the tiny export's case below runs by default
 @pytest.mark.parametrize("name", ["edgevit_xs", "mobilenetv2_100"])
 def test_every_residual_branch_keeps_its_own_int8_scale(xs_and_mobilenetv2_exports, name):
     """TFLite's calibrator records a residual branch's range after the in-place ADD has overwritten it with
     the sum (export.calibrate): the branch then got the stream's scale and a handful of int8 levels (local
     SQNR 1-3 dB on edgevit_xs's depthwise mixers). Every tensor that feeds a residual ADD keeps >= 20 dB."""
+    _check_residual_feeds(xs_and_mobilenetv2_exports[name])
+
+
+def test_the_tiny_exports_residual_branches_keep_their_own_int8_scale(tiny_export):
+    _check_residual_feeds(tiny_export)
+
+
+def _check_residual_feeds(art):
     from export.quant_debug import quant_report, residual_feeds
 
-    art = xs_and_mobilenetv2_exports[name]
     feeds = residual_feeds(art / "int8" / "model.tflite")
     report = quant_report(art, num_images=16)
     rows = {r["tensor"]: r for r in report["layers"]}

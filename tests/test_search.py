@@ -145,7 +145,9 @@ def test_search_refuses_bad_input_in_one_line(tmp_path):
     assert_user_error(run_cli("search", "--out", str(tmp_path / "g"), *SMALL, "--max-ratio", "inf"), "finite")
     assert_user_error(run_cli("search", "--out", str(tmp_path / "h"), *SMALL, "--baseline", "nosuch"), "--baseline")
     assert_user_error(run_cli("search", "--out", str(tmp_path / "i"), *SMALL, "--latency-img", "96"), "--latency-img")
-    assert not any((tmp_path / n).exists() for n in "bcdefghi")
+    assert_user_error(run_cli("search", "--out", str(tmp_path / "j"), *SMALL, "--max-ratio", "0.05"),
+                      "loosen the budget to at least --max-ratio 0.")       # no design could ever meet it
+    assert not any((tmp_path / n).exists() for n in "bcdefghij")
     (tmp_path / "file").write_text("mine")
     assert_user_error(run_cli("search", "--out", str(tmp_path / "file" / "s"), *SMALL), "choose a folder")
     mine = tmp_path / "mine"
@@ -184,6 +186,14 @@ def test_postgres_script_never_removes_a_folder_it_did_not_make(tmp_path):
                               text=True)
         assert proc.returncode == 2 and "postgres.sh" in proc.stderr, proc.stderr
     assert (tmp_path / "thesis.txt").read_text() == "precious" and (tmp_path / "sub").is_dir()
+    (tmp_path / "file").write_text("mine")
+    for args, says in (([str(tmp_path / "new"), "abc"], "PORT must be a number"),
+                       ([str(tmp_path / "it's")], "must not contain quotes"),
+                       ([str(tmp_path / "file")], "is a file")):
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / "postgres.sh"), "start", *args], capture_output=True,
+                              text=True)
+        assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "sub", "thesis.txt"]
 
 
 @pytest.mark.slow
@@ -249,3 +259,29 @@ def test_the_int8_check_keeps_a_users_files_in_its_folder(tmp_path):
     assert model.is_file() and (out / "work" / "mine.txt").read_text() == "mine"
     assert (out / "notes.txt").read_text() == "notes"
     assert sorted(p.name for p in out.iterdir()) == ["model.tflite", "notes.txt", "work"]   # its staging is gone
+
+
+def test_a_journal_record_cut_by_a_crash_does_not_damage_the_study(tmp_path):
+    """Optuna skips a last line without its newline, then appends the next record to it: the file would be
+    damaged for good. The search cuts the torn bytes off first (kept beside the journal)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from search.study import _cut_torn_record
+
+    journal = tmp_path / "study.journal"
+
+    def study():
+        return optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(journal))),
+                                   load_if_exists=True)
+
+    study().optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    whole = journal.read_bytes()
+    journal.write_bytes(whole + b'{"op_code": 4, "worker_id": "cra')       # the crash
+    _cut_torn_record(journal)
+    assert journal.read_bytes() == whole and (tmp_path / "study.journal.torn").read_bytes().startswith(b'{"op_code"')
+    study().optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    assert [t.state.name for t in study().trials] == ["COMPLETE"] * 3    # readable again, nothing lost
+    _cut_torn_record(journal)                                              # a whole journal is left alone
+    assert len(study().trials) == 3

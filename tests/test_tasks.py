@@ -72,7 +72,7 @@ def pipeline_file(tmp_path):
     (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.track]\nrotation_landmarks = [0, 5]"),
      ["[[stage]] lm: [stage.track] rotation_landmarks = [0, 5] but [stage.landmarks] count = 5 (points 0..4)"]),
     (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.anchors]\nstrides = [8]"),
-     ["unknown section [stage.anchors] for a landmarks stage; valid: [stage.crop], [stage.budgets], "
+     ["unknown section [stage.anchors] for a landmarks stage; valid: [stage.crop], [stage.budgets], [stage.resize], "
       "[stage.landmarks], [stage.track]"]),
 ])
 def test_a_stage_is_checked_against_its_kind(pipeline_file, text, fragments):

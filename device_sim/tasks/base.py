@@ -11,7 +11,8 @@ the kind:
 - a model of this kind: `check_model` (its card against its outputs), `all_outputs` (what invoke returns),
   `postprocess` (the single-model result), `overlay` and `caption` (demo.mp4 of a single model);
 - a pipeline stage of this kind: `decoder` (raw outputs -> its result), `summary` (objects found,
-  confidence, outputs finite), `shown` (what demo.mp4 draws, in frame pixels), `keep` / `track` (a crop
+  confidence, outputs finite), `shown` (what demo.mp4 draws, in frame pixels, through the model's
+  Placement: the inverse of its input geometry), `keep` / `track` (a crop
   stage's result on one crop, and the crops it tracks into the next frame), `draw`, `stage_caption`,
   `found_means` (the report's meaning of frames_found).
 """
@@ -70,8 +71,9 @@ class Task:
         ok = bool(np.isfinite(result.probs).all())
         return 1, result.confidence if ok else float("nan"), ok
 
-    def shown(self, result, width: int, height: int):
-        """What demo.mp4 shows of a whole-frame result, in frame pixels."""
+    def shown(self, result, place):
+        """What demo.mp4 shows of a whole-frame result, in frame pixels; `place` (device_sim.decode.geometry.
+        Placement) maps the model's input back to the frame (its size: place.width, place.height)."""
         return result
 
     def region_points(self, spec) -> int:
@@ -82,9 +84,9 @@ class Task:
         """What is inconsistent within a stage of this kind (its sections against each other), or None."""
         return None
 
-    def regions(self, result, crop: dict, width: int, height: int) -> list:
+    def regions(self, result, crop: dict, place) -> list:
         """The crops (device_sim.decode.geometry.Roi) a reading stage takes from this stage's result, placed
-        by the reader's [stage.crop] section."""
+        by the reader's [stage.crop] section; `place`: this stage's model input in the frame (Placement)."""
         return []
 
     def finite(self, result) -> bool:

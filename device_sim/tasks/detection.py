@@ -72,19 +72,18 @@ class Detection(Task):
         ok = bool(np.isfinite(det.boxes).all() and np.isfinite(det.scores).all())
         return len(det), float(det.scores.max()) if len(det) else 0.0, ok
 
-    def shown(self, det, width: int, height: int) -> list:
-        from device_sim.decode.geometry import from_model_input
-
-        return [(from_model_input(b.reshape(2, 2), width, height).ravel(), from_model_input(k, width, height), s)
+    def shown(self, det, place) -> list:
+        return [(place.points(b.reshape(2, 2)).ravel(), place.points(k), s)
                 for b, k, s in zip(det.boxes, det.keypoints, det.scores)]
 
     def region_points(self, spec) -> int:
         return spec.sections["decode"].get("num_keypoints", 0)
 
-    def regions(self, det, crop: dict, width: int, height: int) -> list:
+    def regions(self, det, crop: dict, place) -> list:
         from device_sim.decode.geometry import roi_from_detection
 
-        return [roi_from_detection(box, kps, width, height, scale=crop.get("scale", 1.5),
+        return [roi_from_detection(box, kps, place.width, place.height, region=place.region,
+                                   scale=crop.get("scale", 1.5),
                                    rotation_keypoints=tuple(crop.get("rotation_keypoints", (0, 1))),
                                    target_angle=math.radians(crop.get("target_angle", 0.0)),
                                    shift_y=crop.get("shift_y", 0.0))

@@ -19,6 +19,7 @@ from device_sim.tasks.schema import ANGLE, ANY_NUMBER, BOOL, OUTPUT, ints, num, 
 __all__ = ["Landmarks", "LandmarksTask"]
 
 _POINT, _TRACKED, _NEW = (255, 255, 255), (0, 220, 255), (255, 200, 0)
+_EXTENTS = ("rotated", "axis_aligned")
 
 
 @dataclass
@@ -36,7 +37,9 @@ class LandmarksTask(Task):
                       "scale": num(lambda v: v > 0, "> 0"), "presence_output": OUTPUT, "presence_sigmoid": BOOL,
                       "presence_threshold": num(lambda v: 0 <= v <= 1, "0..1")},
         "track": {"rotation_landmarks": ints(2), "target_angle": ANGLE, "scale": num(lambda v: v > 0, "> 0"),
-                  "shift_y": ANY_NUMBER},
+                  "shift_y": ANY_NUMBER,
+                  "extent": (str, lambda v: v in _EXTENTS, " | ".join(_EXTENTS) + " (the points' box along the "
+                                                                              "crop's axes or the frame's)")},
     }
     required = ("landmarks",)
     keys_needed = {"landmarks": ("count",), "track": ("rotation_landmarks",)}
@@ -95,7 +98,7 @@ class LandmarksTask(Task):
                     f"{count} (points 0..{count - 1})")
         return None
 
-    def regions(self, kept: list, crop: dict, width: int, height: int) -> list:
+    def regions(self, kept: list, crop: dict, place) -> list:
         return [self._roi(k.points, crop.get("rotation_keypoints", (0, 1)), crop) for k in kept]
 
     @staticmethod
@@ -104,7 +107,8 @@ class LandmarksTask(Task):
 
         return roi_from_points(points, rotation_points=tuple(rotation),
                                target_angle=math.radians(table.get("target_angle", 0.0)),
-                               scale=table.get("scale", 1.5), shift_y=table.get("shift_y", 0.0))
+                               scale=table.get("scale", 1.5), shift_y=table.get("shift_y", 0.0),
+                               axis_aligned=table.get("extent", "rotated") == "axis_aligned")
 
     def draw(self, frame: np.ndarray, kept) -> np.ndarray:
         from device_sim.decode.geometry import roi_to_frame

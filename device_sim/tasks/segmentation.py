@@ -1,6 +1,7 @@
 """segmentation: the first output is a per-pixel foreground probability over the model input, (1, h, w),
 (1, h, w, 1) or (1, h, w, 2) class scores (softmax, channel 1 = foreground); the confidence is the share
-of the input it covers. demo.mp4 tints the foreground green."""
+of the input it covers. demo.mp4 tints the foreground green, the mask put back into the frame through the
+inverse of the model's input geometry (device_sim.decode.geometry.Placement)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ __all__ = ["Segmentation", "MASK_THRESHOLD", "tint"]
 MASK_THRESHOLD = 0.5         # a pixel is foreground above this probability
 
 
-def tint(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """`mask` (h, w) over the model input (the centred square): green where it exceeds the threshold."""
-    from device_sim.decode.geometry import mask_to_frame
-
-    full = mask_to_frame(mask, frame.shape[1], frame.shape[0])
+def tint(frame: np.ndarray, full: np.ndarray) -> np.ndarray:
+    """`full` (frame height, width): the mask in frame pixels (Placement.mask); green where it exceeds the
+    threshold."""
     green = np.zeros_like(frame)
     green[..., 1] = 255
     alpha = (0.45 * (full > MASK_THRESHOLD))[..., None]
@@ -46,10 +45,17 @@ class Segmentation(Task):
 
     def overlay(self, model, frame: np.ndarray) -> np.ndarray:
         """Inferred again on this frame (after the run, so the measurements are not disturbed)."""
-        return tint(frame, _mask(model, model.invoke(model.preprocess(frame))))
+        place = model.placement(frame.shape[1], frame.shape[0])
+        return tint(frame, place.mask(_mask(model, model.invoke(model.preprocess(frame)))))
 
     def caption(self, model, rec) -> str:
         return f"mask covers {100 * rec.confidence:.0f}% of the input"
+
+    def shown(self, result, place):
+        """The prediction with its mask in frame pixels, through the inverse of the model's input geometry."""
+        from dataclasses import replace
+
+        return replace(result, probs=place.mask(result.probs))
 
     def draw(self, frame: np.ndarray, shown) -> np.ndarray:
         return tint(frame, shown.probs)
