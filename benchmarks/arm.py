@@ -101,9 +101,9 @@ def collect(work: Path) -> dict:
     def counter() -> None:
         while (job := todo.get()) is not None:
             name, cores = job
-            for fmt in ("fp32", "int8"):
+            for fmt in ("int8",) if name.startswith("design-") else ("fp32", "int8"):   # variants: int8 only
                 for core in cores:
-                    if (name.startswith("design-") and fmt == "fp32") or f"{name}/{fmt}/{core}" in counts:
+                    if f"{name}/{fmt}/{core}" in counts:
                         continue
                     try:
                         t0 = time.perf_counter()
@@ -133,12 +133,13 @@ def projections(counts: dict, calibration: dict) -> dict:
     """Projected ms of every counted artifact on every built-in ARM profile's core, clock and threads."""
     from device_sim.profiles import builtin_profiles, load_profile
     from device_sim.target.projection import on_profiles
+    from export.formats import FORMATS
 
     out = {name: {"core": p.core, "clock_ghz": p.clock_ghz, "threads": p.threads, "models": {}}
            for name, p in ((n, load_profile(n)) for n in builtin_profiles()) if p.core != "host"}
     for key, n in counts.items():
         name, fmt, core = key.split("/")
-        for pname, row in on_profiles(n, core, fmt, calibration).items():
+        for pname, row in on_profiles(n, core, FORMATS[fmt].arithmetic, calibration).items():
             out[pname]["models"][f"{name}/{fmt}"] = {k: row[k] for k in ("one_thread_ms", "profile_threads_ms")}
     return out
 

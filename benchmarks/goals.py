@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from export.formats import FORMATS
+
 __all__ = ["evaluate_goals", "p50", "ratio", "rate", "TIE_BAND"]
 
 TIE_BAND = 0.05   # latency differences under 5% are within this machine's run-to-run noise
@@ -61,7 +63,7 @@ def evaluate_goals(res: dict) -> list[dict]:
     for name, m in models.items():
         if name.startswith("edgevit") and m.get("attention_blocks") and not m.get("design_only"):
             for fmt, g in m["graph"].items():
-                if fmt != "onnx":
+                if FORMATS[fmt].tflite:
                     per_block[f"{name}/{fmt}"] = g["transposes"] / m["attention_blocks"]
     for name, d in digits.items():
         if d["model"].startswith("edgevit") and name == "default" and d.get("attention_blocks"):

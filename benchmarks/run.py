@@ -62,9 +62,10 @@ def host_info() -> dict:
 def _export(model, size, out: Path, formats: str, calib, *, eval_images=None, eval_labels=None,
             mean=NATURAL_MEAN, std=NATURAL_STD, name=None, sample_pack=None) -> dict:
     from export.converter import convert
+    from export.formats import needs_calibration, parse_formats
 
     return convert(model, torch.zeros(1, 3, size, size), out_dir=out, formats=formats, mean=mean, std=std,
-                   calibration=calib if "int8" in formats else None, eval_images=eval_images,
+                   calibration=calib if needs_calibration(parse_formats(formats)) else None, eval_images=eval_images,
                    eval_labels=eval_labels, name=name, sample_pack=sample_pack, verbose=False)
 
 

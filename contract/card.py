@@ -2,6 +2,9 @@
 
 Schema "edgevit.model/1":
   name, format, file, sha256, size_bytes, labels,
+  arithmetic (optional; cards written before it was recorded have none): what the model's kernels compute in on
+          the device's CPU, one of ARITHMETICS, set by the export format (export.formats); the latency
+          projection picks its CPI by it (`card_arithmetic`)
   input:  name, shape [1, H, W, 3] (NHWC), layout, dtype, quantization {scale, zero_point} or null,
           color (RGB|BGR), value_range, normalization (what is folded inside),
           resize: the input geometry, {policy: center_crop|letterbox|stretch, interpolation_down/_up,
@@ -30,15 +33,18 @@ from contract.errors import UserError
 from contract.files import sha256_file, write_json
 from contract.images import RESIZE_POLICY, check_resize_policy
 
-__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "DEFAULT_TASK", "tensor_spec", "build_card", "bare_card",
-           "validate_card", "card_error", "read_card", "write_card", "card_candidate", "resolve_card", "check_artifact",
-           "is_bare_tflite"]
+__all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "DEFAULT_TASK", "ARITHMETICS", "INTEGER_ARITHMETICS", "tensor_spec",
+           "build_card", "bare_card", "card_arithmetic", "validate_card", "card_error", "read_card", "write_card",
+           "card_candidate", "resolve_card", "check_artifact", "is_bare_tflite"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
 SAMPLE_PACK = "samples.npz"    # test images export writes beside the format folders (the synthetic camera)
 INPUT_DTYPES = ("uint8", "int8", "float32", "float16")
+TENSOR_DTYPES = ("float32", "float16", "uint8", "int8", "int16", "int32", "int64", "bool")   # a tensor spec's
 DEFAULT_TASK = "classification"   # what a card without a task is (export's cards)
+ARITHMETICS = ("fp32", "fp16", "int8")   # what a model's kernels may compute in (a card's "arithmetic")
+INTEGER_ARITHMETICS = frozenset({"int8"})   # integer kernels: every op but (de)quantize computes in integers
 _REQUIRED = {"schema": str, "file": str, "sha256": str, "labels": list, "input": dict, "output": dict}
 
 
@@ -52,14 +58,14 @@ def tensor_spec(detail: dict) -> dict:
     return {"name": detail["name"], "shape": [int(v) for v in detail["shape"]], "dtype": dtype, "quantization": quant}
 
 
-def build_card(*, name: str, fmt: str, tflite: Path, input_detail: dict, output_detail: dict, labels: list[str],
-               mean=None, std=None, source: dict | None = None, fidelity: dict | None = None,
+def build_card(*, name: str, fmt: str, arithmetic: str, tflite: Path, input_detail: dict, output_detail: dict,
+               labels: list[str], mean=None, std=None, source: dict | None = None, fidelity: dict | None = None,
                toolchain: dict | None = None) -> dict:
     """The card of an exported classifier that takes raw 0..255 RGB pixels (normalization folded inside)."""
     folded = mean is not None
     card = {
-        "schema": SCHEMA, "name": name, "format": fmt, "file": tflite.name, "sha256": sha256_file(tflite),
-        "size_bytes": tflite.stat().st_size, "labels": [str(v) for v in labels],
+        "schema": SCHEMA, "name": name, "format": fmt, "arithmetic": arithmetic, "file": tflite.name,
+        "sha256": sha256_file(tflite),        "size_bytes": tflite.stat().st_size, "labels": [str(v) for v in labels],
         "input": {**tensor_spec(input_detail), "layout": "NHWC", "color": "RGB", "value_range": [0, 255],
                   "resize": dict(RESIZE_POLICY),
                   "normalization": {"folded": folded, "mean": list(mean) if folded else None,
@@ -81,8 +87,9 @@ def bare_card(tflite: Path, input_detail: dict, output_details: list[dict], *, t
     tflite = Path(tflite)
     quantized = input_detail["quantization"][0] != 0 or any(d["quantization"][0] != 0 for d in output_details)
     outputs = [tensor_spec(d) for d in output_details]
+    kind = "int8" if quantized else "fp32"   # quantized tensors: the integer kernels; else float ones
     card = {
-        "schema": SCHEMA, "name": tflite.stem, "format": "int8" if quantized else "fp32", "file": tflite.name,
+        "schema": SCHEMA, "name": tflite.stem, "format": kind, "arithmetic": kind, "file": tflite.name,
         "sha256": sha256_file(tflite), "size_bytes": tflite.stat().st_size, "task": task,
         "labels": [str(v) for v in labels or []],
         "input": {**tensor_spec(input_detail), "layout": "NHWC", "color": color.upper(),
@@ -96,6 +103,15 @@ def bare_card(tflite: Path, input_detail: dict, output_details: list[dict], *, t
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return validate_card(card, tflite)
+
+
+def card_arithmetic(card: dict) -> str:
+    """What the card's model computes in: its "arithmetic"; for a card written before that was recorded, the one
+    the export formats of that time had (int8 for int8, fp32 for fp32 and fp16, whose float16 weights run
+    fp32 kernels). The one place a format name decides anything outside the format registry."""
+    if "arithmetic" in card:
+        return card["arithmetic"]
+    return "int8" if card.get("format") == "int8" else "fp32"
 
 
 def _check_values(inp: dict, bad) -> None:
@@ -144,6 +160,8 @@ def validate_card(card: dict, path: Path) -> dict:
         raise bad(f"input.dtype {inp.get('dtype')!r} is not one of {', '.join(INPUT_DTYPES)}")
     if inp.get("layout", "NHWC") != "NHWC":
         raise bad(f"only NHWC inputs are supported, got input.layout {inp.get('layout')!r}")
+    if card.get("arithmetic", ARITHMETICS[0]) not in ARITHMETICS:
+        raise bad(f"arithmetic {card.get('arithmetic')!r} is not one of {', '.join(ARITHMETICS)}")
     if str(inp.get("color", "RGB")).upper() not in ("RGB", "BGR"):
         raise bad(f"input.color must be RGB or BGR, got {inp.get('color')!r}")
     try:
@@ -160,6 +178,12 @@ def validate_card(card: dict, path: Path) -> dict:
     if not (isinstance(outputs, list) and outputs and all(isinstance(o, dict) for o in outputs)):
         raise bad("outputs must be a non-empty list of tensor specs")
     for where, spec in (("input", inp), ("output", out), *((f"outputs[{i}]", o) for i, o in enumerate(outputs))):
+        shape = spec.get("shape")
+        if not (isinstance(shape, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                for v in shape)):
+            raise bad(f"{where}.shape must be a list of whole numbers, got {shape!r}")
+        if spec.get("dtype") not in TENSOR_DTYPES:
+            raise bad(f"{where}.dtype {spec.get('dtype')!r} is not one of {', '.join(TENSOR_DTYPES)}")
         q = spec.get("quantization")
         if q is not None and not (isinstance(q, dict) and isinstance(q.get("scale"), (int, float))
                                   and q["scale"] > 0 and isinstance(q.get("zero_point"), int)):

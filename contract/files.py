@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["sha256_file", "atomic_write", "write_json", "to_json", "check_writable"]
+__all__ = ["sha256_file", "atomic_write", "write_json", "to_json", "check_writable", "check_utf8_path"]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -35,6 +35,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's file is private (0600); an output gets the usual mode
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None and e.errno is not None:   # a write into an open file (a full disk) names none
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -93,6 +98,20 @@ def check_writable(folder: str | Path, *, option: str = "--out") -> None:
             pass
     raise _user_error(f"cannot write to output folder {folder} ({probe} is not a writable folder); "
                       f"choose another {option}")
+
+
+def check_utf8_path(path: str | Path, *, what: str, fix: str = "rename it") -> Path:
+    """`path`, or a UserError when it is not UTF-8 text (a name in another encoding, which Python keeps as
+    surrogates): OpenCV crashes on such a path (a segfault, leaving staging folders and locks) and the TFLite
+    runtime refuses it, so it is refused before either sees it."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(text).decode("utf-8", "backslashreplace")
+        raise _user_error(f"{what} {shown} is not valid UTF-8 text, which OpenCV and the TFLite runtime cannot "
+                          f"open; {fix}") from None
+    return Path(path)
 
 
 def _user_error(message: str):

@@ -35,6 +35,8 @@ import math
 
 import numpy as np
 
+from contract.errors import UserError
+
 __all__ = ["RESIZE_POLICY", "RESIZE_CHOICES", "POLICIES", "CROP_POLICY", "IMAGE_SUFFIXES", "center_square",
            "resize_to_model", "check_resize_policy", "resize_preset", "model_region", "frame_to_model_matrix",
            "to_frame", "fit_region", "interpolation_flag", "border_args"]
@@ -63,13 +65,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 def resize_preset(name: str) -> dict:
     """The full policy a name stands for (`--resize NAME`, a pipeline stage's `resize = "NAME"`)."""
     if name not in _PRESETS:
-        raise ValueError(f"resize {name!r} is not one of {', '.join(POLICIES)}")
+        raise UserError(f"resize {name!r} is not one of {', '.join(POLICIES)}")
     return dict(_PRESETS[name])
 
 
 def _choice(full: dict, key: str, valid: tuple) -> None:
     if full[key] not in valid:
-        raise ValueError(f"input.resize.{key} {full[key]!r} is not one of {', '.join(valid)}")
+        raise UserError(f"input.resize.{key} {full[key]!r} is not one of {', '.join(valid)}")
 
 
 def _base(given: dict, crop: bool) -> dict:
@@ -77,12 +79,12 @@ def _base(given: dict, crop: bool) -> dict:
     whatever it cropped), or none (RESIZE_POLICY; a crop stage's CROP_POLICY, as crops always were)."""
     legacy = given.pop("crop", None)
     if legacy is not None and legacy not in _LEGACY_CROPS:
-        raise ValueError(f"input.resize.crop {legacy!r} is not one of {', '.join(_LEGACY_CROPS)}")
+        raise UserError(f"input.resize.crop {legacy!r} is not one of {', '.join(_LEGACY_CROPS)}")
     name = given.get("policy")
     if name is not None and name not in _PRESETS:
-        raise ValueError(f"input.resize.policy {name!r} is not one of {', '.join(POLICIES)}")
+        raise UserError(f"input.resize.policy {name!r} is not one of {', '.join(POLICIES)}")
     if legacy is not None and name not in (None, _LEGACY_CROPS[legacy]):
-        raise ValueError(f"input.resize.crop {legacy!r} contradicts input.resize.policy {name!r}; keep policy only")
+        raise UserError(f"input.resize.crop {legacy!r} contradicts input.resize.policy {name!r}; keep policy only")
     if crop and name is None:
         return dict(CROP_POLICY)
     if name is None or legacy is not None:
@@ -91,15 +93,15 @@ def _base(given: dict, crop: bool) -> dict:
 
 
 def check_resize_policy(policy: dict | None, *, crop: bool = False) -> dict:
-    """A policy as written in a card (or a pipeline stage) -> every field filled in; raises ValueError naming
+    """A policy as written in a card (or a pipeline stage) -> every field filled in; raises UserError naming
     the bad field and the valid values. `crop`: the policy of a crop stage's model, which warps a rotated
     region: `area` (a resize's) samples as linear there."""
     if not isinstance(policy, (dict, type(None))):
-        raise ValueError(f"input.resize must be an object, got {policy!r}")
+        raise UserError(f"input.resize must be an object, got {policy!r}")
     given = dict(policy or {})
     unknown = [k for k in given if k not in _FIELDS]
     if unknown:
-        raise ValueError(f"input.resize.{unknown[0]} is not a field; valid: {', '.join(_FIELDS[:-1])}")
+        raise UserError(f"input.resize.{unknown[0]} is not a field; valid: {', '.join(_FIELDS[:-1])}")
     full = {**_base(given, crop), **given}
     for key in ("interpolation_down", "interpolation_up"):
         _choice(full, key, _INTERPOLATIONS)
@@ -109,12 +111,12 @@ def check_resize_policy(policy: dict | None, *, crop: bool = False) -> dict:
     _choice(full, "border", _BORDERS)
     pad = full["pad_value"]
     if isinstance(pad, bool) or not isinstance(pad, (int, float)) or not 0 <= pad <= 255:
-        raise ValueError(f"input.resize.pad_value {pad!r} is not a pixel value 0..255")
+        raise UserError(f"input.resize.pad_value {pad!r} is not a pixel value 0..255")
     if "area" in (full["interpolation_down"], full["interpolation_up"]) and (
             full["pixel_centers"] != "half_pixel" or full["policy"] == "letterbox"):
-        raise ValueError("input.resize: interpolation 'area' resizes pixels inside the frame (center_crop or "
-                         "stretch with half_pixel centres); letterbox and corner sampling warp: use linear, "
-                         "nearest or cubic")
+        raise UserError("input.resize: interpolation 'area' resizes pixels inside the frame (center_crop or "
+                        "stretch with half_pixel centres); letterbox and corner sampling warp: use linear, "
+                        "nearest or cubic")
     return full
 
 

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.files import check_utf8_path
 from contract.manifest import (
     MANIFEST,
     Ownership,
@@ -51,14 +52,15 @@ _LOCK_SUFFIX = ".lock"
 
 
 def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
-    """The real path of an output (symlinks followed, `.` and `..` resolved): what is locked and written."""
+    """The real path of an output (symlinks followed, `.` and `..` resolved): what is locked and written.
+    A path that is not UTF-8 text is refused before anything is created (OpenCV crashes on one)."""
     try:
         real = Path(out).expanduser().resolve()
     except (OSError, RuntimeError) as e:
         raise UserError(f"{option} {out} cannot be resolved ({e}); choose another {option}") from None
     if real == real.parent:
         raise UserError(f"{option} {out} is the file system's root; choose a folder for the results")
-    return real
+    return check_utf8_path(real, what=option, fix=f"rename it or choose another {option}")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -78,7 +80,7 @@ def check_output_folder(out: str | Path, *, kind: str, force: bool = False, prot
         raise UserError(f"{option} {out} is a file, not a folder; choose another {option}")
     own = ownership(out, kind)
     for p in protect:
-        real = resolve_out(p)
+        real = Path(p).expanduser().resolve()
         if _inside(real, out) and not force:
             raise UserError(f"{option} {out} holds {real.name}, the input of this command; choose another "
                             f"{option} (or --force to write beside it, replacing only an earlier {kind} output)")

@@ -26,6 +26,9 @@ __all__ = ["BenchOptions", "bench", "bench_once", "table", "parse_threads"]
 
 RANDOM_INPUTS = 8          # distinct random inputs cycled through
 SAMPLE_INPUTS = 64         # sample-pack images cycled through
+WORKER_USER_ERROR = 2   # the worker's exit code for a user's mistake (its one line is the last of stderr)
+WORKER_USAGE = ("python -m device_sim.bench is the worker `edgevit bench` starts (it takes one JSON request); "
+                "benchmark a model with `edgevit bench MODEL` (on a device: python -m edgevit_cli bench MODEL)")
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,12 @@ def _card_runner(card: Path, threads: int, opts: BenchOptions, rng):
 
     m = DeployedModel.load(card, threads=threads)
     if opts.input_kind == "samples":
+        from device_sim.sources.synthetic import sample_images
+
         pack = Path(opts.samples) if opts.samples else card.parent.parent / SAMPLE_PACK
         if not pack.is_file():
             raise UserError(f"sample pack {pack} not found; use --input random or --samples PATH")
-        inputs = [m.to_input(im[None]) for im in np.load(pack)["images"][:SAMPLE_INPUTS]]
+        inputs = [m.to_input(im[None]) for im in sample_images(pack)[:SAMPLE_INPUTS]]
     else:
         inputs = [m.to_input(rng.integers(0, 256, (1, m.height, m.width, 3), dtype=np.uint8))
                   for _ in range(RANDOM_INPUTS)]
@@ -164,8 +169,10 @@ def bench(model: str, *, threads: list[int], opts: BenchOptions = BenchOptions()
 def _in_fresh_process(model: str, threads: int, opts: BenchOptions) -> dict:
     request = json.dumps({"model": model, "threads": threads, "opts": asdict(opts)})
     proc = subprocess.run([sys.executable, "-m", "device_sim.bench", request], capture_output=True, text=True)
+    if proc.returncode == WORKER_USER_ERROR:   # the worker said what the user can fix, in one line
+        raise UserError(proc.stderr.strip().splitlines()[-1].removeprefix("error: "))
     if proc.returncode != 0:
-        raise UserError(f"benchmark worker failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise RuntimeError(f"benchmark worker failed (exit {proc.returncode}):\n{proc.stderr.strip()[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -183,6 +190,24 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows + ["(host latency, ms; memory: resident MB of the benchmark process)"])
 
 
-if __name__ == "__main__":   # the fresh-process worker of bench(): one JSON request in argv, one JSON line out
-    req = json.loads(sys.argv[1])
-    print(json.dumps(bench_once(req["model"], threads=req["threads"], opts=BenchOptions(**req["opts"]))))
+def _worker(argv: list[str]) -> int:
+    """The fresh-process worker of bench(): one JSON request in argv, one JSON line out. Anything else is a
+    user who took it for the command: one line saying which command to run."""
+    try:
+        req = json.loads(argv[0]) if len(argv) == 1 else None
+    except ValueError:
+        req = None
+    if not (isinstance(req, dict) and {"model", "threads", "opts"} <= req.keys()):
+        print(f"error: {WORKER_USAGE}", file=sys.stderr)
+        return WORKER_USER_ERROR
+    try:
+        result = bench_once(req["model"], threads=req["threads"], opts=BenchOptions(**req["opts"]))
+    except UserError as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return WORKER_USER_ERROR
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.card import card_arithmetic
 from contract.errors import UserError
 from contract.files import write_json
 
@@ -103,14 +104,16 @@ def device_timing(model, profile, log=print, *, stage=None, pipeline=None) -> De
                             profile.inference_ms / host_ms, host_ms, **parts, details={"prepost": prepost})
     from device_sim.target.projection import cpi, load_calibration, project_ms
 
-    cal, fmt = load_calibration(), model.card.get("format", "fp32")
-    ms = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, profile.threads, cal, fmt=fmt)
-    one = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, 1, cal, fmt=fmt)
+    cal, arithmetic = load_calibration(), card_arithmetic(model.card)
+    ms = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, profile.threads, cal,
+                    arithmetic=arithmetic)
+    one = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, 1, cal, arithmetic=arithmetic)
     label = f"projected, {profile.core} @ {profile.clock_ghz:g} GHz x{profile.threads}"
     return DeviceTiming("projected", label, ms, ms / host_ms, host_ms, **parts, details={
         "instructions_per_inference": counted["per_inference"], "core": profile.core,
         "clock_ghz": profile.clock_ghz, "threads": profile.threads, "one_thread_ms": one,
-        "cpi": cpi(profile.core, fmt, cal), "parallel_fraction": cal["parallel_fraction"],
+        "cpi": cpi(profile.core, arithmetic, cal), "arithmetic": arithmetic,
+        "parallel_fraction": cal["parallel_fraction"],
         "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
         "runtime": counted.get("runtime"), "emulator": counted.get("emulator"), "prepost": prepost})
 

@@ -135,11 +135,15 @@ def _check(path: Path, where: str, table: dict, schema: dict) -> dict:
 
 
 def _model_path(path: Path, where: str, model: str) -> Path:
+    from contract.card import card_candidate
     from device_sim.sources.photo import models_dir
 
     given = Path(model)
     for candidate in (given if given.is_absolute() else path.parent / given, models_dir() / given):
         if candidate.exists():
+            if not (candidate.suffix == ".tflite" and candidate.is_file() or card_candidate(candidate).is_file()):
+                raise UserError(f"pipeline {path}: {where}model {model!r} ({candidate}) is neither a .tflite nor an "
+                                f"export folder or model.json made by `edgevit export`; point it at one")
             return candidate
     raise UserError(f"pipeline {path}: {where}model {model!r} not found next to the file or in {models_dir()} "
                     "(the MediaPipe models come from `make mediapipe-models`)")

@@ -336,7 +336,7 @@ def _write_outputs(out: Path, final: Path, report: dict, recs, cam, work, profil
     outputs = {"report": out / "report.json", "frames": out / "frames.csv"}
     write_frames_csv(outputs["frames"], [r.as_row() for r in recs])
     title = f"{work.name} {work.format} on {profile.name} ({report['device']['label']})"
-    if plots:
+    if plots and _optional("matplotlib", "latency.png and memory.png", log):
         from device_sim.plots import plot_latency, plot_memory
 
         limits = {kind: [(b["title"], b["limit"]) for b in report["budgets"] if b["plot"] == kind]
@@ -353,12 +353,27 @@ def _write_outputs(out: Path, final: Path, report: dict, recs, cam, work, profil
         fps = profile.fps if report["mode"] == "max-speed" or not report["achieved_fps"] else report["achieved_fps"]
         written = write_video(out / "demo.mp4", cam, recs, work, profile.deadline_ms,
                               round(min(max(fps, 1.0), profile.fps), 2))
-        report["video_frames"] = written
+        if written is None:
+            log("note: demo.mp4 skipped: this OpenCV cannot write mp4 video (no video writer in its build)")
+        report["video_frames"] = written or 0
         if written:
             outputs["video"] = out / "demo.mp4"
             log(f"demo.mp4: {written} frames in {time.perf_counter() - t0:.1f} s")
     report["outputs"] = {k: str(final / v.name) for k, v in outputs.items()}
     write_json(outputs["report"], report)
+
+
+def _optional(module: str, what: str, log) -> bool:
+    """Whether the optional library `module` is installed; when not, `what` is skipped with a one-line note
+    (report.json and frames.csv never depend on one)."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+        return True
+    except ImportError:
+        log(f"note: {what} skipped: {module} is not installed (pip install {module})")
+        return False
 
 
 def _print_summary(report: dict, profile, log) -> None:
@@ -387,7 +402,8 @@ def _print_summary(report: dict, profile, log) -> None:
         f"{mem['device']['runtime_mb']:.1f} + camera {mem['device']['camera_buffers_mb']:.1f}); "
         f"simulator process peak RSS {mem['peak_mb']:.1f} MB (not the device's)")
     if report["bad_frames"]["count"]:
-        log(f"skipped {report['bad_frames']['count']} corrupt frame(s), e.g. {report['bad_frames']['examples'][0]}")
+        log(f"skipped {report['bad_frames']['count']} bad frame(s) (unreadable or corrupt), e.g. "
+            f"{report['bad_frames']['examples'][0]}")
     log(budget_table(report["budgets"], profile.name))
     for key, path in report["outputs"].items():
         log(f"  {key:<13} {path}")

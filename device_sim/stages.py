@@ -72,29 +72,36 @@ class Stage:
 
 def load_stage_models(spec, threads: int = 1) -> list:
     """Each stage's DeployedModel: an export's card, or a bare .tflite described by the stage."""
-    from contract.card import is_bare_tflite
     from contract.errors import UserError
-    from device_sim.model import BareModel, DeployedModel
 
     models = []
     for st in spec.stages:
         where = f"pipeline {spec.path}: stage {st.name}"
-        if is_bare_tflite(st.model):
-            d = st.describe
-            models.append(DeployedModel.load(st.model, threads=threads, bare=BareModel(
-                task=st.task.name, labels=tuple(d.get("labels", ())),
-                value_range=tuple(d.get("input_range", (0.0, 255.0))),
-                mean=tuple(d["mean"]) if "mean" in d else None, std=tuple(d["std"]) if "std" in d else None,
-                color=d.get("color", "RGB"), resize=d.get("resize"))))
-            continue
-        if st.describe:
-            raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
-                            f"{', '.join(st.describe)} (they describe a bare .tflite only)")
-        model = DeployedModel.load(st.model, threads=threads)
-        if model.task is not st.task:
-            raise UserError(f"{where}: task {st.task.name!r}, but its model card says {model.task.name!r}")
-        models.append(model)
+        try:
+            models.append(_stage_model(st, where, threads))
+        except UserError as e:   # what is wrong with the model, said with the file and stage that name it
+            raise e if str(e).startswith(where) else UserError(f"{where}: {e}") from None
     return models
+
+
+def _stage_model(st, where: str, threads: int):
+    from contract.card import is_bare_tflite
+    from contract.errors import UserError
+    from device_sim.model import BareModel, DeployedModel
+
+    if is_bare_tflite(st.model):
+        d = st.describe
+        return DeployedModel.load(st.model, threads=threads, bare=BareModel(
+            task=st.task.name, labels=tuple(d.get("labels", ())), value_range=tuple(d.get("input_range", (0.0, 255.0))),
+            mean=tuple(d["mean"]) if "mean" in d else None, std=tuple(d["std"]) if "std" in d else None,
+            color=d.get("color", "RGB"), resize=d.get("resize")))
+    if st.describe:
+        raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
+                        f"{', '.join(st.describe)} (they describe a bare .tflite only)")
+    model = DeployedModel.load(st.model, threads=threads)
+    if model.task is not st.task:
+        raise UserError(f"{where}: task {st.task.name!r}, but its model card says {model.task.name!r}")
+    return model
 
 
 class Pipeline:

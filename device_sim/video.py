@@ -32,9 +32,10 @@ def annotate(frame, rec, budget_ms: float, work):
     return out
 
 
-def write_video(path: Path, source, records, work, budget_ms: float, fps: float) -> int:
-    """Returns the number of frames written (0 when the source cannot be replayed). The work replays the
-    processed frames in order from its initial state (a pipeline's tracking decides as it did)."""
+def write_video(path: Path, source, records, work, budget_ms: float, fps: float) -> int | None:
+    """Returns the number of frames written (0 when the source cannot be replayed; None when OpenCV has no
+    video writer for mp4). The work replays the processed frames in order from its initial state (a
+    pipeline's tracking decides as it did)."""
     if not records or not getattr(source, "replayable", False):
         return 0
     first = source.replay(records[0].index)
@@ -42,7 +43,9 @@ def write_video(path: Path, source, records, work, budget_ms: float, fps: float)
     tmp = path.with_name(f".{path.stem}.tmp.mp4")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
-        return 0
+        writer.release()
+        tmp.unlink(missing_ok=True)
+        return None
     written = 0
     work.reset()
     try:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from contract.errors import UserError
+
 __all__ = ["fuse_for_deploy", "fold_input_normalization", "RawPixelInput"]
 
 
@@ -105,7 +107,7 @@ def fold_input_normalization(model: nn.Module, mean: Sequence[float], std: Seque
     mean_t = torch.as_tensor(mean, dtype=torch.float32)
     std_t = torch.as_tensor(std, dtype=torch.float32)
     if mean_t.shape != (3,) or std_t.shape != (3,) or bool((std_t <= 0).any()):
-        raise ValueError(f"mean and std need 3 values each and std > 0, got mean={list(mean)} std={list(std)}")
+        raise UserError(f"mean and std need 3 values each and std > 0, got mean={list(mean)} std={list(std)}")
     model = copy.deepcopy(model).eval()
     scale = 1.0 / (255.0 * std_t)
     shift = 255.0 * mean_t

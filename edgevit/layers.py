@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from contract.errors import UserError
+
 __all__ = ["ACTIVATIONS", "ConvBN", "make_act", "fuse_conv_bn", "global_pool"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -20,11 +22,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def make_act(name: str) -> nn.Module:
-    """An activation module by name; raises ValueError listing the valid names."""
+    """An activation module by name; raises UserError listing the valid names."""
     try:
         return ACTIVATIONS[name]()
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
+        raise UserError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
 
 
 @torch.no_grad()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from contract.errors import UserError
 from edgevit.sizes import check_img_size
 
 __all__ = ["register_model", "create_model", "list_models", "check_img_size", "check_options"]
@@ -32,7 +33,7 @@ def list_models() -> list[str]:
 def check_options(model: str, options: dict, valid: set[str]) -> None:
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {model}; valid: {', '.join(sorted(valid))}")
+        raise UserError(f"unknown option(s) {', '.join(unknown)} for {model}; valid: {', '.join(sorted(valid))}")
 
 
 def create_model(name: str, *, num_classes: int = 1000, img_size: int = 224, **kwargs) -> nn.Module:
@@ -42,9 +43,9 @@ def create_model(name: str, *, num_classes: int = 1000, img_size: int = 224, **k
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint}; valid models: {', '.join(sorted(_REGISTRY))}")
+        raise UserError(f"unknown model {name!r}{hint}; valid models: {', '.join(sorted(_REGISTRY))}")
     if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        raise UserError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     check_img_size(img_size)
     model = _REGISTRY[name](num_classes=num_classes, img_size=img_size, **kwargs)
     model.model_spec = {"name": name, "num_classes": num_classes, "img_size": img_size, **kwargs}

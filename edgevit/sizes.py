@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contract.errors import UserError
+
 __all__ = ["check_img_size", "MIN_IMG_SIZE", "SIZE_MULTIPLE", "MAX_IMG_SIZE"]
 
 MIN_IMG_SIZE = 64       # four stride-2 stages below the stem still leave a 2x2 map
@@ -12,6 +14,6 @@ MAX_IMG_SIZE = 1024     # beyond this a CPU run (MAC count, training) exhausts m
 def check_img_size(img_size: int) -> int:
     if isinstance(img_size, bool) or not isinstance(img_size, int) or not MIN_IMG_SIZE <= img_size <= MAX_IMG_SIZE \
             or img_size % SIZE_MULTIPLE:
-        raise ValueError(f"img size must be a multiple of {SIZE_MULTIPLE} between {MIN_IMG_SIZE} and {MAX_IMG_SIZE}, "
-                         f"got {img_size!r} (try 64, 96, 224)")
+        raise UserError(f"img size must be a multiple of {SIZE_MULTIPLE} between {MIN_IMG_SIZE} and {MAX_IMG_SIZE}, "
+                        f"got {img_size!r} (try 64, 96, 224)")
     return img_size

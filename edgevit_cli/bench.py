@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgevit_cli.main import seed
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="export folder (with model.json), a model.json, or a bare .tflite")
@@ -17,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", default=None, help="sample pack path (default: beside the model folder)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--force", action="store_true", help="let --json overwrite a file an earlier bench did not write")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--in-process", action="store_true", help="run every configuration in this process")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgevit_cli.main import seed
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from export.from_checkpoint import DEFAULT_FORMATS
@@ -18,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="data set spec if it moved since training (digits, cifar10:PATH, folder)")
     p.add_argument("--samples", type=int, default=500, help="max test images in the sample pack (500)")
     p.add_argument("--threads", type=int, default=0, help="runtime threads for the fidelity check (0 = all cores)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration draw")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the calibration draw")
     p.add_argument("--quiet", action="store_true", help="no per-step lines")
     p.add_argument("--force", action="store_true",
                    help="allow an --out that holds other files: they are kept, an earlier export there is replaced")

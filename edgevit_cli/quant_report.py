@@ -50,13 +50,26 @@ def run(args: argparse.Namespace) -> int:
         staging = make_staging(out)
         try:
             write_json(staging / "quant_report.json", report)
-            plot(report, staging / "quant_report.png", f"{root.name}: int8 vs float, per layer", args.top)
+            plotted = _have_matplotlib()
+            if plotted:
+                plot(report, staging / "quant_report.png", f"{root.name}: int8 vs float, per layer", args.top)
         except BaseException:
             discard(staging)
             raise
         publish(staging, out, kind=OUTPUT_KIND, force=args.force)
-    print(f"{report['seconds']:.1f} s; wrote {out / 'quant_report.json'} and {out / 'quant_report.png'}")
+    written = " and ".join(str(out / f) for f in OUTPUT_FILES[:1 + plotted])
+    print(f"{report['seconds']:.1f} s; wrote {written}")
     return 0
+
+
+def _have_matplotlib() -> bool:
+    """quant_report.png needs matplotlib, an optional library: without it the plot is skipped, with a note."""
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        print("note: quant_report.png skipped: matplotlib is not installed (pip install matplotlib)")
+        return False
 
 
 def _bar(total: int):

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from contract.errors import UserError
+from edgevit_cli.main import seed
 
 __all__ = ["add_arguments", "run"]
 
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL shared by workers on many machines (e.g. "
                         "postgresql+psycopg://user@host:5432/db); default: a journal file in --out")
-    p.add_argument("--sampler-seed", type=int, default=None, help="seed of the TPE sampler (default: random)")
+    p.add_argument("--sampler-seed", type=seed, default=None, help="seed of the TPE sampler (default: random)")
     p.add_argument("--references", default="all",
                    help="models trained with the same proxy recipe as reference points (default all of "
                         "search.table.MODELS; 'none' for none, or a comma-separated list)")

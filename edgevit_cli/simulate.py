@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from edgevit_cli.main import seed
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from device_sim.tasks import bare_task_names
@@ -35,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue-size", type=int, default=None, help="override the bound of the queue policy")
     p.add_argument("--out", default="runs/simulate", help="output folder (default runs/simulate)")
     p.add_argument("--no-video", action="store_true", help="skip demo.mp4")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic camera")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the synthetic camera")
     p.add_argument("--max-bad-frames", type=int, default=None,
                    help="corrupt frames in a row that end the run as partial (default 10); fewer are skipped")
     bare = p.add_argument_group("a bare .tflite (no model.json beside it): what the file cannot say")
@@ -73,6 +75,24 @@ def _floats(text: str | None, option: str, n: int) -> tuple[float, ...] | None:
     return values
 
 
+def _labels(path: Path) -> tuple[str, ...]:
+    """--labels: a text file, one class name per line."""
+    from contract.errors import UserError
+
+    what = "a text file, one class name per line"
+    if path.is_dir():
+        raise UserError(f"--labels {path} is a folder; give {what}")
+    if not path.exists():
+        raise UserError(f"--labels {path} does not exist; give {what}")
+    if not path.is_file():
+        raise UserError(f"--labels {path} is not a regular file (a FIFO or device); give {what}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"--labels {path} is not UTF-8 text; give {what}") from None
+    return tuple(ln.strip() for ln in text.splitlines() if ln.strip())
+
+
 def bare_model(args: argparse.Namespace):
     """The BareModel the options describe, or None when none was given (an exported model's card rules)."""
     from contract.errors import UserError
@@ -88,10 +108,7 @@ def bare_model(args: argparse.Namespace):
         raise UserError("give either --input-range or --mean/--std, not both")
     labels = ()
     if args.labels is not None:
-        path = Path(args.labels)
-        if not path.is_file():
-            raise UserError(f"--labels {path} does not exist (a text file, one class name per line)")
-        labels = tuple(ln.strip() for ln in path.read_text().splitlines() if ln.strip())
+        labels = _labels(Path(args.labels))
     task = args.task or bare_default_task(bool(labels))
     low_high = _floats(args.input_range, "--input-range", 2) or (0.0, 255.0)
     if low_high[0] >= low_high[1]:

@@ -10,6 +10,9 @@ import argparse
 import os
 from pathlib import Path
 
+from contract.errors import UserError
+from edgevit_cli.main import seed
+
 # options that may accompany --resume (they do not change what is trained)
 RESUME_OK = {"out", "threads", "no_progress", "resume", "force"}
 
@@ -41,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attention", default=None, help="attention layout of edgevit models (bounded, blockdiag, heads)")
     p.add_argument("--baseline", default=None,
                    help="also train this model with the identical recipe, e.g. mobilenetv2_100")
-    p.add_argument("--seed", type=int, default=None, help=f"default {d.seed}")
-    p.add_argument("--split-seed", type=int, default=None, help="seed of the train/val/test split (default 0)")
+    p.add_argument("--seed", type=seed, default=None, help=f"default {d.seed}")
+    p.add_argument("--split-seed", type=seed, default=None, help="seed of the train/val/test split (default 0)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     p.add_argument("--out", default=None, help="run folder (default runs/<model>-<data>)")
     p.add_argument("--resume", action="store_true",
@@ -79,7 +82,7 @@ def config_from_args(args: argparse.Namespace):
 def _resumed_config(args: argparse.Namespace):
     """The saved config of the run in --out, with this invocation's threads and progress. Options given
     with --resume must equal the saved ones (so `make train TRAIN_ARGS=--resume` works)."""
-    from dataclasses import replace
+    from dataclasses import fields, replace
 
     from edgevit.checkpoint import load_checkpoint
     from edgevit.train.config import TrainConfig
@@ -88,24 +91,32 @@ def _resumed_config(args: argparse.Namespace):
     out = Path(_default_out(args))
     last = out / "last.pt"
     if not last.is_file():
-        raise ValueError(f"nothing to resume: {last} does not exist; start the run without --resume")
+        raise UserError(f"nothing to resume: {last} does not exist; start the run without --resume")
     saved = dict(load_checkpoint(last).train_config)
     for key, value in given.items():
         was = saved.get("model_kwargs", {}).get(key) if key in ("act", "attention") else saved.get(key)
         if value != was:
-            raise ValueError(f"--resume continues {out} as it was started: --{key.replace('_', '-')} {value} differs "
-                             f"from the saved {was}; drop it")
-    return replace(TrainConfig(**saved), out=str(out), threads=args.threads, progress=not args.no_progress)
+            raise UserError(f"--resume continues {out} as it was started: --{key.replace('_', '-')} {value} differs "
+                            f"from the saved {was}; drop it")
+    unknown = sorted(set(saved) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"{last}: its saved training options hold {', '.join(map(repr, unknown))}, which this edgevit "
+                        "does not know (the file was edited or written by another version); start over with --force")
+    try:
+        cfg = TrainConfig(**saved)
+    except UserError as e:
+        raise UserError(f"{last}: its saved training options are not valid ({e}); start over with --force") from None
+    return replace(cfg, out=str(out), threads=args.threads, progress=not args.no_progress)
 
 
 def run(args: argparse.Namespace) -> int:
     from contract.files import check_writable
 
     if args.resume and args.force:
-        raise ValueError("--resume and --force contradict each other: continue the run, or start over")
+        raise UserError("--resume and --force contradict each other: continue the run, or start over")
     cfg = _resumed_config(args) if args.resume else config_from_args(args)
     if cfg.model_kwargs and not cfg.model.startswith("edgevit"):
-        raise ValueError(f"--act and --attention apply to edgevit models only, not {cfg.model}")
+        raise UserError(f"--act and --attention apply to edgevit models only, not {cfg.model}")
     from edgevit.registry import create_model
 
     create_model(cfg.model, num_classes=2, img_size=cfg.img_size, **cfg.model_kwargs)  # options valid?

@@ -21,12 +21,13 @@ import torch
 from torch import nn
 
 from contract.card import CARD_NAME, SAMPLE_PACK, build_card, write_card
+from contract.errors import UserError
 from contract.files import sha256_file
 from contract.outputs import check_output_folder, discard, folder_lock, make_staging, publish
 from contract.runtime import interpreter_class, runtime_version
 from contract.versions import package_versions
 from edgevit.fuse import fold_input_normalization, fuse_for_deploy
-from export.formats import FORMATS, check_options, judge, parse_formats
+from export.formats import FORMATS, check_options, judge, needs_calibration, parse_formats
 from export.litert import graph_facts, load_interpreter, run_images
 from export.metrics import accuracy, compare
 from export.onnx_export import OPSET, export_onnx, run_onnx
@@ -74,7 +75,7 @@ class BuildContext:
 
     def int8(self) -> Path:
         if self.calibration is None:
-            raise ValueError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
+            raise UserError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
         self.tf_models()
         return self._once("int8", _step_int8)
 
@@ -103,7 +104,7 @@ def _step_int8(ctx: BuildContext) -> Path:
 
 @export_step("validate {fmt}")
 def _step_validate(ctx: BuildContext, *, fmt: str, path: Path) -> dict:
-    if FORMATS[fmt].kind == "onnx":
+    if not FORMATS[fmt].tflite:   # the ONNX graph, checked on ONNX Runtime
         import onnx
 
         graph = onnx.load(str(path)).graph
@@ -114,10 +115,10 @@ def _step_validate(ctx: BuildContext, *, fmt: str, path: Path) -> dict:
 
 
 def validate_tflite(ctx: BuildContext, path: Path, fmt: str, float_allowed: frozenset[str] = frozenset()) -> dict:
-    """A .tflite on the device runtime against the PyTorch reference: builtin ops only (int8: no float op
-    except `float_allowed`, what the int8 repair keeps float on purpose), logits compared, graph facts."""
+    """A .tflite on the device runtime against the PyTorch reference: builtin ops only (an integer format: no
+    float op except `float_allowed`, what the int8 repair keeps float on purpose), logits compared, graph facts."""
     with captured_output(ctx.log):   # the runtime announces its delegate on stderr
-        check_builtin_ops(path, fmt=fmt, float_allowed=float_allowed)
+        check_builtin_ops(path, fmt=fmt, integer=FORMATS[fmt].integer, float_allowed=float_allowed)
         interp = load_interpreter(path, threads=ctx.threads)
         logits = run_images(interp, ctx.images)
         metrics = {**compare(ctx.reference, logits), **graph_facts(interp)}
@@ -183,7 +184,8 @@ def convert(
     earlier export; force=True lets it hold other files (kept), `protect` names inputs that must not
     be inside it (contract.outputs). When int8 misses a target the report carries the int8 debugger's
     table, and with repair=True (the default) export.repair tries better calibration, then keeping the
-    fewest layers in float; the card records any layer that is not int8."""
+    fewest layers in float (a format's debug hook, export.formats); the card records any layer that is not
+    int8."""
     t_start = time.perf_counter()
     fmts = parse_formats(formats)
     check_options(fmts, {k: v for k, v in {"calibration": calibration, "calib_samples": calib_samples,
@@ -191,7 +193,7 @@ def convert(
     size = _input_size(example_input)
     if calibration is not None and not isinstance(calibration, np.ndarray):
         calibration = np.stack(list(calibration))   # read once: an iterator would be empty the second time
-    calib = _calibration(calibration, calib_samples, size, needed="int8" in fmts)
+    calib = _calibration(calibration, calib_samples, size, needed=needs_calibration(fmts))
     pool = _calibration(calibration, None, size, needed=False)
     images, eval_labels, eval_split = _eval_set(eval_images, eval_labels, eval_split, calib, size)
     req = _Request(out_dir=Path(out_dir), model=model.eval(), example=example_input, fmts=fmts, size=size,
@@ -251,8 +253,9 @@ def _convert(req: _Request) -> dict:
         ctx.calibration_pool = req.calib_pool
         ref_acc = accuracy(reference, req.eval_labels) if req.eval_labels is not None else None
         artifacts = {f: _build_one(ctx, f, ref_acc) for f in req.fmts}
-        if "int8" in artifacts and not artifacts["int8"]["pass"]:
-            artifacts["int8"] = _debug_int8(ctx, artifacts["int8"], ref_acc, repair=req.repair)
+        for name, facts in artifacts.items():
+            if not facts["pass"] and FORMATS[name].debug is not None:
+                artifacts[name] = _debug(ctx, name, facts, ref_acc, repair=req.repair)
         labels = list(req.labels) if req.labels is not None else [str(i) for i in range(reference.shape[1])]
         toolchain = package_versions(TOOLCHAIN)
         _write_cards(ctx, artifacts, name=req.name, labels=labels, mean=req.mean, std=req.std, source=req.source,
@@ -277,14 +280,12 @@ def _convert(req: _Request) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _debug_int8(ctx: BuildContext, facts: dict, ref_acc: float | None, *, repair: bool) -> dict:
-    """The failed int8 artifact's facts with the debugger's table and the repair (export.repair)."""
-    from export.repair import debug_and_repair
-
-    log = print if ctx.verbose else (lambda *a, **k: None)
-    path = ctx.staging / FORMATS["int8"].file
+def _debug(ctx: BuildContext, name: str, facts: dict, ref_acc: float | None, *, repair: bool) -> dict:
+    """A failed artifact's facts with what its format's debug hook added (for int8: the debugger's table and
+    the repair, export.repair), and the size and hash of the file in staging, which a repair may replace."""
+    path = ctx.staging / FORMATS[name].file
     kept = {k: facts[k] for k in ("file", "export_seconds")}
-    out = debug_and_repair(ctx, facts, ref_acc, repair=repair, log=log)
+    out = FORMATS[name].debug(ctx, facts, ref_acc, repair=repair)
     return out | kept | {"size_mb": round(path.stat().st_size / 1e6, 4), "sha256": sha256_file(path)}
 
 
@@ -294,7 +295,8 @@ def _write_cards(ctx: BuildContext, artifacts: dict, *, name: str, labels, mean,
             continue
         path = ctx.staging / FORMATS[fmt].file
         interp = interpreter_class()(model_path=str(path))
-        card = build_card(name=name, fmt=fmt, tflite=path, input_detail=interp.get_input_details()[0],
+        card = build_card(name=name, fmt=fmt, arithmetic=FORMATS[fmt].arithmetic, tflite=path,
+                          input_detail=interp.get_input_details()[0],
                           output_detail=interp.get_output_details()[0], labels=labels, mean=mean, std=std,
                           source=source, fidelity=facts, toolchain=toolchain)
         if "float_layers" in facts.get("repair", {}):   # never silently: what the repair kept out of int8
@@ -305,7 +307,7 @@ def _write_cards(ctx: BuildContext, artifacts: dict, *, name: str, labels, mean,
 def _input_size(example_input: torch.Tensor) -> int:
     if example_input.ndim != 4 or example_input.shape[0] != 1 or example_input.shape[1] != 3 \
             or example_input.shape[2] != example_input.shape[3]:
-        raise ValueError(f"example_input must have shape (1, 3, S, S), got {tuple(example_input.shape)}")
+        raise UserError(f"example_input must have shape (1, 3, S, S), got {tuple(example_input.shape)}")
     return int(example_input.shape[-1])
 
 
@@ -321,17 +323,17 @@ def _eval_set(eval_images, eval_labels, eval_split: str, calib, size: int):
 def _calibration(calibration, calib_samples, size: int, *, needed: bool) -> np.ndarray | None:
     if calibration is None:
         if needed:
-            raise ValueError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
+            raise UserError("int8 needs calibration images (uint8 HWC RGB, from the train split)")
         return None
     images = np.stack(list(calibration)) if not isinstance(calibration, np.ndarray) else calibration
     if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
-        raise ValueError(f"calibration images must be uint8 of shape (N, {size}, {size}, 3), "
-                         f"got {images.dtype} {images.shape}")
+        raise UserError(f"calibration images must be uint8 of shape (N, {size}, {size}, 3), "
+                        f"got {images.dtype} {images.shape}")
     if calib_samples is not None:
         if calib_samples < 1 or calib_samples > len(images):
-            raise ValueError(f"calib samples must be between 1 and {len(images)} (the images given), "
-                             f"got {calib_samples}")
+            raise UserError(f"calib samples must be between 1 and {len(images)} (the images given), "
+                            f"got {calib_samples}")
         images = images[:calib_samples]
     if len(images) == 0:
-        raise ValueError("calibration is empty; give at least one image")
+        raise UserError("calibration is empty; give at least one image")
     return images

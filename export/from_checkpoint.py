@@ -46,20 +46,25 @@ def export_checkpoint(job: CheckpointExport) -> dict:
     """Runs the export; returns export.convert's report."""
     import torch
 
-    from edgevit.checkpoint import load_checkpoint
+    from edgevit.checkpoint import load_checkpoint, non_finite_weights
     from edgevit.data import load_dataset
     from export.converter import convert
-    from export.formats import parse_formats
+    from export.formats import needs_calibration, parse_formats
 
     formats = parse_formats(job.formats)
     ckpt = load_checkpoint(job.checkpoint)
+    broken = non_finite_weights(ckpt)
+    if broken:
+        raise UserError(f"checkpoint {job.checkpoint}: the checkpoint holds NaN weights (or infinite ones: "
+                        f"{', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''}); nothing to export: use a "
+                        "checkpoint of a run that did not diverge, or train again")
     spec = job.data or ckpt.dataset.get("spec") or ckpt.dataset.get("name", "digits")
     splits = load_dataset(spec, ckpt.img_size, seed=int(ckpt.dataset.get("split_seed", 0)))
     if tuple(splits.class_names) != tuple(ckpt.class_names):
         raise UserError(f"data set {spec} has classes {list(splits.class_names)[:5]}..., the checkpoint "
                         f"{list(ckpt.class_names)[:5]}...; pass the training data with --data")
-    n_train = len(splits.train_x)
-    if job.calib_samples > n_train and "int8" in formats:
+    n_train, calibrated = len(splits.train_x), needs_calibration(formats)
+    if job.calib_samples > n_train and calibrated:
         raise UserError(f"--calib-samples {job.calib_samples} exceeds the train split ({n_train} images)")
     # the calibration draw comes first; the rest of the (seeded) train order is the pool a failed int8
     # export may recalibrate on (export.repair)
@@ -75,7 +80,7 @@ def export_checkpoint(job: CheckpointExport) -> dict:
     return convert(
         ckpt.build_model(), torch.zeros(1, 3, ckpt.img_size, ckpt.img_size), out_dir=job.out_dir, formats=formats,
         mean=ckpt.mean, std=ckpt.std, labels=list(ckpt.class_names),
-        calibration=calib if "int8" in formats else None, calib_samples=len(first) if "int8" in formats else None,
+        calibration=calib if calibrated else None, calib_samples=len(first) if calibrated else None,
         eval_images=splits.test_x, eval_labels=splits.test_y, eval_split="test",
         sample_pack=(splits.test_x[pack], splits.test_y[pack]), name=ckpt.model_spec["name"],
         source={"checkpoint": str(job.checkpoint), "checkpoint_sha256": sha256_file(job.checkpoint),

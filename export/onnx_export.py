@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from contract.errors import UserError
+
 __all__ = ["OPSET", "export_onnx", "run_onnx"]
 
 OPSET = 20
@@ -35,12 +37,12 @@ def export_onnx(model: nn.Module, example_input: torch.Tensor, path: Path, *, op
                               opset_version=opset, dynamo=True, external_data=False, verbose=False)
         except Exception as e:  # the exporter raises many types; all mean "this model does not export"
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"ONNX export failed: {first[:300]}") from None
+            raise UserError(f"ONNX export failed: {first[:300]}") from None
     onnx.checker.check_model(str(path), full_check=True)
     graph = onnx.load(str(path)).graph
     names = ([i.name for i in graph.input], [o.name for o in graph.output])
     if names != (["image"], ["logits"]):
-        raise ValueError(f"ONNX graph has inputs/outputs {names}; a classifier must take one image and return logits")
+        raise UserError(f"ONNX graph has inputs/outputs {names}; a classifier must take one image and return logits")
 
 
 def run_onnx(path: Path, images_nchw: np.ndarray, *, batch_size: int = 64) -> np.ndarray:

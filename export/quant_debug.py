@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.errors import UserError
+
 __all__ = ["quant_report", "table", "plot", "LayerRow", "tensor_consumers", "MATCH_COSINE"]
 
 MATCH_COSINE = 0.5
@@ -65,7 +67,10 @@ def _onnx_session(onnx_path: Path):
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(onnx_path))
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as e:   # noqa: BLE001 - a damaged file raises protobuf's DecodeError, or others
+        raise _unreadable(onnx_path, "an ONNX model", e) from None
     scopes, known = {}, {o.name for o in model.graph.output}
     for node in model.graph.node:
         meta = {p.key: p.value for p in node.metadata_props}
@@ -77,8 +82,17 @@ def _onnx_session(onnx_path: Path):
                 known.add(out)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:   # noqa: BLE001 - ONNX Runtime raises its own types for a graph it cannot load
+        raise _unreadable(onnx_path, "an ONNX model ONNX Runtime can load", e) from None
     return session, scopes
+
+
+def _unreadable(path: Path, what: str, e: Exception) -> UserError:
+    reason = " ".join(str(e).split())[:160] or type(e).__name__
+    return UserError(f"{path} is not {what} ({reason}); it is damaged or was replaced: re-run `edgevit export` "
+                     "with onnx and int8 in --formats")
 
 
 def _module_path(scopes: str) -> str:
@@ -99,9 +113,12 @@ def _tflite_debug(int8_path: Path):
     kept; and the op outputs to inspect: (op order, tensor index, op name)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_path=str(int8_path), experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
+    try:
+        interp = Interpreter(model_path=str(int8_path), experimental_preserve_all_tensors=True,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:   # what the runtime raises for a file that is not a model
+        raise _unreadable(int8_path, "a TFLite model", e) from None
     outputs = []
     for op in interp._get_ops_details():
         for t in op["outputs"]:
@@ -256,8 +273,15 @@ def _images(root: Path, images, num_images: int) -> np.ndarray:
 
         pack = root / SAMPLE_PACK
         if not pack.is_file():
-            raise ValueError(f"{pack} not found: give images, or point at a folder written by `edgevit export`")
-        images = np.load(pack)["images"]
+            raise UserError(f"{pack} not found: give images, or point at a folder written by `edgevit export`")
+        try:
+            with np.load(pack) as npz:
+                images = npz["images"]
+        except Exception as e:   # noqa: BLE001 - a damaged zip, a pickle, no "images": all mean "not ours"
+            raise _unreadable(pack, "a sample pack (images)", e) from None
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or not len(images):
+            raise UserError(f"{pack}: images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}; "
+                            "re-run `edgevit export`")
     return np.asarray(images[:num_images], np.uint8)
 
 

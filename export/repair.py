@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from export.converter import validate_tflite
-from export.formats import judge
+from export.formats import FORMATS, judge
 from export.litert import load_interpreter
 from export.tflite_convert import saved_model_to_int8
 
@@ -33,13 +33,13 @@ DEBUG_IMAGES = 32
 TABLE_ROWS = 10
 
 
-def debug_and_repair(ctx, metrics: dict, ref_acc: float | None, *, repair: bool, log=print) -> dict:
-    """`metrics`: the int8 artifact's judged metrics (it failed). Returns them with "debug" (the ranked
-    table) and, when `repair`, "repair" (the attempts); when an attempt passed, the metrics are the
-    repaired model's and the staging int8 file is replaced."""
+def debug_and_repair(ctx, fmt: str, metrics: dict, ref_acc: float | None, *, repair: bool, log=print) -> dict:
+    """`metrics`: the judged metrics of the int8 artifact of format `fmt` (it failed). Returns them with "debug"
+    (the ranked table) and, when `repair`, "repair" (the attempts); when an attempt passed, the metrics are
+    the repaired model's and the staging int8 file is replaced."""
     from export.quant_debug import quant_report
 
-    int8 = ctx.staging / "int8" / "model.tflite"
+    int8 = ctx.staging / FORMATS[fmt].file
     report = quant_report(onnx_path=ctx.onnx(), int8_path=int8, images=ctx.images[:DEBUG_IMAGES])
     metrics = metrics | {"debug": {k: report[k] for k in ("images", "agreement", "matched", "int8_tensors", "how")}
                          | {"layers": report["layers"][:TABLE_ROWS]}}
@@ -48,11 +48,11 @@ def debug_and_repair(ctx, metrics: dict, ref_acc: float | None, *, repair: bool,
     if not repair:
         return metrics
     attempts, found = [], None
-    for plan in _plans(ctx, report):
+    for plan in _plans(ctx, report, int8):
         path = ctx.work / f"int8-repair-{len(attempts)}.tflite"
         saved_model_to_int8(ctx.tf_models()["saved_model"], plan["calibration"], path, ctx.log,
                             float_nodes=plan["float_nodes"])
-        judged = judge("int8", validate_tflite(ctx, path, "int8", frozenset(plan["float_nodes"])), ref_acc)
+        judged = judge(fmt, validate_tflite(ctx, path, fmt, frozenset(plan["float_nodes"])), ref_acc)
         attempts.append({k: v for k, v in plan.items() if k not in ("calibration", "float_nodes")}
                         | {"float_ops": len(plan["float_nodes"]), "agreement": judged["agreement"],
                            "accuracy_drop_pp": judged.get("accuracy_drop_pp"), "pass": judged["pass"]})
@@ -72,7 +72,7 @@ def _name(row: dict) -> str:
     return f"{row['module'] or '(graph)'} {row['op']}"
 
 
-def _plans(ctx, report: dict):
+def _plans(ctx, report: dict, int8: Path):
     """The attempts, in order: more calibration, then 1, 2, ... float tensors (worst first)."""
     from export.quant_debug import tensor_consumers
 
@@ -84,7 +84,7 @@ def _plans(ctx, report: dict):
                "calibration": calibration, "calibration_images": len(calibration), "float_nodes": [],
                "float_tensors": []}
     ranked = [r for r in report["layers"] if r["module"] != "?" and r["share"] > 0]
-    readers = tensor_consumers(ctx.staging / "int8" / "model.tflite")
+    readers = tensor_consumers(int8)
     for k in range(1, min(MAX_FLOAT_TENSORS, len(ranked)) + 1):
         rows = ranked[:k]
         nodes = sorted({n for r in rows for n in (r["tensor"], *readers.get(r["tensor"], []))})

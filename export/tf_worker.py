@@ -29,10 +29,7 @@ class _NotConvertible(Exception):
 
 
 def _onnx2tf(req: dict) -> dict:
-    try:
-        import onnx2tf
-    except ImportError:
-        raise RuntimeError("onnx2tf is not installed; run `make setup` (it installs onnx2tf==1.29.24)") from None
+    import onnx2tf  # not installed: the parent says which package and how to install it
 
     work = Path(req["work"])
     os.chdir(work)   # onnx2tf reads its validation sample (ONNX2TF_SAMPLE) from the working directory
@@ -90,6 +87,8 @@ def main(argv: list[str]) -> int:
         result = {"ok": True, **{"onnx2tf": _onnx2tf, "int8": _int8}[request["task"]](request)}
     except _NotConvertible as e:
         result = {"ok": False, "kind": "not_convertible", "message": str(e)}
+    except ModuleNotFoundError as e:   # an install without the converter's packages: the user's to fix
+        result = {"ok": False, "kind": "missing", "message": (e.name or str(e)).split(".")[0]}
     except Exception as e:  # noqa: BLE001 - everything else is reported to the parent, one line
         result = {"ok": False, "kind": "error", "message": f"{type(e).__name__}: {str(e).strip()}"}
     result_path.write_text(json.dumps(result))

@@ -23,12 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from contract.errors import UserError
 from export.quiet import last_error_line
 from export.tf_worker import ONNX2TF_SAMPLE
 
 __all__ = ["onnx_to_tflite", "saved_model_to_int8", "check_builtin_ops", "NotConvertibleError"]
 
-class NotConvertibleError(ValueError):
+class NotConvertibleError(UserError):
     """The model contains an op the light TFLite runtimes cannot run (Flex/custom or float in int8)."""
 
 
@@ -59,6 +60,9 @@ def _run_worker(request: dict, work: Path, log: Path) -> dict:
         return result
     if result["kind"] == "not_convertible":
         raise _not_convertible(result["message"])
+    if result["kind"] == "missing":
+        raise UserError(f"the {request['task']} converter needs the Python package {result['message']}, which is not "
+                        "installed; run `make setup` (it installs onnx2tf 1.29.24 and edgevit's export extra)")
     detail = result["message"].splitlines()[0][:200]
     if request["task"] == "onnx2tf":
         detail = f"{detail}; {last_error_line(log)}" if "exit" in detail else detail
@@ -113,10 +117,11 @@ def _op_in_message(msg: str) -> str:
     return ""
 
 
-def check_builtin_ops(path: Path, *, fmt: str, float_allowed: frozenset[str] = frozenset()) -> None:
+def check_builtin_ops(path: Path, *, fmt: str, integer: bool, float_allowed: frozenset[str] = frozenset()) -> None:
     """Raise NotConvertibleError naming the first op that the light runtimes cannot run as a builtin:
-    a Flex (Select TF) or custom op; for int8, also any op whose output stays float, unless its output
-    is one the int8 repair kept in float on purpose (`float_allowed`, tensor names)."""
+    a Flex (Select TF) or custom op; for an `integer` format (export.formats), also any op whose output
+    stays float, unless its output is one the int8 repair kept in float on purpose (`float_allowed`, tensor
+    names). `fmt` names the format in the message."""
     from contract.runtime import interpreter_class
 
     interp = interpreter_class()(model_path=str(path))   # no allocate: a Flex op would fail there, unnamed
@@ -125,7 +130,7 @@ def check_builtin_ops(path: Path, *, fmt: str, float_allowed: frozenset[str] = f
         if name.startswith("Flex") or name == "CUSTOM":
             raise NotConvertibleError(f"{fmt}: op {name} is not a TFLite builtin "
                                       "(Select TF / custom ops do not run on the light runtime)")
-        if fmt == "int8" and name not in ("QUANTIZE", "DEQUANTIZE"):
+        if integer and name not in ("QUANTIZE", "DEQUANTIZE"):
             for t in op["outputs"]:
                 dtype = interp._get_tensor_details(t, 0)["dtype"]
                 if dtype in (np.float32, np.float16) and interp._get_tensor_details(t, 0)["name"] not in float_allowed:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 from contract.errors import UserError
 from edgevit.sizes import check_img_size
+from export.formats import FORMATS
 from search.space import Design
-from search.table import MODELS, load_table, model_count, predict
+from search.table import MODELS, TABLE_FORMAT, load_table, model_count, predict
 
 __all__ = ["Budget", "cheapest_designs", "project"]
 
@@ -111,7 +112,7 @@ def project(subject: Design | str, budget: Budget, table: dict | None = None, im
         n = predict(subject, img, prof.core, table) if isinstance(subject, Design) else \
             model_count(subject, img, prof.core, table)
         base = model_count(budget.baseline, img, prof.core, table)
-        ms = project_ms(n, prof.core, prof.clock_ghz, 1, cal, fmt="int8")
+        ms = project_ms(n, prof.core, prof.clock_ghz, 1, cal, arithmetic=FORMATS[TABLE_FORMAT].arithmetic)
         ratio = n / base
         ok = ratio <= budget.max_ratio if budget.max_ratio is not None else ms <= budget.max_ms
         rows[name] = {"core": prof.core, "instructions": n, "ms": ms, "ratio": ratio, "within": bool(ok)}

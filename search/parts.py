@@ -137,8 +137,10 @@ def export_int8(module: nn.Module, shape: tuple[int, ...], out: Path, *, io: tup
 
 
 def _export_int8_in(module: nn.Module, shape: tuple[int, ...], out: Path, work: Path, io: tuple[str, str]) -> Path:
+    from export.formats import FORMATS
     from export.onnx_export import export_onnx
     from export.tflite_convert import check_builtin_ops, onnx_to_tflite, saved_model_to_int8
+    from search.table import TABLE_FORMAT
 
     target = out / "model.tflite"
     calib = _calibration(shape, io[0] == "uint8")
@@ -148,7 +150,7 @@ def _export_int8_in(module: nn.Module, shape: tuple[int, ...], out: Path, work: 
     tf_models = onnx_to_tflite(onnx_path, work / "tf", samples, work / "convert.log")
     partial = work / "model.tflite"
     saved_model_to_int8(tf_models["saved_model"], list(calib), partial, work / "convert.log", io=io)
-    check_builtin_ops(partial, fmt="int8")
+    check_builtin_ops(partial, fmt=TABLE_FORMAT, integer=FORMATS[TABLE_FORMAT].integer)
     partial.replace(target)
     return target
 

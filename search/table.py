@@ -32,11 +32,12 @@ from edgevit.sizes import check_img_size
 from search.space import CHOICES, Design, Part, all_parts, design_from_params
 
 __all__ = ["TABLE", "SCHEMA", "load_table", "predict", "build", "validate", "random_design", "DEFAULT_CORES",
-           "GLYPH_CLASSES", "count_models", "model_count", "MODELS"]
+           "GLYPH_CLASSES", "count_models", "model_count", "MODELS", "TABLE_FORMAT"]
 
 TABLE = Path(__file__).with_name("latency_table.json")
 SCHEMA = "edgevit.latency-table/1"
 DEFAULT_CORES = ("cortex-a53", "cortex-a55", "cortex-a76")
+TABLE_FORMAT = "int8"  # the export format (export.formats) every counted part and whole model is built in
 GLYPH_CLASSES = 62     # the proxy task (edgevit.data.glyphs); the 224 rows use ImageNet's 1000
 # whole models counted beside the parts: the budget's baselines and the reference points of a search
 MODELS = ("mobilenetv2_100", "mobilenetv3_large_100", "mobilenetv3_small_100", "mobilenetv1_100",

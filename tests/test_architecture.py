@@ -7,6 +7,7 @@ import ast
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -163,3 +164,75 @@ label = "raw pixels" if other == "rgb" else "detection"
 """
     assert sorted(_task_name_uses(ast.parse(code), names)) == \
         [(2, "compared"), (3, "compared"), (4, "compared"), (5, "listed"), (6, "keyed"), (8, "matched")]
+
+
+def _format_name_comparisons(tree: ast.AST, names: set[str], exempt: frozenset[str] = frozenset()) -> list[int]:
+    """Lines where a format name is compared to a string (==, !=, in, a match case), outside the functions
+    named in `exempt`. A comparison of a dtype (a tensor's, a published number's) is not one: "int8" is
+    also a dtype."""
+    skip = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name in exempt
+            for n in ast.walk(f)}
+
+    def names_one(node) -> bool:
+        return any(isinstance(c, ast.Constant) and c.value in names for c in ast.walk(node))
+
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Compare) and names_one(node) and "dtype" not in ast.unparse(node):
+            found.add(node.lineno)
+        elif isinstance(node, ast.MatchValue) and names_one(node):
+            found.add(node.lineno)
+    return sorted(found)
+
+
+def test_no_format_name_is_compared_outside_the_format_registry():
+    """An export format owns its behaviour (export/formats.py: arithmetic, calibration, debug hook): nothing
+    else decides by its name. The one exception reads cards written before they recorded the arithmetic."""
+    from export.formats import FORMATS
+
+    names = set(FORMATS)
+    assert {"onnx", "fp32", "fp16", "int8"} <= names
+    legacy = {"contract/card.py": frozenset({"card_arithmetic"})}
+    found = []
+    for path in _sources(*LIBRARIES, "benchmarks"):
+        rel = str(path.relative_to(ROOT))
+        if rel != "export/formats.py":
+            tree = ast.parse(path.read_text())
+            found += [f"{rel}:{line}" for line in _format_name_comparisons(tree, names, legacy.get(rel, frozenset()))]
+    assert not found, found
+
+
+def test_the_format_name_check_finds_what_it_looks_for():
+    names = {"fp32", "int8"}
+    code = """
+if fmt == "int8": pass
+needed = "int8" in formats
+quantized = dtype in ("uint8", "int8")
+def card_arithmetic(card):
+    return "int8" if card.get("format") == "int8" else "fp32"
+match fmt:
+    case "fp32": pass
+"""
+    tree = ast.parse(code)
+    assert _format_name_comparisons(tree, names) == [2, 3, 6, 8]
+    assert _format_name_comparisons(tree, names, frozenset({"card_arithmetic"})) == [2, 3, 8]
+
+
+def test_tests_hold_on_any_machine():
+    """A test that sends SIGINT to a child starts it with conftest.start_cli (the default SIGINT disposition:
+    a background job's children inherit SIGINT ignored), and no test looks at processes beyond its own tree:
+    /proc is read only for the processes carrying the test's own tag (EDGEVIT_TEST_TAG), never by name."""
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        if path.name == Path(__file__).name:
+            continue   # this file names what it looks for
+        text = path.read_text()
+        calls = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)]
+        sigint = [n for n in calls if ast.unparse(n.func).split(".")[-1] in ("send_signal", "kill", "killpg")
+                  and "SIGINT" in ast.unparse(n)]
+        popen = [n for n in calls if ast.unparse(n.func).split(".")[-1] == "Popen"]
+        assert not (sigint and popen), f"{path.name}: sends SIGINT to a child not started by start_cli"
+        assert not any(w in text for w in ("process_iter", "pgrep", "pidof")), f"{path.name} looks up processes by name"
+        if '"/proc"' in text or "'/proc'" in text:
+            assert "EDGEVIT_TEST_TAG" in text, f"{path.name} reads /proc without its own tag"

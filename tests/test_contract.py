@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import numpy as np
 import pytest
 
 from contract.card import SCHEMA, read_card, validate_card
-from contract.errors import UserError, run_command
+from contract.errors import BUG_NOTE, EXIT_BUG, UserError, run_command
 from contract.files import atomic_write, check_writable, to_json, write_json
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
@@ -211,3 +212,41 @@ def test_run_command_turns_errors_into_exit_codes(capsys):
         raise KeyboardInterrupt
 
     assert run_command(interrupted, prog="edgevit x") == 130
+
+
+def test_run_command_tells_a_bug_from_a_user_mistake(capsys):
+    """Only UserError and the OS errors a user fixes are one line and exit 2; anything else is a bug: its
+    traceback, the note to report it, exit 1 (a plain ValueError included: it is not the user's)."""
+    def raises(e):
+        def fn():
+            raise e
+        return fn
+
+    for bug in (ValueError("could not broadcast"), KeyError("logits"), RuntimeError("boom"),
+                OSError(errno.EPIPE, "Broken pipe"), PermissionError(errno.EPERM, "Operation not permitted")):
+        assert run_command(raises(bug), prog="edgevit x") == EXIT_BUG, bug
+        err = capsys.readouterr().err
+        assert "Traceback" in err and err.strip().endswith(f"edgevit x: {BUG_NOTE}"), err
+    for mistake, fragment in ((FileNotFoundError(errno.ENOENT, "No such file or directory", "/a/b.pt"), "/a/b.pt"),
+                              (IsADirectoryError(errno.EISDIR, "Is a directory", "/a"), "a folder stands"),
+                              (OSError(errno.ENOSPC, "No space left on device", "/full/x.pt"), "free some space"),
+                              (OSError(errno.ENOSPC, "No space left on device"), "No space left")):
+        assert run_command(raises(mistake), prog="edgevit x") == 2, mistake
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys):
+    """A write that fails for want of space (ENOSPC, here from /dev/full) names the file it was writing,
+    and the runner makes it one line, exit 2."""
+    target = tmp_path / "best.pt"
+
+    def fill(tmp):
+        with open("/dev/full", "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+
+    assert run_command(lambda: atomic_write(target, fill), prog="edgevit train") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(target) in err and "free some space" in err, err
+    assert list(tmp_path.iterdir()) == [], "the temp file is removed"

@@ -59,6 +59,39 @@ def test_a_toy_format_is_one_registered_object(tmp_path, toy_format):
     assert "| fp32_copy |" in (tmp_path / "out" / "export_report.md").read_text()
 
 
+@pytest.fixture
+def toy_int8_format():
+    fmt = register_format(Format("int8_toy", "int8_toy/model.tflite", "the int8 TFLite once more (test format)",
+                                 build=lambda ctx: ctx.int8(), targets=(Target("agreement", ">=", 0.9),),
+                                 arithmetic="int8", calibration=True))
+    yield fmt
+    FORMATS.pop(fmt.name)
+
+
+def test_a_toy_int8_format_is_projected_with_the_int8_cpi(tmp_path, toy_int8_format, monkeypatch):
+    """The arithmetic is the format's, recorded in its card; the projection reads the card, never the name."""
+    import device_sim.device as device
+    from device_sim.model import DeployedModel
+    from device_sim.target.projection import load_calibration, project_ms
+    from export.converter import convert
+
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    convert(_small(0, 8), torch.zeros(1, 3, 32, 32), out_dir=tmp_path / "out", formats="int8_toy",
+            calibration=images, verbose=False)
+    card = json.loads((tmp_path / "out" / "int8_toy" / "model.json").read_text())
+    assert card["format"] == "int8_toy" and card["arithmetic"] == "int8"
+    count = 3e6   # instructions per inference: what qemu would count (the projection is under test, not qemu)
+    monkeypatch.setattr(device, "cached_instructions", lambda *a, **k: {"per_inference": count})
+    monkeypatch.setattr(device, "_prepost", lambda *a, **k: {"preprocess_ms": 0.0, "postprocess_ms": 0.0})
+    profile = load_profile("ar-glasses")
+    timing = device.device_timing(DeployedModel.load(tmp_path / "out" / "int8_toy"), profile, log=lambda *a: None)
+    cal = load_calibration()
+    int8 = project_ms(count, profile.core, profile.clock_ghz, profile.threads, cal, arithmetic="int8")
+    fp32 = project_ms(count, profile.core, profile.clock_ghz, profile.threads, cal, arithmetic="fp32")
+    assert timing.kind == "projected" and timing.details["arithmetic"] == "int8"
+    assert timing.inference_ms == pytest.approx(int8) and abs(int8 - fp32) > 0.1 * fp32
+
+
 def convert_small(out, formats):
     from export.converter import convert
 

@@ -91,3 +91,21 @@ print(rc, "torch" in sys.modules, "tensorflow" in sys.modules)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "0 False False", proc.stdout
+
+
+def test_contract_loads_opencv_and_the_runtime_only_when_called():
+    """ARCHITECTURE.md: contract is numpy + stdlib at import; OpenCV (resize_to_model) and the TFLite runtime
+    (interpreter_class) load only inside the functions that use them."""
+    code = """
+import pkgutil, importlib, sys, contract
+for m in pkgutil.walk_packages(contract.__path__, "contract."):
+    importlib.import_module(m.name)
+heavy = sorted(n for n in ("cv2", "ai_edge_litert", "tflite_runtime", "torch", "tensorflow") if n in sys.modules)
+from contract.images import resize_to_model
+import numpy as np
+resize_to_model(np.zeros((8, 8, 3), np.uint8), 4)
+print(heavy, "cv2" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "True"], proc.stdout

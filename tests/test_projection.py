@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from contract.card import card_arithmetic
+from contract.errors import UserError
 from device_sim.target.projection import PUBLISHED, REFERENCE_DEVICES, fit, load_calibration, project_ms, speedup
 
 
@@ -66,8 +68,18 @@ def test_projection_uses_the_core_kind_clock_and_threads():
     assert project_ms(1e6, "cortex-a55", 2.0, 1, cal) == pytest.approx(1.0)
     assert project_ms(1e6, "cortex-a76", 1.0, 1, cal) == pytest.approx(0.5)
     assert project_ms(1e6, "cortex-a53", 1.0, 2, cal) == pytest.approx(2.0 * 0.55)
-    assert project_ms(1e6, "cortex-a55", 1.0, 1, cal, fmt="int8") == pytest.approx(1.0)
-    assert project_ms(1e6, "cortex-a76", 1.0, 1, cal, fmt="fp16") == pytest.approx(0.5)   # fp16 runs fp32 kernels
+    assert project_ms(1e6, "cortex-a55", 1.0, 1, cal, arithmetic="int8") == pytest.approx(1.0)
+    with pytest.raises(UserError, match="no CPI for fp16 arithmetic"):   # never a silent guess
+        project_ms(1e6, "cortex-a76", 1.0, 1, cal, arithmetic="fp16")
+
+
+def test_cards_without_an_arithmetic_project_as_their_format_did():
+    """Cards written before the arithmetic was recorded: int8 computes in int8, every float format
+    (fp16's float16 weights run fp32 kernels) in fp32; a recorded arithmetic wins over the format's name."""
+    old = [card_arithmetic({"format": f}) for f in ("fp32", "fp16", "int8", "onnx")]
+    assert old == ["fp32", "fp32", "int8", "fp32"]
+    assert card_arithmetic({"format": "int8_fast", "arithmetic": "int8"}) == "int8"
+    assert card_arithmetic({"format": "int8", "arithmetic": "fp32"}) == "fp32"
 
 
 def test_published_data_is_complete():

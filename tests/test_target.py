@@ -91,13 +91,14 @@ def test_simulate_projects_the_profile_core_and_caches_the_count(arm_env, tiny_e
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     dev = report["device"]
     assert dev["kind"] == "projected" and dev["details"]["core"] == "cortex-a55"
+    assert dev["details"]["arithmetic"] == "int8"     # the card's, which the int8 format set
     expected = project_ms(dev["details"]["instructions_per_inference"], "cortex-a55", 1.8, 2, load_calibration(),
-                          fmt="int8")
+                          arithmetic="int8")
     assert dev["inference_ms"] == pytest.approx(expected)
     prepost = dev["prepost_instructions"][report["model"]["name"]]["cortex-a55"]
     assert prepost["preprocess_instructions"] > 0 and prepost["postprocess_instructions"] > 0
     assert prepost["preprocess_ms"] == pytest.approx(project_ms(prepost["preprocess_instructions"], "cortex-a55", 1.8,
-                                                                1, load_calibration(), fmt="fp32"))
+                                                                1, load_calibration(), arithmetic="fp32"))
     rows = list(csv.DictReader(open(tmp_path / "a" / "frames.csv")))
     for r in rows:   # the device's time, not the host's: the same on every frame
         assert float(r["inference_ms"]) == pytest.approx(expected, rel=1e-6), r

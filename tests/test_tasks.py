@@ -234,7 +234,8 @@ def test_a_card_names_its_kind_and_the_kind_checks_the_card(tmp_path):
     for edits in ({"labels": []}, {"labels": [], "task": "classification"}):
         with pytest.raises(UserError, match=r"model.json is malformed: labels is empty .*re-run `edgevit export`"):
             load(**edits)
-    with pytest.raises(UserError, match="outputs 63 scores but its model.json lists 62 labels"):
+    with pytest.raises(UserError, match=r"model.json is malformed: model.tflite outputs 63 scores but has 62 labels; "
+                                        r"re-run `edgevit export`"):
         load(labels=card["labels"][:62])
     with pytest.raises(UserError, match=r"model.json: task 'pose' is not one of classification, raw"):
         load(task="pose")

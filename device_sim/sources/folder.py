@@ -3,12 +3,11 @@ their names are the model's labels. Replayable."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 
 from contract.errors import UserError
+from contract.files import check_utf8_path
 from contract.images import IMAGE_SUFFIXES
 from device_sim.sources.base import CorruptFrame, SourceSpec, fit, register_source
 
@@ -20,7 +19,7 @@ class FolderSource:
     replayable = True
 
     def __init__(self, spec: SourceSpec):
-        root = Path(spec.arg)
+        root = check_utf8_path(spec.arg, what="image folder", fix="rename it")
         if not root.is_dir():
             raise UserError(f"image folder {root} does not exist")
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -32,9 +31,19 @@ class FolderSource:
         self.delivered: list[int] = []
 
     def _load(self, i: int) -> np.ndarray:
-        image = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
+        """The i-th file as a frame. What OpenCV must not see is a bad frame, skipped and counted by the loop:
+        a special file (a FIFO would block forever, a device read without end) or a name that is not UTF-8
+        (OpenCV crashes on one)."""
+        path = self.files[i]
+        if not path.is_file():
+            raise CorruptFrame(f"{path} is not a regular file (a FIFO, device or socket); skipped")
+        try:
+            check_utf8_path(path, what="image")
+        except UserError as e:
+            raise CorruptFrame(f"{e}; skipped") from None
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise CorruptFrame(f"cannot read image {self.files[i]}")
+            raise CorruptFrame(f"cannot read image {path}")
         return fit(image, self.width, self.height)
 
     def read(self) -> tuple[np.ndarray, int | None] | None:

@@ -5,6 +5,7 @@ frame, so frame i is reproducible on its own (replayable)."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,7 @@ import numpy as np
 from contract.errors import UserError
 from device_sim.sources.base import SourceSpec, register_source
 
-__all__ = ["SyntheticCamera"]
+__all__ = ["SyntheticCamera", "sample_images"]
 
 HOLD_FRAMES = 12          # frames each sample stays in view
 NOISE_SIGMA = 4.0         # sensor noise, in pixel levels
@@ -73,18 +74,31 @@ class SyntheticCamera:
         pass
 
 
-def _load_pack(samples: Path, model_labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def sample_images(samples: Path) -> np.ndarray:
+    """The images of a sample pack (uint8 NHWC RGB), or a UserError naming the file: missing, damaged, not one."""
+    return _read_pack(samples)[0]
+
+
+def _read_pack(samples: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     if not samples.is_file():
-        raise UserError(f"sample pack {samples} not found; the synthetic camera replays the samples.npz that "
-                        "`edgevit export` writes beside the model folders (or pass --samples)")
+        raise UserError(f"sample pack {samples} not found; it is the samples.npz that `edgevit export` writes "
+                        "beside the model folders (or pass --samples PATH)")
     try:
-        pack = np.load(samples)
-        images, labels = pack["images"], pack["labels"].astype(int)
-        names = [str(n) for n in pack["class_names"]] if "class_names" in pack.files else None
-    except (OSError, KeyError, ValueError, EOFError) as e:
+        with np.load(samples) as pack:
+            images = pack["images"]
+            labels = pack["labels"].astype(int) if "labels" in pack.files else None
+            names = [str(n) for n in pack["class_names"]] if "class_names" in pack.files else None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise UserError(f"sample pack {samples} is unreadable ({e}); re-run `edgevit export`") from None
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
         raise UserError(f"sample pack {samples} holds no uint8 RGB images")
+    return images, labels, names
+
+
+def _load_pack(samples: Path, model_labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    images, labels, names = _read_pack(samples)
+    if labels is None:
+        raise UserError(f"sample pack {samples} holds no labels; use the samples.npz of the export, or --samples PATH")
     if len(labels) != len(images) or (names is not None and names != list(model_labels)) \
             or labels.min() < 0 or labels.max() >= len(model_labels):
         raise UserError(f"sample pack {samples} does not belong to this model (its classes differ from the "

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from contract.errors import UserError
+from contract.files import check_utf8_path
 from device_sim.quiet import quiet_stderr
 from device_sim.sources.base import SourceFailed, SourceSpec, fit, register_source
 
@@ -62,7 +63,7 @@ def open_camera(spec: SourceSpec) -> VideoSource:
 
 @register_source("video")
 def open_video(spec: SourceSpec) -> VideoSource:
-    path = Path(spec.arg)
+    path = check_utf8_path(spec.arg, what="video", fix="rename the file")
     if not path.is_file():
         raise UserError(f"video {path} does not exist")
     with quiet_stderr():

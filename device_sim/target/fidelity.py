@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contract.card import SAMPLE_PACK, check_artifact, read_card
+from contract.card import SAMPLE_PACK, card_arithmetic, check_artifact, read_card
 from contract.errors import UserError
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
@@ -23,7 +23,9 @@ def _inputs(card: dict, pack: Path, n: int) -> np.ndarray:
     if not pack.is_file():
         raise UserError(f"sample pack {pack} not found; the target check runs the export's samples.npz "
                         "(or pass --samples PATH)")
-    images = np.load(pack)["images"][:n]
+    from device_sim.sources.synthetic import sample_images
+
+    images = sample_images(pack)[:n]
     spec = card["input"]
     _, h, w, _ = spec["shape"]
     return np.stack([quantize_input(resize_to_model(im, w, h, spec.get("resize"))[None], spec) for im in images])
@@ -36,14 +38,14 @@ def _host_outputs(card_path: Path, inputs: np.ndarray) -> np.ndarray:
     return np.concatenate([model.invoke(x).copy() for x in inputs])
 
 
-def _projections(instructions: float, core: str, fmt: str) -> dict:
+def _projections(instructions: float, core: str, arithmetic: str) -> dict:
     """Projected latency on every built-in profile whose device has this core (and per GHz, 1 thread)."""
     from device_sim.target.projection import cpi, load_calibration, on_profiles, project_ms
 
     cal = load_calibration()
-    return {"profiles": on_profiles(instructions, core, fmt, cal),
-            "per_ghz_one_thread_ms": project_ms(instructions, core, 1.0, 1, cal, fmt=fmt),
-            "cpi": cpi(core, fmt, cal), "parallel_fraction": cal["parallel_fraction"],
+    return {"profiles": on_profiles(instructions, core, arithmetic, cal),
+            "per_ghz_one_thread_ms": project_ms(instructions, core, 1.0, 1, cal, arithmetic=arithmetic),
+            "cpi": cpi(core, arithmetic, cal), "arithmetic": arithmetic, "parallel_fraction": cal["parallel_fraction"],
             "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
             "note": "projected = instructions x CPI(core kind, arithmetic) / clock / thread speedup "
                     "(device_sim/target/projection.py); not measured on a device"}
@@ -71,7 +73,7 @@ def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path 
                      if np.issubdtype(host_raw.dtype, np.integer) else None,
                      "identical_outputs": float(np.mean(np.all(host_raw.reshape(len(inputs), -1)
                                                                == arm_raw.reshape(len(inputs), -1), axis=1)))},
-        "projection": _projections(count["per_inference"], core.name, card.get("format", "fp32")),
+        "projection": _projections(count["per_inference"], core.name, card_arithmetic(card)),
         "versions": env.versions(),
         "note": "instructions are counted on qemu's model of the core's ISA (deterministic); emulated wall time "
                 "is not device time and is not reported",

@@ -24,6 +24,7 @@ from contract.files import write_json
 __all__ = ["prepost_unit", "cached_prepost", "project_prepost", "CODE_COUNTED", "COUNT_INVOKES"]
 
 COUNT_INVOKES = 3
+PREPOST_ARITHMETIC = "fp32"   # OpenCV's and numpy's code: float kernels (the CPI of the core kind's fp32 group)
 _ROOT = Path(__file__).resolve().parents[2]
 # the code whose instructions are counted: a change to any of it is counted again
 CODE_COUNTED = ("contract/images.py", "contract/quant.py", "device_sim/model.py", "device_sim/stages.py",
@@ -95,9 +96,9 @@ def project_prepost(counted: dict, core: str, clock_ghz: float, calibration: dic
     from device_sim.target.projection import cpi, load_calibration, project_ms
 
     cal = calibration or load_calibration()
-    ms = {part: project_ms(counted[part], core, clock_ghz, 1, cal, fmt="fp32") for part in ("preprocess",
-                                                                                           "postprocess")}
+    ms = {part: project_ms(counted[part], core, clock_ghz, 1, cal, arithmetic=PREPOST_ARITHMETIC)
+          for part in ("preprocess", "postprocess")}
     return {"core": core, "preprocess_instructions": counted["preprocess"],
             "postprocess_instructions": counted["postprocess"], "preprocess_ms": ms["preprocess"],
-            "postprocess_ms": ms["postprocess"], "cpi": cpi(core, "fp32", cal), "threads": 1,
+            "postprocess_ms": ms["postprocess"], "cpi": cpi(core, PREPOST_ARITHMETIC, cal), "threads": 1,
             "counted_on": "a uniform gray frame (decoding that grows with the detections found is not counted)"}

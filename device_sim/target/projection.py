@@ -29,9 +29,10 @@ Leave-one-out validation (each published number predicted from a CPI fitted with
 the fit and published in BENCHMARKS.md. Known limits: the published numbers are of 2020/2022 XNNPACK
 builds, ours is ai-edge-litert's; the A53 numbers are a 32-bit build; the A55 uses the A53's in-order
 CPI and the A76 the A72's int8 CPI (no A55 or A76 int8 number is published), so their dot-product
-gain comes from the instructions alone. fp16 models run fp32 kernels (the runtime's default) and use
-the fp32 CPI. `make bench-arm` refits and rewrites calibration.json; the simulator and `edgevit
-target` read it.
+gain comes from the instructions alone. A model's arithmetic comes from its card
+(contract.card.card_arithmetic; its export format set it): fp16 models run fp32 kernels (the runtime's
+default) and use the fp32 CPI. `make bench-arm` refits and rewrites calibration.json; the simulator and
+`edgevit target` read it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from contract.errors import UserError
 from device_sim.target.cores import get_core
 
 __all__ = ["ReferenceDevice", "REFERENCE_DEVICES", "PUBLISHED", "CALIBRATION", "fit", "load_calibration",
-           "project_ms", "speedup", "CALIBRATION_MODELS", "arithmetic", "cpi", "on_profiles"]
+           "project_ms", "speedup", "CALIBRATION_MODELS", "cpi", "on_profiles"]
 
 CALIBRATION = Path(__file__).with_name("calibration.json")
 SCHEMA = "edgevit.arm-calibration/3"
@@ -92,6 +93,7 @@ PUBLISHED = (
         ("mobilenetv3_small_100", "fp32", 15), ("mobilenetv1_100", "int8", 24), ("mobilenetv2_100", "int8", 17))),
 )
 CALIBRATION_MODELS = ("mobilenetv1_100", "mobilenetv2_100", "mobilenetv3_large_100", "mobilenetv3_small_100")
+FLOAT, INTEGER = "fp32", "int8"   # the arithmetic of the published numbers (contract.card.ARITHMETICS)
 FOUR_THREAD_REFERENCE = "Pixel 2"   # whose measured 4-thread speedups turn the RPi's 4-thread times into 1 thread
 
 
@@ -111,7 +113,7 @@ def _one_thread_points(published) -> list[dict]:
         if threads == 1:
             one, how = ms, "published, 1 thread"
         else:
-            ref1, ref4 = by[(FOUR_THREAD_REFERENCE, model, "fp32", 1)], by[(FOUR_THREAD_REFERENCE, model, "fp32", 4)]
+            ref1, ref4 = by[(FOUR_THREAD_REFERENCE, model, FLOAT, 1)], by[(FOUR_THREAD_REFERENCE, model, FLOAT, 4)]
             one = ms * ref1 / ref4
             how = f"published {threads}-thread x {FOUR_THREAD_REFERENCE}'s speedup {ref1 / ref4:.2f}"
         points.append({"device": dev, "model": model, "dtype": dtype, "published_ms": ms, "threads": threads,
@@ -148,19 +150,19 @@ def _cpis(points: list[dict]) -> dict:
     the same device at the same threads (where the thread conversion cancels)."""
     groups = {}
     for kind in sorted({pt["kind"] for pt in points}):
-        fp32 = [pt for pt in points if pt["kind"] == kind and pt["dtype"] == "fp32"]
-        single = [pt for pt in fp32 if pt["threads"] == 1]
-        ref = single or fp32
+        floats = [pt for pt in points if pt["kind"] == kind and pt["dtype"] == FLOAT]
+        single = [pt for pt in floats if pt["threads"] == 1]
+        ref = single or floats
         if not ref:
             continue
         base = statistics.median(pt["cpi"] for pt in ref)
-        groups[f"{kind}/fp32"] = {"cpi": base, "points": len(ref), "devices": sorted({pt["device"] for pt in ref})}
+        groups[f"{kind}/{FLOAT}"] = {"cpi": base, "points": len(ref), "devices": sorted({pt["device"] for pt in ref})}
         by = {(pt["device"], pt["model"], pt["dtype"]): pt for pt in points if pt["kind"] == kind}
-        pairs = [(pt, by[(pt["device"], pt["model"], "fp32")]) for pt in by.values()
-                 if pt["dtype"] == "int8" and (pt["device"], pt["model"], "fp32") in by]
+        pairs = [(pt, by[(pt["device"], pt["model"], FLOAT)]) for pt in by.values()
+                 if pt["dtype"] == INTEGER and (pt["device"], pt["model"], FLOAT) in by]
         if pairs:
             r = statistics.median(a["cpi"] / b["cpi"] for a, b in pairs)
-            groups[f"{kind}/int8"] = {"cpi": base * r, "int8_over_fp32": r, "points": len(pairs),
+            groups[f"{kind}/{INTEGER}"] = {"cpi": base * r, "int8_over_fp32": r, "points": len(pairs),
                                       "devices": sorted({a["device"] for a, _ in pairs})}
     return groups
 
@@ -184,24 +186,27 @@ def load_calibration(path: Path = CALIBRATION) -> dict:
     return cal
 
 
-def arithmetic(fmt: str) -> str:
-    """The CPI group of a model format: int8 models run int8 kernels, fp32 and fp16 models fp32 ones."""
-    return "int8" if fmt == "int8" else "fp32"
-
-
-def cpi(core: str, fmt: str, calibration: dict) -> float:
-    return calibration["cpi"][f"{get_core(core).kind}/{arithmetic(fmt)}"]["cpi"]
+def cpi(core: str, arithmetic: str, calibration: dict) -> float:
+    """Cycles per instruction of a model's `arithmetic` (its card's, contract.card.card_arithmetic) on the
+    core's kind."""
+    kind = get_core(core).kind
+    group = calibration["cpi"].get(f"{kind}/{arithmetic}")
+    if group is None:
+        raise UserError(f"the ARM latency calibration has no CPI for {arithmetic} arithmetic on {kind} cores (it has "
+                        f"{', '.join(sorted(calibration['cpi']))}); its latency cannot be projected")
+    return group["cpi"]
 
 
 def project_ms(instructions: float, core: str, clock_ghz: float, threads: int = 1, calibration: dict | None = None,
-               *, fmt: str = "fp32") -> float:
-    """Projected latency in ms of an inference of `instructions` (counted on `core`) at `clock_ghz`."""
+               *, arithmetic: str = FLOAT) -> float:
+    """Projected latency in ms of an inference of `instructions` (counted on `core`) at `clock_ghz`, computing
+    in `arithmetic`."""
     cal = calibration or load_calibration()
-    one = instructions * cpi(core, fmt, cal) / (clock_ghz * 1e6)
+    one = instructions * cpi(core, arithmetic, cal) / (clock_ghz * 1e6)
     return one / speedup(threads, cal["parallel_fraction"])
 
 
-def on_profiles(instructions: float, core: str, fmt: str, calibration: dict | None = None) -> dict:
+def on_profiles(instructions: float, core: str, arithmetic: str, calibration: dict | None = None) -> dict:
     """Projected latency on every built-in profile whose device has this core: 1 thread and the profile's."""
     from device_sim.profiles import builtin_profiles, load_profile
 
@@ -211,7 +216,8 @@ def on_profiles(instructions: float, core: str, fmt: str, calibration: dict | No
         prof = load_profile(name)
         if prof.core == core:
             rows[name] = {"clock_ghz": prof.clock_ghz, "threads": prof.threads,
-                          "one_thread_ms": project_ms(instructions, core, prof.clock_ghz, 1, cal, fmt=fmt),
+                          "one_thread_ms": project_ms(instructions, core, prof.clock_ghz, 1, cal,
+                                                      arithmetic=arithmetic),
                           "profile_threads_ms": project_ms(instructions, core, prof.clock_ghz, prof.threads, cal,
-                                                           fmt=fmt)}
+                                                           arithmetic=arithmetic)}
     return rows

@@ -22,11 +22,9 @@ class Classification(Task):
         if not model.labels:
             raise card_error(model.card_path, "labels is empty (a classifier needs its class names)")
         scores = int(np.prod(model.output_details[0]["shape"][1:]))
-        if scores != len(model.labels):
-            from contract.errors import UserError
-
-            raise UserError(f"{model.tflite} outputs {scores} scores but its model.json lists {len(model.labels)} "
-                            "labels; the card does not belong to this model (re-run `edgevit export`)")
+        if scores != len(model.labels):   # an export's card names its model.json, a bare model its options
+            raise card_error(model.card_path, f"{model.tflite.name} outputs {scores} scores but has "
+                                              f"{len(model.labels)} labels")
 
     def postprocess(self, model, raw):
         from device_sim.model import Prediction

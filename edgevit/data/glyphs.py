@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from contract.errors import UserError
 from edgevit.data.splits import ImageSplits, channel_stats
 
 __all__ = ["load_glyph_splits", "glyph_fonts", "font_split", "plan", "CLASSES", "PER_FONT"]
@@ -48,7 +49,7 @@ def glyph_fonts() -> list[Path]:
     root = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     missing = [f for f in FONT_FILES if not (root / f).is_file()]
     if missing:
-        raise ValueError(f"matplotlib's fonts {missing} are missing from {root}; reinstall matplotlib")
+        raise UserError(f"matplotlib's fonts {missing} are missing from {root}; reinstall matplotlib")
     return [root / f for f in FONT_FILES]
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from contract.errors import UserError
+
 __all__ = ["ImageSplits", "stratified_split", "channel_stats", "SPLIT_FRACTIONS"]
 
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train / val / test
@@ -29,6 +31,7 @@ class ImageSplits:
     split_seed: int
     mean: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0))
     std: tuple[float, float, float] = field(default=(1.0, 1.0, 1.0))
+    skipped: tuple[str, ...] = ()   # files of the data set that were not read (special files: FIFOs, devices)
 
     def __post_init__(self):
         for part in ("train", "val", "test"):
@@ -48,7 +51,7 @@ class ImageSplits:
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in ("train", "val", "test"):
-            raise ValueError(f"unknown split {name!r}; choose train, val or test")
+            raise UserError(f"unknown split {name!r}; choose train, val or test")
         return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
 
 

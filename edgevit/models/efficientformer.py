@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from contract.errors import UserError
 from edgevit.layers import ACTIVATIONS, ConvBN, global_pool
 from edgevit.registry import check_options, register_model
 
@@ -210,19 +211,19 @@ class EdgeViTConfig:
 
     def __post_init__(self):
         if not (len(self.widths) == len(self.depths) == len(self.num_vit) == 4):
-            raise ValueError("widths, depths and num_vit need one entry per stage (4 each)")
+            raise UserError("widths, depths and num_vit need one entry per stage (4 each)")
         if any(v > d for v, d in zip(self.num_vit, self.depths)):
-            raise ValueError(f"num_vit {self.num_vit} exceeds depths {self.depths}")
+            raise UserError(f"num_vit {self.num_vit} exceeds depths {self.depths}")
         if any(self.num_vit[:2]):
-            raise ValueError("attention is only allowed in the last two (low-resolution) stages")
+            raise UserError("attention is only allowed in the last two (low-resolution) stages")
         if self.attention not in ATTENTION_IMPLS:
-            raise ValueError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_IMPLS)}")
+            raise UserError(f"unknown attention {self.attention!r}; choose one of {', '.join(ATTENTION_IMPLS)}")
         if self.act not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
+            raise UserError(f"unknown activation {self.act!r}; choose one of {', '.join(ACTIVATIONS)}")
         if min(self.num_heads, self.key_dim, self.attn_ratio, self.mlp_ratio) < 1:
-            raise ValueError("num_heads, key_dim, attn_ratio and mlp_ratio must be >= 1")
+            raise UserError("num_heads, key_dim, attn_ratio and mlp_ratio must be >= 1")
         if not 0.0 <= self.drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+            raise UserError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
 
 
 class EdgeViT(nn.Module):

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from contract.errors import UserError
 from edgevit.registry import list_models
 from edgevit.sizes import check_img_size
 
 __all__ = ["TrainConfig"]
 
 EMBEDDED = ("digits", "glyphs")   # data sets made in memory, no path (edgevit.data)
+SEED_MAX = 2**32 - 1             # numpy's legacy generator (and so Optuna's samplers) take no larger seed
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
+          "str | None": (str, type(None)), "bool | None": (bool, type(None))}   # annotation -> accepted types
 
 
 @dataclass(frozen=True)
@@ -40,23 +44,33 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        self._check_types()
         models = list_models()
         for name in filter(None, (self.model, self.baseline)):
             if name not in models:
-                raise ValueError(f"unknown model {name!r}; valid models: {', '.join(models)}")
+                raise UserError(f"unknown model {name!r}; valid models: {', '.join(models)}")
         check_img_size(self.img_size)
         for option, ok, meaning in self._ranges():
             value = getattr(self, option)
             bad_float = isinstance(value, float) and not math.isfinite(value)
             if bad_float or not ok(value):
-                raise ValueError(f"--{option.replace('_', '-')} must be {meaning}, got {value}")
+                raise UserError(f"--{option.replace('_', '-')} must be {meaning}, got {value}")
         if self.min_lr > self.lr:
-            raise ValueError(f"--lr ({self.lr}) must be at least the final lr min_lr ({self.min_lr})")
+            raise UserError(f"--lr ({self.lr}) must be at least the final lr min_lr ({self.min_lr})")
         if self.teacher is not None and not Path(self.teacher).is_file():
-            raise ValueError(f"teacher checkpoint {self.teacher} does not exist")
+            raise UserError(f"teacher checkpoint {self.teacher} does not exist")
         if self.data not in EMBEDDED and not self.data.startswith("cifar10:") and not Path(self.data).is_dir():
-            raise ValueError(f"data folder {self.data} does not exist; use --data digits, glyphs, cifar10:PATH "
-                             "or an ImageFolder path (root/<class>/*.png)")
+            raise UserError(f"data folder {self.data} does not exist; use --data digits, glyphs, cifar10:PATH "
+                            "or an ImageFolder path (root/<class>/*.png)")
+
+    def _check_types(self) -> None:
+        """Every field has its annotated type (a bool is no number): the values of a hand-edited checkpoint
+        (--resume) or of an API call fail here, by name, not deep in training."""
+        for f in fields(self):
+            value, kinds = getattr(self, f.name), _TYPES[f.type]
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+                names = " or ".join("None" if k is type(None) else k.__name__ for k in kinds)
+                raise UserError(f"--{f.name.replace('_', '-')} must be {names}, got {value!r}")
 
     @staticmethod
     def _ranges():
@@ -72,8 +86,8 @@ class TrainConfig:
             ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1) (0 turns the EMA off)"),
             ("distill_alpha", lambda v: 0 <= v <= 1, "in [0, 1]"),
             ("distill_temp", lambda v: v > 0, "a finite number > 0"),
-            ("seed", lambda v: v >= 0, "a whole number >= 0"),
-            ("split_seed", lambda v: v >= 0, "a whole number >= 0"),
+            ("seed", lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}"),
+            ("split_seed", lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}"),
             ("threads", lambda v: v >= 0, "a whole number >= 0 (0 = all cores)"),
         )
 

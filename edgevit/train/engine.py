@@ -39,6 +39,7 @@ EPOCH_SEED_STRIDE = 100_003   # per-epoch seeds: seed * stride + epoch never rep
 RUN_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json", "baseline")   # what a run writes into its folder
 OUTPUT_KIND = "train"          # what contract.outputs records as the writer of a run's files
 _MODEL_FILES = ("best.pt", "last.pt", "log.csv", "metrics.json")
+RESUME_STATE = ("optimizer", "step", "torch_rng", "epoch", "best_key", "best_epoch", "log_rows", "seconds")
 EXPECTED = (*_MODEL_FILES, *(f"baseline/{n}" for n in _MODEL_FILES))   # files a run may write
 
 
@@ -96,8 +97,8 @@ def _load_teacher(cfg: TrainConfig, splits: ImageSplits) -> nn.Module | None:
         return None
     ckpt = load_checkpoint(cfg.teacher)
     if tuple(ckpt.class_names) != tuple(splits.class_names) or ckpt.img_size != cfg.img_size:
-        raise ValueError(f"teacher {cfg.teacher} was trained on other classes or img size "
-                         f"({ckpt.img_size}px, {len(ckpt.class_names)} classes); distill only between matching models")
+        raise UserError(f"teacher {cfg.teacher} was trained on other classes or img size "
+                        f"({ckpt.img_size}px, {len(ckpt.class_names)} classes); distill only between matching models")
     teacher = ckpt.build_model()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -128,6 +129,9 @@ def train(cfg: TrainConfig, splits: ImageSplits | None = None, *, resume: bool =
 def _train_all(cfg: TrainConfig, splits: ImageSplits | None, out: Path, ctx: dist_utils.Context, *, resume: bool,
                writer: InPlace | None) -> dict:
     splits = splits or load_dataset(cfg.data, cfg.img_size, seed=cfg.split_seed)
+    if splits.skipped and ctx.is_main:
+        tqdm.write(f"note: skipped {len(splits.skipped)} file(s) of {cfg.data} that are not regular files (a FIFO, "
+                   f"device or socket): {', '.join(splits.skipped[:3])}{' ...' if len(splits.skipped) > 3 else ''}")
     result = {"model": _train_one(cfg, splits, out, ctx, resume=resume, writer=writer)}
     if cfg.baseline:
         base_cfg = replace(cfg, model=cfg.baseline, model_kwargs={}, baseline=None)
@@ -171,7 +175,7 @@ def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _R
     train_x = to_tensor(splits.train_x)
     steps_per_epoch = len(train_x) // cfg.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"the train split has {len(train_x)} images, fewer than one batch of {cfg.batch_size}")
+        raise UserError(f"the train split has {len(train_x)} images, fewer than one batch of {cfg.batch_size}")
     return _Run(
         model=model, ddp_model=dist_utils.wrap(model, ctx),
         ema=ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None,
@@ -183,7 +187,7 @@ def _setup(cfg: TrainConfig, splits: ImageSplits, ctx: dist_utils.Context) -> _R
         g_order=torch.Generator(), g_aug=torch.Generator(),   # seeded per epoch in _train_epoch
         ckpt_meta=dict(img_size=cfg.img_size, mean=splits.mean, std=splits.std, class_names=splits.class_names,
                        dataset={"name": splits.name, "spec": cfg.data, "split_seed": splits.split_seed,
-                                "fractions": list(SPLIT_FRACTIONS)},
+                                "fractions": list(SPLIT_FRACTIONS), "skipped_files": len(splits.skipped)},
                        train_config=cfg.as_dict()),
         info={"name": cfg.model, "params_m": count_params(model) / 1e6, "gmacs": count_macs(model, cfg.img_size) / 1e9},
     )
@@ -211,8 +215,8 @@ def _train_epoch(cfg: TrainConfig, run: _Run, epoch: int, ctx: dist_utils.Contex
             t_logits = run.teacher(x) if run.teacher is not None else None
         loss = _loss(logits, y, t_logits, cfg)
         if not torch.isfinite(loss):
-            raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {run.step} "
-                             f"(lr {run.opt.param_groups[0]['lr']:.3g}); lower --lr or --distill-temp and retrain")
+            raise UserError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {run.step} "
+                            f"(lr {run.opt.param_groups[0]['lr']:.3g}); lower --lr or --distill-temp and retrain")
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -249,15 +253,24 @@ def _resume(out: Path, run: _Run) -> _Progress:
     if not st:
         raise UserError(f"{out / 'last.pt'} holds no training state to resume from (written by an older edgevit); "
                         "start over with --force")
-    weights = st["raw_model"] if st.get("raw_model") is not None else ckpt.state_dict
-    run.model.load_state_dict(weights)
-    if run.ema is not None:
-        run.ema.module.load_state_dict(ckpt.state_dict)
-    run.opt.load_state_dict(st["optimizer"])
-    run.step = int(st["step"])
-    torch.set_rng_state(st["torch_rng"])
-    return _Progress(epoch=int(st["epoch"]), best_key=tuple(st["best_key"]), best_epoch=int(st["best_epoch"]),
-                     log_rows=list(st["log_rows"]), seconds=float(st["seconds"]))
+    missing = [k for k in RESUME_STATE if k not in st]
+    if missing:
+        raise UserError(f"{out / 'last.pt'}: its training state has no {', '.join(missing)} (the file was edited or "
+                        "written by another version); start over with --force")
+    try:
+        weights = st["raw_model"] if st.get("raw_model") is not None else ckpt.state_dict
+        run.model.load_state_dict(weights)
+        if run.ema is not None:
+            run.ema.module.load_state_dict(ckpt.state_dict)
+        run.opt.load_state_dict(st["optimizer"])
+        run.step = int(st["step"])
+        torch.set_rng_state(st["torch_rng"])
+        return _Progress(epoch=int(st["epoch"]), best_key=tuple(st["best_key"]), best_epoch=int(st["best_epoch"]),
+                         log_rows=list(st["log_rows"]), seconds=float(st["seconds"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:   # the state does not fit this run's model
+        reason = " ".join(str(e).split())[:160]
+        raise UserError(f"{out / 'last.pt'}: its training state does not fit the run ({type(e).__name__}: "
+                        f"{reason}); the file was edited or damaged: start over with --force") from None
 
 
 def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context, *,
@@ -277,8 +290,8 @@ def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils
         dist_utils.sync_buffers(run.model, ctx)
         val = evaluate(run.eval_model, splits.val_x, splits.val_y, splits.mean, splits.std)
         if not math.isfinite(val["loss"]):
-            raise ValueError(f"training diverged: the validation loss is {val['loss']} after epoch {epoch}; "
-                             "lower --lr and retrain (best.pt keeps the last finite epoch)")
+            raise UserError(f"training diverged: the validation loss is {val['loss']} after epoch {epoch}; "
+                            "lower --lr and retrain (best.pt keeps the last finite epoch)")
         row = {"epoch": epoch, "lr": run.opt.param_groups[0]["lr"], **train_stats, "val_loss": val["loss"],
                "val_acc": val["acc"], "seconds": time.perf_counter() - t0}
         prog.log_rows.append(row)
