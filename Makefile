@@ -127,7 +127,7 @@ test-slow: $(STAMP)  ## only the slow tests (full training, every variant throug
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract tests benchmarks scripts
+	$(BIN)/ruff check edgevit edgevit_cli export device_sim contract search tests benchmarks scripts
 
 # Only what these targets wrote, file by file from their manifests (contract.outputs): a run or export
 # you made yourself under runs/ or artifacts/, or a file you put into one of these folders, stays.

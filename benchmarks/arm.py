@@ -3,9 +3,9 @@
 Exports the family, the MobileNets, the compute ceiling and the edgevit_xs design variants at 224x224
 (fp32 + int8, latency-ready random weights, as `make bench`), counts instructions per steady-state
 inference of each on the aarch64 runtime under qemu for the cortex-a53, -a55 and -a76 core models
-(device_sim.target), refits the latency projection on XNNPACK's published MobileNet latencies with
-leave-one-out validation (device_sim.target.projection), evaluates the ARM goals, and writes
-benchmarks/results/arm-<date>-<host>.json, device_sim/target/calibration.json and BENCHMARKS.md's
+(device_sim.arm), refits the latency projection on XNNPACK's published MobileNet latencies with
+leave-one-out validation (device_sim.arm.projection), evaluates the ARM goals, and writes
+benchmarks/results/arm-<date>-<host>.json, device_sim/arm/calibration.json and BENCHMARKS.md's
 ARM section.
 
     python -m benchmarks.arm                  # everything (needs `make arm-setup`)
@@ -39,7 +39,7 @@ GOAL_PROFILES = ("smartwatch", "ar-glasses")   # their cores: cortex-a53, cortex
 def _jobs() -> list[tuple[str, dict, tuple[str, ...]]]:
     """(artifact name, how to build it, cores to count its int8 (and fp32) on)."""
     from benchmarks.run import DESIGNS
-    from device_sim.target.projection import CALIBRATION_MODELS
+    from device_sim.arm.projection import CALIBRATION_MODELS
 
     # the calibration networks also on the Raspberry Pi 4's core (its published numbers calibrate the projection)
     jobs = [(name, {"model": name}, CORES + (("cortex-a72",) if name in CALIBRATION_MODELS else ())) for name in FAMILY]
@@ -76,8 +76,8 @@ def _export_one(name: str, spec: dict, work: Path, calib) -> dict:
 
 def _count(env, name: str, fmt: str, core: str, work: Path) -> float:
     from contract.card import read_card
-    from device_sim.target.cores import get_core
-    from device_sim.target.runner import instructions_per_inference
+    from device_sim.arm.cores import get_core
+    from device_sim.arm.runner import instructions_per_inference
 
     art = work / name / fmt
     card, _ = read_card(art)
@@ -88,7 +88,7 @@ def _count(env, name: str, fmt: str, core: str, work: Path) -> float:
 def collect(work: Path) -> dict:
     """Exports on this thread while a second thread counts what is exported (two cores, two jobs)."""
     from benchmarks.models import natural_images
-    from device_sim.target.runner import find_env
+    from device_sim.arm.runner import find_env
 
     env = find_env(None)
     calib = natural_images(64, 224)
@@ -131,8 +131,8 @@ def collect(work: Path) -> dict:
 
 def projections(counts: dict, calibration: dict) -> dict:
     """Projected ms of every counted artifact on every built-in ARM profile's core, clock and threads."""
+    from device_sim.arm.projection import on_profiles
     from device_sim.profiles import builtin_profiles, load_profile
-    from device_sim.target.projection import on_profiles
     from export.formats import FORMATS
 
     out = {name: {"core": p.core, "clock_ghz": p.clock_ghz, "threads": p.threads, "models": {}}
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="folder for the JSON and BENCHMARKS.md (default: the repo)")
     args = p.parse_args(argv)
     from contract.files import write_json
-    from device_sim.target.projection import CALIBRATION, fit
+    from device_sim.arm.projection import CALIBRATION, fit
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgevit-bench-arm-") as tmp:

@@ -38,7 +38,7 @@ def arm_section(path: Path, out: Path) -> list[str]:
         f"{v['emulator'].split('(')[0].strip()} (`make arm-setup`) with qemu's model of each core's ISA and the "
         "core's part number (so XNNPACK picks that core's kernels). Counted: guest instructions per steady-state "
         "inference, 1 thread (deterministic). **Projected**, not measured: device latency = instructions x CPI of "
-        "the core kind / clock, / the thread speedup (device_sim/target/projection.py). No ARM device was used.",
+        "the core kind / clock, / the thread speedup (device_sim/arm/projection.py). No ARM device was used.",
         "",
         *_calibration_lines(cal, plot),
         "",

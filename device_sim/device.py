@@ -2,9 +2,9 @@
 
 - projected (a profile with an ARM core): the model's inference = its instructions per inference on
   that core (counted once on the aarch64 runtime under qemu, then cached by model hash) x the core's
-  CPI / the clock, divided by the speedup of the profile's threads (device_sim.target.projection).
+  CPI / the clock, divided by the speedup of the profile's threads (device_sim.arm.projection).
   Pre- and post-processing are projected the same way from their own instructions, counted on the same
-  core for the camera's frame size and the model's input (device_sim.target.prepost), on one thread.
+  core for the camera's frame size and the model's input (device_sim.arm.prepost), on one thread.
 - fixed (a profile's [device] inference_ms): a what-if for the inference alone; pre- and
   post-processing are projected as above when the profile's core is an ARM core, else the host's.
 - host (core = "host", or no aarch64 environment): what this machine measures, labelled "host".
@@ -57,8 +57,8 @@ def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log
     """Instructions per inference of this model on `core` for the model input `x` (1, *input shape),
     counted on the aarch64 runtime once per (model hash, core, runtime and emulator versions) and
     cached. Raises UserError without an aarch64 environment."""
-    from device_sim.target.cores import get_core
-    from device_sim.target.runner import find_env, instructions_per_inference
+    from device_sim.arm.cores import get_core
+    from device_sim.arm.runner import find_env, instructions_per_inference
 
     env = find_env(None)
     versions = env.versions()
@@ -102,7 +102,7 @@ def device_timing(model, profile, log=print, *, stage=None, pipeline=None) -> De
     if counted is None:
         return DeviceTiming("fixed", f"fixed by the profile ({profile.inference_ms:g} ms)", profile.inference_ms,
                             profile.inference_ms / host_ms, host_ms, **parts, details={"prepost": prepost})
-    from device_sim.target.projection import cpi, load_calibration, project_ms
+    from device_sim.arm.projection import cpi, load_calibration, project_ms
 
     cal, arithmetic = load_calibration(), card_arithmetic(model.card)
     ms = project_ms(counted["per_inference"], profile.core, profile.clock_ghz, profile.threads, cal,
@@ -119,8 +119,8 @@ def device_timing(model, profile, log=print, *, stage=None, pipeline=None) -> De
 
 
 def _prepost(model, profile, stage, pipeline, log) -> dict:
-    """The projected pre- and post-processing of one invocation on the profile's core (device_sim.target.prepost)."""
-    from device_sim.target.prepost import cached_prepost, prepost_unit, project_prepost
+    """The projected pre- and post-processing of one invocation on the profile's core (device_sim.arm.prepost)."""
+    from device_sim.arm.prepost import cached_prepost, prepost_unit, project_prepost
 
     unit = prepost_unit(model, (profile.camera_width, profile.camera_height), stage, pipeline)
     counted = cached_prepost([unit], profile.core, cache_file=_cache_file(), log=log)[0]

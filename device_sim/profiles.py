@@ -1,7 +1,7 @@
 """Device profiles: TOML files (device_sim/profiles/*.toml or a user's path) validated on load into
-frozen dataclasses. [device] describes the target: its core (device_sim.target.cores, or "host" for
+frozen dataclasses. [device] describes the target: its core (device_sim.arm.cores, or "host" for
 no projection: the device is the machine the simulator runs on), clock and the cores the app may use;
-the simulator projects the model's latency on it (device_sim.target.projection). Unknown sections or
+the simulator projects the model's latency on it (device_sim.arm.projection). Unknown sections or
 keys, out-of-range and non-finite values are errors, never ignored. The [budgets] section takes
 `latency_percentile` plus one limit per registered budget (device_sim.budgets); the budgets marked
 required must be set.
@@ -32,7 +32,7 @@ class DeviceProfile:
     camera_width: int
     camera_height: int
     fps: float
-    core: str                   # a core of device_sim.target.cores, or "host" (no projection)
+    core: str                   # a core of device_sim.arm.cores, or "host" (no projection)
     clock_ghz: float | None     # the core's clock (required unless core = "host")
     threads: int                # cores the app may use (the runtime's threads)
     drop_policy: str            # "latest" or "queue"
@@ -60,7 +60,7 @@ class DeviceProfile:
 
 
 def _core_names() -> tuple[str, ...]:
-    from device_sim.target.cores import CORES
+    from device_sim.arm.cores import CORES
 
     return (*CORES, HOST_CORE)
 

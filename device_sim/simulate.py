@@ -219,7 +219,7 @@ def _host_threads(profile, log) -> int:
     if profile.inference_ms is not None:
         return 1
     if profile.core != HOST_CORE:
-        from device_sim.target.runner import find_env
+        from device_sim.arm.runner import find_env
 
         try:
             find_env(None)
@@ -318,7 +318,7 @@ CLOCKS = {
 
 def _prepost_instructions(work) -> dict:
     """Per stage (the model's name for one model), per core: instructions of one pre- and one post-processing
-    on the device (device_sim.target.prepost), where they were counted."""
+    on the device (device_sim.arm.prepost), where they were counted."""
     stages = getattr(work, "stages", None)
     timings = {st.name: st.timing for st in stages} if stages else {work.name: work.timing}
     out = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from device_sim.target.cores import CORES
+    from device_sim.arm.cores import CORES
 
     p.add_argument("artifact", nargs="?", help="export folder with model.json (e.g. artifacts/x/int8)")
     p.add_argument("--cpu", default="cortex-a53", help=f"core to emulate: {', '.join(CORES)} (default cortex-a53)")
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from contract.errors import UserError
     from contract.files import to_json
     from contract.outputs import check_output_file, publish_file
-    from device_sim.target.runner import check_env, find_env
+    from device_sim.arm.runner import check_env, find_env
 
     inputs = tuple(p for p in (args.artifact, args.samples) if p)
     json_out = check_output_file(args.json, kind="target", force=args.force, inputs=inputs) if args.json else None
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give an export folder, e.g. edgevit target artifacts/edgevit_xs-digits/int8 --cpu cortex-a53")
     if args.images < 1 or args.invokes < 1:
         raise UserError("--images and --invokes must be >= 1")
-    from device_sim.target.fidelity import target_report
+    from device_sim.arm.fidelity import target_report
 
     rep = target_report(env, args.artifact, cpu=args.cpu, samples=Path(args.samples) if args.samples else None,
                         fidelity_images=args.images, invokes=args.invokes)

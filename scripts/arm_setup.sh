@@ -58,7 +58,7 @@ if [ ! -d "$ARM_DIR/site/ai_edge_litert" ]; then
 fi
 
 # 3b. OpenCV for aarch64 (the simulator's pre- and post-processing is counted on the target core like the
-# inference: device_sim.target.prepost); without its dependencies, so the runtime's numpy stays
+# inference: device_sim.arm.prepost); without its dependencies, so the runtime's numpy stays
 if [ ! -d "$ARM_DIR/site/cv2" ]; then
   say "downloading the aarch64 wheel: $OPENCV"
   "$HOST_PY" -m pip install -q --no-deps --no-warn-conflicts --target "$ARM_DIR/site" --python-version 3.11 \
@@ -67,8 +67,8 @@ if [ ! -d "$ARM_DIR/site/cv2" ]; then
 fi
 
 # 4. the instruction-counting plugin, built against qemu-plugin.h from Debian's qemu source package
-# (rebuilt whenever device_sim/target/insn_count.c changed: the copy beside the .so is what it was built from)
-if [ ! -f "$ARM_DIR/plugin/libinsn.so" ] || ! cmp -s "$here/device_sim/target/insn_count.c" "$ARM_DIR/plugin/insn_count.c"; then
+# (rebuilt whenever device_sim/arm/insn_count.c changed: the copy beside the .so is what it was built from)
+if [ ! -f "$ARM_DIR/plugin/libinsn.so" ] || ! cmp -s "$here/device_sim/arm/insn_count.c" "$ARM_DIR/plugin/insn_count.c"; then
   if [ ! -f "$ARM_DIR/plugin/qemu-plugin.h" ]; then
     need_root "fetching qemu's source package (for qemu-plugin.h)" "a deb-src entry and apt-get source qemu"
     src=/etc/apt/sources.list.d/edgevit-qemu-src.sources     # removed again below
@@ -84,9 +84,9 @@ if [ ! -f "$ARM_DIR/plugin/libinsn.so" ] || ! cmp -s "$here/device_sim/target/in
     apt-get update -qq
   fi
   gcc -shared -fPIC -O2 -I"$ARM_DIR/plugin" $(pkg-config --cflags glib-2.0) \
-    "$here/device_sim/target/insn_count.c" -o "$ARM_DIR/plugin/libinsn.so.partial"
+    "$here/device_sim/arm/insn_count.c" -o "$ARM_DIR/plugin/libinsn.so.partial"
   mv "$ARM_DIR/plugin/libinsn.so.partial" "$ARM_DIR/plugin/libinsn.so"
-  cp "$here/device_sim/target/insn_count.c" "$ARM_DIR/plugin/insn_count.c"
+  cp "$here/device_sim/arm/insn_count.c" "$ARM_DIR/plugin/insn_count.c"
 fi
 
 # 5. byte-compile the guest's Python once (3.11 .pyc files are the same on every platform): Debian

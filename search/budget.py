@@ -1,5 +1,5 @@
 """A search's device budget: projected int8 latency of a design on each profile's core (search.table's
-prediction, device_sim.target.projection's CPI and clock), held against a limit given as a ratio to a
+prediction, device_sim.arm.projection's CPI and clock), held against a limit given as a ratio to a
 baseline model on the same core or in milliseconds. Projected, never measured: no ARM device is used.
 """
 
@@ -100,8 +100,8 @@ def cheapest_designs() -> list[Design]:
 def project(subject: Design | str, budget: Budget, table: dict | None = None, img: int | None = None) -> dict:
     """Per profile: core, instructions, projected ms (1 thread), ratio to the baseline, and whether the
     budget holds. `subject`: a design of the space or the name of a model the table counted whole."""
+    from device_sim.arm.projection import load_calibration, project_ms
     from device_sim.profiles import load_profile
-    from device_sim.target.projection import load_calibration, project_ms
 
     table = table or load_table()
     cal = load_calibration()

@@ -1,6 +1,6 @@
 """The latency table on the target: instructions per steady-state int8 inference of every part a design of
 the space can contain (search.space.all_parts), counted once per core on the aarch64 runtime under qemu
-(device_sim.target) and kept in a JSON file, so a candidate's projected latency is known in milliseconds
+(device_sim.arm) and kept in a JSON file, so a candidate's projected latency is known in milliseconds
 of computer time, before any training. EfficientFormer's latency lookup table, but deterministic.
 
     predicted(design) = sum over its parts of table[part] - (parts - 1) x table[overhead]
@@ -95,8 +95,8 @@ def _input(path: Path) -> np.ndarray:
 
 def count_models(paths: list[Path], cores: tuple[str, ...], *, log=print) -> dict[str, list[float]]:
     """Instructions per inference of each .tflite on each core, BATCH models per guest run."""
-    from device_sim.target.cores import get_core
-    from device_sim.target.runner import find_env, instructions_per_segment
+    from device_sim.arm.cores import get_core
+    from device_sim.arm.runner import find_env, instructions_per_segment
 
     env = find_env(None)
     out: dict[str, list[float]] = {}
@@ -114,7 +114,7 @@ def count_models(paths: list[Path], cores: tuple[str, ...], *, log=print) -> dic
 def build(img_sizes: tuple[int, ...], cores: tuple[str, ...], work: Path, *, path: Path = TABLE, log=print) -> dict:
     """Exports every part (reused from `work` when already there), counts it on every core, writes `path`.
     Resumable: parts already in the table at `path` for a core are not counted again."""
-    from device_sim.target.runner import find_env
+    from device_sim.arm.runner import find_env
     from search.parts import export_model, export_part
 
     table = json.loads(path.read_text()) if path.is_file() else {}   # resume: what is counted stays
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = tuple(check_img_size(int(s)) for s in args.img.split(","))
     except ValueError as e:
         ap.error(f"--img {args.img}: {e}")
-    from device_sim.target.cores import get_core
+    from device_sim.arm.cores import get_core
 
     cores = tuple(get_core(c).name for c in args.cores.split(","))   # an unknown core fails before any work
     if args.action == "build":

@@ -27,7 +27,7 @@ def test_train_export_simulate(tiny_run, tiny_export, tmp_path):
     assert "PASS" in proc.stdout and str(out / "report.json") in proc.stdout
     # the glasses' latency is projected for their Cortex-A55 where `make arm-setup` built the aarch64 runtime
     from contract.errors import UserError
-    from device_sim.target.runner import find_env
+    from device_sim.arm.runner import find_env
 
     try:
         find_env()

@@ -71,8 +71,8 @@ def toy_int8_format():
 def test_a_toy_int8_format_is_projected_with_the_int8_cpi(tmp_path, toy_int8_format, monkeypatch):
     """The arithmetic is the format's, recorded in its card; the projection reads the card, never the name."""
     import device_sim.device as device
+    from device_sim.arm.projection import load_calibration, project_ms
     from device_sim.model import DeployedModel
-    from device_sim.target.projection import load_calibration, project_ms
     from export.converter import convert
 
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)

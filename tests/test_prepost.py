@@ -1,4 +1,4 @@
-"""Pre- and post-processing projected like inference (device_sim.target.prepost): the simulator's own
+"""Pre- and post-processing projected like inference (device_sim.arm.prepost): the simulator's own
 per-frame code counted on the target core under qemu, per frame size, cached."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def arm_env():
-    from device_sim.target.runner import find_env
+    from device_sim.arm.runner import find_env
 
     try:
         env = find_env()
@@ -37,9 +37,9 @@ def test_count_is_deterministic_and_grows_with_the_frame(arm_env):
     """Each count in a guest run of its own (as the simulator makes them): the same frame counts the same
     twice; a 640x480 frame costs more to colour-convert and resize than a 160x120 one, while decoding the
     model's output does not see the frame."""
-    from device_sim.target.cores import get_core
-    from device_sim.target.prepost import prepost_unit
-    from device_sim.target.runner import prepost_per_invocation
+    from device_sim.arm.cores import get_core
+    from device_sim.arm.prepost import prepost_unit
+    from device_sim.arm.runner import prepost_per_invocation
 
     model = detector()
     core = get_core("cortex-a53")
@@ -53,8 +53,8 @@ def test_count_is_deterministic_and_grows_with_the_frame(arm_env):
 @needs_detector
 def test_counts_are_cached_per_frame_size(arm_env, tmp_path, monkeypatch):
     """A bare model's card changes at every load (its creation time): the cache must still hit."""
-    from device_sim.target import runner
-    from device_sim.target.prepost import cached_prepost, prepost_unit, project_prepost
+    from device_sim.arm import runner
+    from device_sim.arm.prepost import cached_prepost, prepost_unit, project_prepost
 
     model = detector()
     unit = prepost_unit(model, (160, 120))

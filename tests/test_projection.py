@@ -1,5 +1,5 @@
 """The latency projection: its fit and leave-one-out arithmetic on synthetic counts, Amdahl's speedup,
-and the calibration shipped in device_sim/target/calibration.json (written by `make bench-arm`)."""
+and the calibration shipped in device_sim/arm/calibration.json (written by `make bench-arm`)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import pytest
 
 from contract.card import card_arithmetic
 from contract.errors import UserError
-from device_sim.target.projection import PUBLISHED, REFERENCE_DEVICES, fit, load_calibration, project_ms, speedup
+from device_sim.arm.projection import PUBLISHED, REFERENCE_DEVICES, fit, load_calibration, project_ms, speedup
 
 
 def _counts_for(cpi: dict[str, float]) -> dict:
     """Instruction counts that make every published one-thread latency exact for the given CPI per kind."""
-    from device_sim.target.projection import _one_thread_points
+    from device_sim.arm.projection import _one_thread_points
 
     counts = {}
     for pt in _one_thread_points(PUBLISHED):

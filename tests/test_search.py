@@ -44,7 +44,7 @@ def test_designs_build_the_network_their_parts_describe():
 @pytest.fixture(scope="module")
 def arm_env():
     from contract.errors import UserError
-    from device_sim.target.runner import find_env
+    from device_sim.arm.runner import find_env
 
     try:
         return find_env(None)

@@ -14,7 +14,7 @@ from contract.errors import UserError
 
 @pytest.fixture(scope="module")
 def arm_env():
-    from device_sim.target.runner import find_env
+    from device_sim.arm.runner import find_env
 
     try:
         return find_env()
@@ -23,7 +23,7 @@ def arm_env():
 
 
 def test_int8_agrees_with_the_host_and_counts_repeat(arm_env, tiny_export):
-    from device_sim.target.fidelity import target_report
+    from device_sim.arm.fidelity import target_report
 
     a = target_report(arm_env, tiny_export / "int8", cpu="cortex-a53", fidelity_images=40, invokes=5)
     b = target_report(arm_env, tiny_export / "int8", cpu="cortex-a53", fidelity_images=5, invokes=5)
@@ -36,7 +36,7 @@ def test_int8_agrees_with_the_host_and_counts_repeat(arm_env, tiny_export):
 
 
 def test_dot_product_cores_run_int8_in_fewer_instructions(arm_env, tiny_export):
-    from device_sim.target.fidelity import target_report
+    from device_sim.arm.fidelity import target_report
 
     a53 = target_report(arm_env, tiny_export / "int8", cpu="cortex-a53", fidelity_images=5)
     a55 = target_report(arm_env, tiny_export / "int8", cpu="cortex-a55", fidelity_images=5)
@@ -46,7 +46,7 @@ def test_dot_product_cores_run_int8_in_fewer_instructions(arm_env, tiny_export):
 
 
 def test_fp32_agrees_with_the_host(arm_env, tiny_export):
-    from device_sim.target.fidelity import target_report
+    from device_sim.arm.fidelity import target_report
 
     rep = target_report(arm_env, tiny_export / "fp32", cpu="cortex-a76", fidelity_images=20)
     assert rep["fidelity"]["agreement"] == 1.0 and rep["fidelity"]["max_abs_diff"] <= 1e-3
@@ -67,7 +67,7 @@ def test_cli_prints_and_writes_json(arm_env, tiny_export, tmp_path):
 def test_cli_errors(tiny_export, tmp_path):
     proc = run_cli("target", str(tiny_export / "int8"), "--arm-dir", str(tmp_path / "none"))
     assert_user_error(proc, "make arm-setup")
-    from device_sim.target.cores import get_core
+    from device_sim.arm.cores import get_core
 
     with pytest.raises(UserError, match="cortex-a53"):
         get_core("cortex-x9")
@@ -79,7 +79,7 @@ def test_simulate_projects_the_profile_core_and_caches_the_count(arm_env, tiny_e
     own times are their own columns; the counts are made once."""
     import csv
 
-    from device_sim.target.projection import load_calibration, project_ms
+    from device_sim.arm.projection import load_calibration, project_ms
 
     env = {"EDGEVIT_ARM_DIR": str(arm_env.root), "EDGEVIT_CACHE_DIR": str(tmp_path / "cache")}
     args = ("simulate", "--model", str(tiny_export / "int8"), "--profile", "ar-glasses", "--frames", "40",

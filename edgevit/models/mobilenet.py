@@ -1,6 +1,6 @@
 """MobileNet v1 and v3 (Small, Large): the CNN baselines whose published on-device latencies calibrate
 the ARM latency projection (XNNPACK's README times MobileNet v1 1.0, v2 1.0, v3 Large and v3 Small on
-Pixel phones and Raspberry Pis; device_sim.target.projection).
+Pixel phones and Raspberry Pis; device_sim.arm.projection).
 
 Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications",
 2017 (v1 1.0: 4.2 M params, 569 M MACs at 224). Howard et al., "Searching for MobileNetV3", ICCV 2019

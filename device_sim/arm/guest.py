@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-MARK = 0x6564676576697400   # device_sim/target/insn_count.c: MARK_MAGIC
+MARK = 0x6564676576697400   # device_sim/arm/insn_count.c: MARK_MAGIC
 
 
 def _mark() -> None:

@@ -1,4 +1,4 @@
-"""Runs a .tflite on the aarch64 runtime under qemu-user for a named core (device_sim.target.cores):
+"""Runs a .tflite on the aarch64 runtime under qemu-user for a named core (device_sim.arm.cores):
 instructions per steady-state inference, and the outputs for a cross-ISA fidelity check.
 
 Instructions per inference = (count(K invokes) - count(0 invokes)) / K: loading, allocation and
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from contract.errors import UserError
-from device_sim.target.cores import Core, cpuinfo
+from device_sim.arm.cores import Core, cpuinfo
 
 __all__ = ["ArmEnv", "find_env", "check_env", "count_instructions", "instructions_per_inference", "run_outputs",
            "ARM_DIR_ENV", "instructions_per_segment",
@@ -157,7 +157,7 @@ def instructions_per_segment(env: ArmEnv, core: Core, models: list[tuple[Path, n
     marks = counts[1:]
     if len(marks) != 2 * len(models):
         raise RuntimeError(f"expected {2 * len(models)} marks from the guest, got {len(marks)}: is the counting "
-                           "plugin older than device_sim/target/insn_count.c? (re-run `make arm-setup`)")
+                           "plugin older than device_sim/arm/insn_count.c? (re-run `make arm-setup`)")
     return [(marks[2 * i + 1] - marks[2 * i]) / invokes for i in range(len(models))]
 
 
@@ -170,7 +170,7 @@ def prepost_per_invocation(env: ArmEnv, core: Core, units: list[dict], *, invoke
     marks = counts[1:]
     if len(marks) != 3 * len(units):
         raise RuntimeError(f"expected {3 * len(units)} marks from the guest, got {len(marks)}: is the counting "
-                           "plugin older than device_sim/target/insn_count.c? (re-run `make arm-setup`)")
+                           "plugin older than device_sim/arm/insn_count.c? (re-run `make arm-setup`)")
     return [{"preprocess": (marks[3 * i + 1] - marks[3 * i]) / invokes,
              "postprocess": (marks[3 * i + 2] - marks[3 * i + 1]) / invokes} for i in range(len(units))]
 
@@ -189,7 +189,7 @@ def check_env(env: ArmEnv) -> str:
     """Imports numpy and the runtime in the emulated Python; returns what it reports."""
     code = ("import platform, numpy, ai_edge_litert.interpreter as i; "
             "print(platform.machine(), 'python', platform.python_version(), 'numpy', numpy.__version__)")
-    from device_sim.target.cores import CORES
+    from device_sim.arm.cores import CORES
 
     core = CORES["cortex-a76"]
     proc = subprocess.run(["qemu-aarch64", "-L", str(_core_root(env, core)), "-cpu", core.qemu_cpu, str(env.python),

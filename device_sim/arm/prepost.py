@@ -28,7 +28,7 @@ PREPOST_ARITHMETIC = "fp32"   # OpenCV's and numpy's code: float kernels (the CP
 _ROOT = Path(__file__).resolve().parents[2]
 # the code whose instructions are counted: a change to any of it is counted again
 CODE_COUNTED = ("contract/images.py", "contract/quant.py", "device_sim/model.py", "device_sim/stages.py",
-                "device_sim/decode/ssd.py", "device_sim/decode/geometry.py", "device_sim/target/prepost_guest.py")
+                "device_sim/decode/ssd.py", "device_sim/decode/geometry.py", "device_sim/arm/prepost_guest.py")
 _NOT_COUNTED = ("created",)   # card fields that change nothing the count measures (a bare card's is its load time)
 
 
@@ -64,8 +64,8 @@ def cached_prepost(units: list[dict], core: str, *, cache_file: Path, log=print)
     """Instructions of one preprocessing and one postprocessing of each unit on `core`: from the cache, or
     counted (all missing units in one guest run) and cached. Raises UserError without an aarch64
     environment, or one without OpenCV."""
-    from device_sim.target.cores import get_core
-    from device_sim.target.runner import find_env, prepost_per_invocation
+    from device_sim.arm.cores import get_core
+    from device_sim.arm.runner import find_env, prepost_per_invocation
 
     env = find_env(None)
     if not (env.site / "cv2").is_dir():
@@ -93,7 +93,7 @@ def cached_prepost(units: list[dict], core: str, *, cache_file: Path, log=print)
 
 def project_prepost(counted: dict, core: str, clock_ghz: float, calibration: dict | None = None) -> dict:
     """Milliseconds of one pre- and post-processing on the device (one thread, the fp32 CPI of the core kind)."""
-    from device_sim.target.projection import cpi, load_calibration, project_ms
+    from device_sim.arm.projection import cpi, load_calibration, project_ms
 
     cal = calibration or load_calibration()
     ms = {part: project_ms(counted[part], core, clock_ghz, 1, cal, arithmetic=PREPOST_ARITHMETIC)

@@ -1,6 +1,6 @@
 """Runs INSIDE the emulated aarch64 Python, with the project's folder on its path: the simulator's own
 per-frame pre- and post-processing code (device_sim.model, device_sim.stages: OpenCV and numpy) on a
-frame of the camera's size, framed by marks for the counting plugin (device_sim/target/insn_count.c).
+frame of the camera's size, framed by marks for the counting plugin (device_sim/arm/insn_count.c).
 
     python3.11 prepost_guest.py REQUEST.json
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-MARK = 0x6564676576697400   # device_sim/target/insn_count.c: MARK_MAGIC
+MARK = 0x6564676576697400   # device_sim/arm/insn_count.c: MARK_MAGIC
 GRAY = 128
 
 

@@ -3,7 +3,7 @@
     projected ms (1 thread) = instructions per inference x CPI(core kind, dtype) / clock
     projected ms (T threads) = projected ms (1 thread) / speedup(T),  speedup(T) = 1 / ((1 - p) + p / T)
 
-Instructions are counted on qemu's model of the core (device_sim.target.runner): the kernels XNNPACK
+Instructions are counted on qemu's model of the core (device_sim.arm.runner): the kernels XNNPACK
 picks for that core's ISA and part number. CPI (cycles per instruction) is fitted per kind of core
 (in-order, out-of-order) and per arithmetic (fp32, int8) on published latencies of the same runtime
 library, XNNPACK (README, "Performance"), for MobileNet v1 1.0 / v2 1.0 / v3 Large / v3 Small with
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.errors import UserError
-from device_sim.target.cores import get_core
+from device_sim.arm.cores import get_core
 
 __all__ = ["ReferenceDevice", "REFERENCE_DEVICES", "PUBLISHED", "CALIBRATION", "fit", "load_calibration",
            "project_ms", "speedup", "CALIBRATION_MODELS", "cpi", "on_profiles"]

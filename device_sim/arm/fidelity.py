@@ -12,8 +12,8 @@ from contract.card import SAMPLE_PACK, card_arithmetic, check_artifact, read_car
 from contract.errors import UserError
 from contract.images import resize_to_model
 from contract.quant import dequantize_output, quantize_input
-from device_sim.target.cores import get_core
-from device_sim.target.runner import ArmEnv, instructions_per_inference, run_outputs
+from device_sim.arm.cores import get_core
+from device_sim.arm.runner import ArmEnv, instructions_per_inference, run_outputs
 
 __all__ = ["target_report"]
 
@@ -40,7 +40,7 @@ def _host_outputs(card_path: Path, inputs: np.ndarray) -> np.ndarray:
 
 def _projections(instructions: float, core: str, arithmetic: str) -> dict:
     """Projected latency on every built-in profile whose device has this core (and per GHz, 1 thread)."""
-    from device_sim.target.projection import cpi, load_calibration, on_profiles, project_ms
+    from device_sim.arm.projection import cpi, load_calibration, on_profiles, project_ms
 
     cal = load_calibration()
     return {"profiles": on_profiles(instructions, core, arithmetic, cal),
@@ -48,7 +48,7 @@ def _projections(instructions: float, core: str, arithmetic: str) -> dict:
             "cpi": cpi(core, arithmetic, cal), "arithmetic": arithmetic, "parallel_fraction": cal["parallel_fraction"],
             "calibration_loo_median_abs_error": cal["loo_median_abs_error"],
             "note": "projected = instructions x CPI(core kind, arithmetic) / clock / thread speedup "
-                    "(device_sim/target/projection.py); not measured on a device"}
+                    "(device_sim/arm/projection.py); not measured on a device"}
 
 
 def target_report(env: ArmEnv, artifact: str | Path, *, cpu: str, samples: Path | None = None,
