@@ -291,17 +291,23 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
             _prune_dirs(out, own.owned)
     out.mkdir(parents=True, exist_ok=True)
     writer = InPlace(out, kind, backup, own)
-    left = []     # what could not go back (a path taken meanwhile) stays in the backup, beside `out`
+    # The backup may hold the only copy of the earlier run: it goes only once it is no longer needed (the
+    # new run succeeded or was kept) or once the rollback has put all of it back. A rollback cut short (a
+    # second Ctrl-C before its hold, a failure inside it) leaves the backup beside `out`.
+    done = False
     try:
         yield writer
+        done = True
     except BaseException as e:
         if backup is not None and not (isinstance(e, KeyboardInterrupt) and writer.keep_on_interrupt):
             with deferred_signals():
                 writer._rollback()
-            left = tree_files(backup)
+                done = not tree_files(backup)   # what could not go back (a path taken meanwhile) stays
+        else:
+            done = True
         raise
     finally:
-        if backup is not None and not left:
+        if backup is not None and done:
             shutil.rmtree(backup, ignore_errors=True)
 
 

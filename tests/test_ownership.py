@@ -186,6 +186,28 @@ def test_written_in_place_restores_the_earlier_run_when_the_new_one_fails(tmp_pa
     assert snapshot(out).keys() == before.keys() and _beside(tmp_path) == ["run"]
 
 
+def test_a_rollback_cut_short_keeps_the_earlier_run_in_its_backup(tmp_path, monkeypatch):
+    """A second Ctrl-C that lands before the rollback holds signals (or a failure inside the rollback): the
+    backup, the only copy of the earlier run, must stay beside the folder, never be deleted."""
+    import contract.outputs as outputs
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+
+    def second_ctrl_c(self):
+        raise KeyboardInterrupt("second Ctrl-C")
+
+    monkeypatch.setattr(outputs.InPlace, "_rollback", second_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        with written_in_place(out, kind="train", force=True) as w:
+            _run_files(out, "new", w)
+            raise KeyboardInterrupt
+    backups = [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
+    assert len(backups) == 1 and (backups[0] / "best.pt").read_text() == "old"
+    assert (backups[0] / "baseline" / "best.pt").read_text() == "old"
+
+
 def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path):
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
