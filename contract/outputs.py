@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 from contract.errors import UserError
-from contract.files import check_utf8_path
+from contract.files import _umask, check_utf8_path
 from contract.manifest import (
     MANIFEST,
     Ownership,
@@ -107,7 +107,9 @@ def make_staging(out: Path) -> Path:
     out = resolve_out(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        os.chmod(staging, 0o777 & ~_umask())    # mkdtemp's folder is private (0700); it becomes the output folder
+        return staging
     except OSError as e:
         raise UserError(f"cannot write to output folder {out} ({e.strerror}); choose another --out") from None
 

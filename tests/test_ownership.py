@@ -186,6 +186,16 @@ def test_written_in_place_restores_the_earlier_run_when_the_new_one_fails(tmp_pa
     assert snapshot(out).keys() == before.keys() and _beside(tmp_path) == ["run"]
 
 
+def test_a_new_output_folder_gets_the_usual_mode_not_mkdtemps_private_one(tmp_path):
+    out = tmp_path / "sim"
+    staging = make_staging(out)
+    (staging / "report.json").write_text("{}")
+    publish(staging, out, kind="simulate")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
+
+
 def test_a_rollback_cut_short_keeps_the_earlier_run_in_its_backup(tmp_path, monkeypatch):
     """A second Ctrl-C that lands before the rollback holds signals (or a failure inside the rollback): the
     backup, the only copy of the earlier run, must stay beside the folder, never be deleted."""
