@@ -35,7 +35,7 @@ from contract.images import RESIZE_POLICY, check_resize_policy
 
 __all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "DEFAULT_TASK", "ARITHMETICS", "INTEGER_ARITHMETICS", "tensor_spec",
            "build_card", "bare_card", "card_arithmetic", "validate_card", "card_error", "read_card", "write_card",
-           "card_candidate", "resolve_card", "check_artifact", "is_bare_tflite"]
+           "card_candidate", "model_inputs", "resolve_card", "check_artifact", "is_bare_tflite"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
@@ -203,6 +203,20 @@ def is_bare_tflite(path: str | Path) -> bool:
     """A .tflite with no model card beside it (a model nobody exported)."""
     path = Path(path)
     return path.suffix == ".tflite" and not card_candidate(path).is_file()
+
+
+def model_inputs(model: str | Path, samples: str | Path | None = None, *,
+                 sample_pack: bool = False) -> tuple[Path, ...]:
+    """What a command reading `model` (a folder, model.json or .tflite) reads, for its output checks: the
+    path given, the card's folder (the card and the .tflite it names) and the sample pack (`samples`, or
+    with `sample_pack` the export's default one)."""
+    paths = [Path(model)] + ([Path(samples)] if samples else [])
+    card = card_candidate(model)
+    if card.is_file():
+        paths.append(card.parent)
+        if sample_pack and not samples:
+            paths.append(card.parent.parent / SAMPLE_PACK)
+    return tuple(paths)
 
 
 def resolve_card(path: str | Path) -> Path:

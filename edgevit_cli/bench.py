@@ -24,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contract.card import model_inputs
     from contract.files import to_json
     from contract.outputs import check_output_file, publish_file
     from device_sim.bench import BenchOptions, bench, parse_threads, table
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     threads = parse_threads(args.threads)
     opts = BenchOptions(runs=args.runs, min_seconds=args.min_seconds, warmup_runs=args.warmup_runs,
                         input_kind=args.input, samples=args.samples, seed=args.seed, run_delay_ms=args.run_delay_ms)
-    inputs = tuple(p for p in (args.model, args.samples) if p)
+    inputs = model_inputs(args.model, args.samples, sample_pack=args.input == "samples")
     json_out = check_output_file(args.json, kind="bench", force=args.force, inputs=inputs) if args.json else None
     results = bench(args.model, threads=threads, opts=opts, fresh_process=not args.in_process)
     print(table(results))

@@ -23,12 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contract.card import model_inputs
     from contract.errors import UserError
     from contract.files import to_json
     from contract.outputs import check_output_file, publish_file
     from device_sim.arm.runner import check_env, find_env
 
-    inputs = tuple(p for p in (args.artifact, args.samples) if p)
+    inputs = model_inputs(args.artifact, args.samples, sample_pack=True) if args.artifact else ()
     json_out = check_output_file(args.json, kind="target", force=args.force, inputs=inputs) if args.json else None
     env = find_env(args.arm_dir)
     if args.check:

@@ -160,6 +160,22 @@ def test_a_json_output_refuses_files_it_did_not_write_and_its_inputs(tmp_path):
     assert model.read_bytes() == b"tflite"
 
 
+@pytest.mark.parametrize("model, json_out, extra", [
+    ("int8/model.json", "int8/model.tflite", ()),                  # the model a model.json names
+    ("int8", "samples.npz", ("--input", "samples")),               # the default sample pack it reads
+    ("int8/model.tflite", "int8/model.json", ()),                  # the card beside a .tflite
+])
+def test_bench_json_never_overwrites_what_it_reads_even_with_force(tmp_path, model, json_out, extra):
+    art = tmp_path / "art"
+    (art / "int8").mkdir(parents=True)
+    for name in ("int8/model.json", "int8/model.tflite", "samples.npz"):
+        (art / name).write_text(f"the export's {name}")
+    before = snapshot(art)
+    proc = run_cli("bench", str(art / model), "--json", str(art / json_out), "--force", *extra, timeout=120)
+    assert_user_error(proc, "input of this command")
+    assert_unchanged(before, art, "bench --json over its own input")
+
+
 def _run_files(out: Path, text: str, writer) -> None:
     for name in ("best.pt", "baseline/best.pt"):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
