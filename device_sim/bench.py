@@ -31,6 +31,9 @@ WORKER_USAGE = ("python -m device_sim.bench is the worker `edgevit bench` starts
                 "benchmark a model with `edgevit bench MODEL` (on a device: python -m edgevit_cli bench MODEL)")
 
 
+MAX_RUN_DELAY_MS = 60_000.0      # a minute between runs; more overflows time.sleep and benchmarks nothing
+
+
 @dataclass(frozen=True)
 class BenchOptions:
     runs: int = 100               # minimum timed runs
@@ -47,6 +50,9 @@ class BenchOptions:
         if self.runs < 1 or not (math.isfinite(self.min_seconds) and self.min_seconds >= 0) \
                 or self.warmup_runs < 0 or not (math.isfinite(self.run_delay_ms) and self.run_delay_ms >= 0):
             raise UserError("--runs must be >= 1; --min-seconds, --warmup-runs and --run-delay-ms finite and >= 0")
+        if self.run_delay_ms > MAX_RUN_DELAY_MS:
+            raise UserError(f"--run-delay-ms must be <= {MAX_RUN_DELAY_MS:g} (a camera's frame period is tens of ms), "
+                            f"got {self.run_delay_ms:g}")
         if self.input_kind not in ("random", "samples"):
             raise UserError(f"--input must be random or samples, got {self.input_kind!r}")
 

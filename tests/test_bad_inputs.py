@@ -375,3 +375,14 @@ def test_a_bug_is_a_traceback_and_exit_1_not_a_user_error(ws):
 
 def test_the_matrix_is_big_enough():
     assert len(CASES) >= 100 and EXIT_USAGE == USER
+
+
+@pytest.mark.parametrize("delay", [1e300, 1e7])
+def test_a_huge_run_delay_is_a_user_error_not_an_overflow(delay):
+    """`bench --run-delay-ms 1e300` died in time.sleep with an OverflowError traceback (exit 1)."""
+    from contract.errors import UserError
+    from device_sim.bench import BenchOptions
+
+    with pytest.raises(UserError, match="--run-delay-ms"):
+        BenchOptions(run_delay_ms=delay)
+    BenchOptions(run_delay_ms=33.3)
