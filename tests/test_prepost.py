@@ -72,3 +72,23 @@ def test_counts_are_cached_per_frame_size(arm_env, tmp_path, monkeypatch):
     assert calls == [1, 1]                                 # another frame size is counted again
     ms = project_prepost(first[0], "cortex-a55", 1.8)
     assert ms["preprocess_ms"] == pytest.approx(2 * ms["postprocess_ms"] * 160)   # instructions x CPI / clock
+
+
+def test_the_cache_key_covers_the_code_the_guest_runs():
+    """Every module of device_sim/ and contract/ the guest's per-frame work loads that holds pre- or
+    post-processing (the task kinds' decoders above all) is in the key: a change to it is counted again."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from device_sim.arm.prepost import _ROOT, CODE_COUNTED
+
+    probe = ("import sys; import device_sim.arm.prepost_guest as g; import device_sim.model, device_sim.stages, "
+             "device_sim.pipelines, device_sim.tasks; "
+             "print('\\n'.join(m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None)))")
+    files = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=_ROOT)
+    loaded = {Path(f).resolve().relative_to(_ROOT).as_posix() for f in files.stdout.split()
+              if Path(f).resolve().is_relative_to(_ROOT)}
+    per_frame = {f for f in loaded if f.startswith(("device_sim/tasks/", "device_sim/decode/")) and
+                 not f.endswith("decode/__init__.py")}
+    assert per_frame and per_frame <= set(CODE_COUNTED), sorted(per_frame - set(CODE_COUNTED))

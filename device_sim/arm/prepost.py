@@ -27,8 +27,10 @@ COUNT_INVOKES = 3
 PREPOST_ARITHMETIC = "fp32"   # OpenCV's and numpy's code: float kernels (the CPI of the core kind's fp32 group)
 _ROOT = Path(__file__).resolve().parents[2]
 # the code whose instructions are counted: a change to any of it is counted again
+# (the task kinds' files: their postprocess and decoders are the post-processing counted)
 CODE_COUNTED = ("contract/images.py", "contract/quant.py", "device_sim/model.py", "device_sim/stages.py",
-                "device_sim/decode/ssd.py", "device_sim/decode/geometry.py", "device_sim/arm/prepost_guest.py")
+                "device_sim/decode/ssd.py", "device_sim/decode/geometry.py", "device_sim/arm/prepost_guest.py",
+                *sorted(p.relative_to(_ROOT).as_posix() for p in (_ROOT / "device_sim" / "tasks").glob("*.py")))
 _NOT_COUNTED = ("created",)   # card fields that change nothing the count measures (a bare card's is its load time)
 
 
