@@ -32,7 +32,8 @@ are one-line errors naming the file and the key).
 
 Where a stage may run (the whole frame, or crops of an earlier stage that finds regions), its sections and
 their required keys are its task kind's; a stage's name must not be one whose columns are the frame's own
-(device_sim.frames.reserved_stage_names). All of it is checked before the first frame.
+(device_sim.frames.reserved_stage_names) nor share a column with another stage's (det_host -> det_host_ms is
+stage det's host time). All of it is checked before the first frame.
 A stage's model may be an edgevit export (its model.json rules) or any .tflite (the stage's input_range,
 mean/std, color, labels and resize describe it, as the simulate flags do for a bare model).
 """
@@ -46,7 +47,7 @@ from pathlib import Path
 
 from contract.errors import UserError
 from contract.images import POLICIES, RESIZE_CHOICES, check_resize_policy, resize_preset
-from device_sim.frames import reserved_stage_names
+from device_sim.frames import STAGE_COLUMN_KINDS, reserved_stage_names, stage_column
 from device_sim.profiles import builtin_names, named_toml
 from device_sim.tasks import Task, registered_tasks, task_named, task_names
 from device_sim.tasks.schema import ANGLE, ANY_NUMBER, BOOL, floats, ints, num, whole
@@ -192,6 +193,25 @@ def _check_crop(path: Path, where: str, crop: dict, source: StageSpec) -> None:
                         + (" or num_keypoints in its [stage.decode]" if not points else ""))
 
 
+def _check_name(path: Path, where: str, name: str, earlier: dict) -> None:
+    """A stage's name names its columns: it must not be another stage's, the frame's own, or share a column
+    with an earlier stage (det_host -> det_host_ms, which is also stage det's host time)."""
+    if name in earlier:
+        raise UserError(f"pipeline {path}: two stages are named {name!r}")
+    if name in reserved_stage_names():
+        raise UserError(f"pipeline {path}: {where}name {name!r} is reserved: its columns would overwrite the "
+                        f"frame's own ({', '.join(reserved_stage_names())}); rename the stage")
+    if name == FRAME:
+        raise UserError(f"pipeline {path}: {where}name {FRAME!r} is reserved: input = {FRAME!r} means the whole "
+                        "frame; rename the stage")
+    mine = {stage_column(name, kind) for kind in STAGE_COLUMN_KINDS}
+    for other in earlier:
+        shared = mine & {stage_column(other, kind) for kind in STAGE_COLUMN_KINDS}
+        if shared:
+            raise UserError(f"pipeline {path}: {where}name {name!r} and stage {other!r} would both write the column "
+                            f"{min(shared)}; rename one of them")
+
+
 def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     if not isinstance(table, dict):
         raise UserError(f"pipeline {path}: [[stage]] {i + 1} must be a table")
@@ -202,14 +222,7 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     if missing:
         raise UserError(f"pipeline {path}: {where}missing {', '.join(missing)}")
     task = task_named(top["task"])
-    if top["name"] in earlier:
-        raise UserError(f"pipeline {path}: two stages are named {top['name']!r}")
-    if top["name"] in reserved_stage_names():
-        raise UserError(f"pipeline {path}: {where}name {top['name']!r} is reserved: its columns would overwrite the "
-                        f"frame's own ({', '.join(reserved_stage_names())}); rename the stage")
-    if top["name"] == FRAME:
-        raise UserError(f"pipeline {path}: {where}name {FRAME!r} is reserved: input = {FRAME!r} means the whole "
-                        "frame; rename the stage")
+    _check_name(path, where, top["name"], earlier)
     parts = _sections(path, where, task, given)
     src = top.get("input", FRAME)
     _check_input(path, where, task, src, earlier)

@@ -58,6 +58,8 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
     (_st("lm", "landmarks", 'input = "nope"\n[stage.landmarks]\ncount = 5'),
      "input 'nope' must be 'frame' or an earlier detection stage"),
     (_st("det"), "two stages are named 'det'"),
+    (_st("det_host"), "name 'det_host' and stage 'det' would both write the column det_host_ms"),   # det's host time
+    (_st("x_host") + _st("x"), "name 'x' and stage 'x_host' would both write the column x_host_ms"),
     (_st("lm", "landmarks", 'input = "det"'), "missing [stage.landmarks]"),
     (_st(task="pose"), "task = 'pose' is not"),
     (_st(body="every = 0"), "every = 0 is not 1..1000"),
