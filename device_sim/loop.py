@@ -128,8 +128,8 @@ class _Run:
         self.t0 = time.perf_counter()
 
     def done(self, count: int, elapsed_s: float | None = None) -> str:
-        """Why capture stops before frame `count`, or "" to go on; `elapsed_s`: the clock's time (virtual), or
-        the wall clock since the start."""
+        """Why capture stops before frame `count`, or "" to go on; `elapsed_s`: the clock's time (virtual), the
+        frame's due time (real-time capture), or by default the wall clock since the start."""
         if self.stop:
             return "interrupted"
         if self.max_frames is not None and count >= self.max_frames:
@@ -296,7 +296,9 @@ def _real_time(run: _Run) -> LoopResult:
     def capture() -> None:
         i = 0
         while True:
-            if reason := run.done(i):
+            # frame i is due at i * period: one due at or after the duration is not taken (as on the virtual
+            # clock; the wall clock here, a little past frame i-1, let frame i in when it was due at the end)
+            if reason := run.done(i, i * period):
                 run.reason = reason
                 break
             sleep_until(run.t0 + i * period)

@@ -132,3 +132,11 @@ def test_a_live_source_runs_in_real_time_and_a_file_does_not():
     paced = run_loop(quick, FakeSource(3), profile(), duration_s=None, max_frames=None, max_speed=False,
                      realtime=True)
     assert paced.clock == "wall" and len(paced.records) >= 1
+
+
+def test_realtime_takes_as_many_frames_as_the_virtual_clock_in_a_duration():
+    """A 0.5 s run at 20 fps is frames 0..9 on both clocks: real time also took frame 10, due at 0.5 s."""
+    quick = FakeWork(service=(0.1, 0.2, 0.1))
+    virtual = run(quick, duration_s=0.5)
+    paced = run_loop(quick, FakeSource(), profile(), duration_s=0.5, max_frames=None, max_speed=False, realtime=True)
+    assert virtual.captured == paced.captured == 10
