@@ -21,6 +21,7 @@ import numpy as np
 
 from contract.card import SAMPLE_PACK, card_candidate
 from contract.errors import UserError
+from device_sim.profiles import MAX_THREADS
 
 __all__ = ["BenchOptions", "bench", "bench_once", "table", "parse_threads"]
 
@@ -62,8 +63,8 @@ def parse_threads(text: str) -> list[int]:
         threads = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         threads = []
-    if not threads or min(threads) < 1:
-        raise UserError(f"--threads takes whole numbers >= 1 separated by commas (e.g. 1,2), got {text!r}")
+    if not threads or min(threads) < 1 or max(threads) > MAX_THREADS:
+        raise UserError(f"--threads takes whole numbers 1..{MAX_THREADS} separated by commas (e.g. 1,2), got {text!r}")
     return threads
 
 

@@ -386,3 +386,14 @@ def test_a_huge_run_delay_is_a_user_error_not_an_overflow(delay):
     with pytest.raises(UserError, match="--run-delay-ms"):
         BenchOptions(run_delay_ms=delay)
     BenchOptions(run_delay_ms=33.3)
+
+
+@pytest.mark.parametrize("text", ["0", "1,100000", "65"])
+def test_bench_threads_out_of_range_are_a_user_error(text):
+    """`bench --threads 100000` crashed its worker (SIGSEGV in the runtime's thread pool): a bug traceback."""
+    from contract.errors import UserError
+    from device_sim.bench import parse_threads
+
+    with pytest.raises(UserError, match="--threads takes whole numbers 1..64"):
+        parse_threads(text)
+    assert parse_threads("1,2,64") == [1, 2, 64]
