@@ -397,3 +397,13 @@ def test_bench_threads_out_of_range_are_a_user_error(text):
     with pytest.raises(UserError, match="--threads takes whole numbers 1..64"):
         parse_threads(text)
     assert parse_threads("1,2,64") == [1, 2, 64]
+
+
+def test_train_threads_out_of_range_are_a_user_error():
+    """`train --threads 100000` ran out of memory in thread stacks mid-import: a bug traceback, exit 1."""
+    from contract.errors import UserError
+    from edgevit.train.config import TrainConfig
+
+    with pytest.raises(UserError, match="threads"):
+        TrainConfig(out="x", threads=100_000)
+    TrainConfig(out="x", threads=8)

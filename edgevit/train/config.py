@@ -14,6 +14,7 @@ __all__ = ["TrainConfig"]
 
 EMBEDDED = ("digits", "glyphs")   # data sets made in memory, no path (edgevit.data)
 SEED_MAX = 2**32 - 1             # numpy's legacy generator (and so Optuna's samplers) take no larger seed
+MAX_THREADS = 1024               # torch threads; far more (100000) exhausts memory in thread stacks: ENOMEM mid-import
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,),
           "str | None": (str, type(None)), "bool | None": (bool, type(None))}   # annotation -> accepted types
 
@@ -88,7 +89,7 @@ class TrainConfig:
             ("distill_temp", lambda v: v > 0, "a finite number > 0"),
             ("seed", lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}"),
             ("split_seed", lambda v: 0 <= v <= SEED_MAX, f"a whole number from 0 to {SEED_MAX}"),
-            ("threads", lambda v: v >= 0, "a whole number >= 0 (0 = all cores)"),
+            ("threads", lambda v: 0 <= v <= MAX_THREADS, f"a whole number from 0 to {MAX_THREADS} (0 = all cores)"),
         )
 
     def use_hflip(self) -> bool:
