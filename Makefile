@@ -121,7 +121,7 @@ bench-arm: arm-setup  ## ARM benchmarks (~30 min): instruction counts, projectio
 test: $(STAMP)  ## the default test suite (slow tests excluded)
 	@$(MAKE) --no-print-directory mediapipe-models || echo "test: no MediaPipe models (PyPI unreachable?); their tests are skipped"
 	@$(MAKE) --no-print-directory mediapipe-ref || echo "test: no MediaPipe reference (PyPI unreachable?); the comparison is skipped"
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile --durations=40
 
 test-slow: $(STAMP)  ## only the slow tests (full training, every variant through the converter)
 	$(BIN)/python -m pytest -m slow

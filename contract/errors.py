@@ -89,6 +89,9 @@ def run_command(fn: Callable[[], int | None], *, prog: str) -> int:
     try:
         return int(fn() or 0)
     except KeyboardInterrupt as e:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):    # the run is over: another Ctrl-C must not kill
+                signal.signal(sig, signal.SIG_IGN)          # the exit with a traceback or another code
         terminated = isinstance(e, Terminated)
         print(f"{prog}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED

@@ -24,6 +24,7 @@ yours": a file of the user's where the command must write refuses the run even w
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
            "writers_in_turn"]
 
 _LOCK_SUFFIX = ".lock"
+_BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
 
 
 def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
@@ -156,7 +158,7 @@ def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
 
 def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
     """Old own files -> a backup beside `out`, new files -> `out`, manifest; undone on any failure."""
-    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
     moved_old, moved_new = [], []
     try:
         _move_all(own.owned, out, backup, moved_old)
@@ -164,11 +166,11 @@ def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
         write_manifest(out, _merged(own, new))
     except BaseException:
         _move_all(moved_new, out, staging, [])
-        _move_all(moved_old, backup, out, [])
+        _move_all(moved_old, backup, out, [])   # a failure here leaves the backup (the only copy) beside `out`
         restore_manifest(out, own.raw)
-        raise
-    finally:
         shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
     _prune_dirs(out, own.owned)
 
 
@@ -276,6 +278,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     move to a backup beside `out` (everything else stays); the backup is restored if the block fails, or is
     interrupted before `checkpointed()`, and removed once the block succeeds (or is interrupted after)."""
     out = resolve_out(out)
+    _check_no_backup_left(out)
     own = ownership(out, kind) if out.is_dir() else None
     backup = None
     if own and not resume and (own.owned or own.foreign):
@@ -287,20 +290,22 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
                             "(replaces only the earlier run's own files, keeps yours), or choose another --out")
         check_output_folder(out, kind=kind, force=True, expect=expect)
         with deferred_signals():
-            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
             _move_all(own.owned, out, backup, [])
             write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
             _prune_dirs(out, own.owned)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     writer = InPlace(out, kind, backup, own)
     # The backup may hold the only copy of the earlier run: it goes only once it is no longer needed (the
     # new run succeeded or was kept) or once the rollback has put all of it back. A rollback cut short (a
     # second Ctrl-C before its hold, a failure inside it) leaves the backup beside `out`.
-    done = False
+    done = failed = False
     try:
         yield writer
         done = True
     except BaseException as e:
+        failed = True
         if backup is not None and not (isinstance(e, KeyboardInterrupt) and writer.keep_on_interrupt):
             with deferred_signals():
                 writer._rollback()
@@ -311,6 +316,18 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     finally:
         if backup is not None and done:
             shutil.rmtree(backup, ignore_errors=True)
+        if created and failed:
+            with contextlib.suppress(OSError):   # a run that failed before writing anything leaves no folder
+                out.rmdir()
+
+
+def _check_no_backup_left(out: Path) -> None:
+    """A replaced run's backup left beside `out` (the process was killed, or its rollback cut short) holds the
+    only copy of that run: refuse until the user has put it back or removed it."""
+    left = sorted(out.parent.glob(f".{glob.escape(out.name)}{_BACKUP_MARK}*")) if out.parent.is_dir() else []
+    if left:
+        raise UserError(f"{left[0]} holds an earlier {out.name} that a --force run did not finish replacing (it was "
+                        f"killed or interrupted twice): move its files back into {out}, or delete it, and run again")
 
 
 def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
@@ -431,12 +448,20 @@ def folder_lock(folder: Path, *, what: str):
     folder = resolve_out(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = folder.with_name(f".{folder.name}{_LOCK_SUFFIX}")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderBusy(f"another {what} is writing {folder} right now; wait for it or choose another "
+                             "--out") from None
+        try:   # the holder before us removes the file as it lets go: a lock on that file locks nothing
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        raise FolderBusy(f"another {what} is writing {folder} right now; wait for it or choose another --out") from None
     try:
         yield
     finally:

@@ -9,7 +9,9 @@ from importlib import metadata
 
 from contract.errors import UserError
 
-__all__ = ["interpreter_class", "runtime_name", "runtime_version"]
+__all__ = ["interpreter_class", "runtime_name", "runtime_version", "MAX_THREADS"]
+
+MAX_THREADS = 64   # interpreter threads a command accepts: far more (100000) crashes the runtime's thread pool
 
 _CANDIDATES = (("ai_edge_litert.interpreter", "ai-edge-litert"), ("tflite_runtime.interpreter", "tflite-runtime"))
 _found: tuple[type | None, str] | None = None

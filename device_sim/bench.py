@@ -21,7 +21,7 @@ import numpy as np
 
 from contract.card import SAMPLE_PACK, card_candidate
 from contract.errors import UserError
-from device_sim.profiles import MAX_THREADS
+from contract.runtime import MAX_THREADS
 
 __all__ = ["BenchOptions", "bench", "bench_once", "table", "parse_threads"]
 

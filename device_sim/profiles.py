@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.runtime import MAX_THREADS
 from device_sim.budgets import BUDGETS
 
 __all__ = ["DeviceProfile", "load_profile", "check_override", "builtin_profiles", "PROFILE_DIR", "DROP_POLICIES"]
@@ -22,7 +23,6 @@ __all__ = ["DeviceProfile", "load_profile", "check_override", "builtin_profiles"
 PROFILE_DIR = Path(__file__).with_name("profiles")
 HOST_CORE = "host"
 DROP_POLICIES = ("latest", "queue")
-MAX_THREADS = 64
 
 
 @dataclass(frozen=True)

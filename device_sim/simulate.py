@@ -161,7 +161,8 @@ def _locate(model_path: Path | None, source: str | None, samples) -> tuple[Path,
         return None, None, source, Path(samples) if samples else None
     is_bare = is_bare_tflite(model_path)
     if is_bare and not model_path.is_file():
-        raise UserError(f"{model_path} does not exist")
+        raise UserError(f"{model_path} is a folder, not a .tflite file; give the model file or its export folder"
+                        if model_path.is_dir() else f"{model_path} does not exist")
     card_path = None if is_bare else resolve_card(model_path)
     source = source or ("photo" if is_bare else "synthetic")
     pack = Path(samples) if samples else None if is_bare else card_path.parent.parent / SAMPLE_PACK

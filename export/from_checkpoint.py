@@ -11,6 +11,7 @@ import numpy as np
 
 from contract.errors import UserError
 from contract.files import sha256_file
+from contract.runtime import MAX_THREADS
 
 __all__ = ["CheckpointExport", "export_checkpoint", "DEFAULT_FORMATS"]
 
@@ -33,8 +34,9 @@ class CheckpointExport:
     def __post_init__(self):
         if self.calib_samples < 1:
             raise UserError(f"--calib-samples must be at least 1, got {self.calib_samples}")
-        if self.samples < 1 or self.threads < 0:
-            raise UserError("--samples must be >= 1 and --threads >= 0")
+        if self.samples < 1 or not 0 <= self.threads <= MAX_THREADS:
+            raise UserError(f"--samples must be >= 1 and --threads a whole number from 0 to {MAX_THREADS} "
+                            "(0 = all cores)")
 
     @property
     def out_dir(self) -> Path:

@@ -101,8 +101,12 @@ def study_storage(cfg: SearchConfig):
     try:
         return JournalStorage(JournalFileBackend(str(cfg.out / STUDY_FILE)))
     except ValueError as e:   # a line that is not JSON (a crash cut the last write): Optuna replays the file here
-        raise UserError(f"the study file {cfg.out / STUDY_FILE} is damaged ({e}); move it aside to start a new "
-                        "study there, or choose another --out") from None
+        raise _damaged(cfg, e) from None
+
+
+def _damaged(cfg: SearchConfig, e: ValueError) -> UserError:
+    return UserError(f"the study file {cfg.out / STUDY_FILE} is damaged ({e}); move it aside to start a new study "
+                     "there, or choose another --out")
 
 
 def _cut_torn_record(journal: Path) -> None:
@@ -157,8 +161,7 @@ def open_study(cfg: SearchConfig):
         except Exception as e:   # noqa: BLE001 - a database that cannot be reached raises many types
             if not cfg.storage:
                 if isinstance(e, ValueError):   # a journal line that is not JSON: a damaged file
-                    raise UserError(f"the study file {cfg.out / STUDY_FILE} is damaged ({e}); move it aside to start "
-                                    "a new study there, or choose another --out") from None
+                    raise _damaged(cfg, e) from None
                 raise
             # two workers creating the schema of a new database at once: one of them loses the race, once
             if "UniqueViolation" in type(e).__name__ + str(e) and attempt < 4:

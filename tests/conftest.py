@@ -70,20 +70,51 @@ def digits64():
     return load_dataset("digits", 64)
 
 
+def _made_once(tmp_path_factory, name: str, make) -> Path:
+    """A session folder made once for the whole test run: under pytest-xdist every worker is its own process,
+    and the first to ask makes it (under a file lock in the run's shared temp root) while the others wait for
+    it; tests only read it. `make(folder)` fills a fresh folder; a failure is every asker's failure."""
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent      # shared by the workers of this run
+    done, failed = root / f"{name}.done", root / f"{name}.failed"
+    with FileLock(str(root / f"{name}.lock")):
+        if failed.is_file():
+            pytest.fail(f"{name}: {failed.read_text()}")
+        if not done.is_file():
+            try:
+                folder = make(tmp_path_factory.mktemp(name))
+            except BaseException as e:
+                failed.write_text(str(e)[:4000])
+                raise
+            done.write_text(str(folder))
+        return Path(done.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A real, small training run: edgevit_xxs, 5 epochs on digits at 64x64 (~15 s)."""
-    out = tmp_path_factory.mktemp("tiny_run")
-    proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "5", "--out", str(out), "--no-progress",
-                   timeout=1800)   # ~15 s alone; much longer on a 2-core machine busy with other work
-    assert proc.returncode == 0, proc.stderr
-    return out
+
+    def make(out: Path) -> Path:
+        proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "5", "--out", str(out), "--no-progress",
+                       timeout=1800)   # ~15 s alone; much longer on a 2-core machine busy with other work
+        assert proc.returncode == 0, proc.stderr
+        return out
+
+    return _made_once(tmp_path_factory, "tiny_run", make)
 
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tmp_path_factory):
     """`edgevit export` of the tiny run, all formats (~25 s)."""
-    out = tmp_path_factory.mktemp("tiny_export") / "art"
-    proc = run_cli("export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100", timeout=1800)
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    return out
+
+    def make(folder: Path) -> Path:
+        out = folder / "art"
+        proc = run_cli("export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100",
+                       timeout=1800)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        return out
+
+    return _made_once(tmp_path_factory, "tiny_export", make)

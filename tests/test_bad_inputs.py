@@ -35,6 +35,7 @@ def ws(tiny_run, tiny_export, tmp_path_factory):
     shutil.copytree(tiny_export, root / "art")
     (root / "user").mkdir()
     (root / "user" / "notes.txt").write_text("my notes\n")
+    (root / "user.tflite").mkdir()                      # a folder named like a model file
     (root / "empty_images").mkdir()
     data = (root / "run" / "best.pt").read_bytes()
     (root / "truncated.pt").write_bytes(data[: len(data) // 3])
@@ -190,10 +191,13 @@ CASES = [
     ("export-calib-zero", ["export", CKPT, "--calib-samples", "0", "--out", "{ws}/e"], USER, "--calib-samples"),
     ("export-calib-too-many", ["export", CKPT, "--calib-samples", "99999", "--out", "{ws}/e"], USER, "exceeds"),
     ("export-threads-negative", ["export", CKPT, "--threads", "-1", "--out", "{ws}/e"], USER, "--threads"),
+    ("export-threads-huge", ["export", CKPT, "--threads", "100000", "--out", "{ws}/e"], USER, "--threads"),
     ("export-unwritable", ["export", CKPT, "--out", "/proc/edgevit-art"], USER, "cannot write"),
     # simulate
     ("sim-onnx-as-model", ["simulate", "--model", "{ws}/model.onnx", "--out", "{ws}/s"], USER, "not an export folder"),
     ("sim-missing-model", ["simulate", "--model", "{ws}/nothing", "--out", "{ws}/s"], USER, "model.json not found"),
+    ("sim-folder-named-tflite", ["simulate", "--model", "{ws}/user.tflite", "--out", "{ws}/s"], USER,
+     "is a folder, not a .tflite"),
     ("sim-duration-nan", [*SIM, "--duration", "nan"], USER, "--duration"),
     ("sim-duration-inf", [*SIM, "--duration", "inf"], USER, "--duration"),
     ("sim-duration-negative", [*SIM, "--duration", "-2"], USER, "--duration"),

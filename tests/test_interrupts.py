@@ -59,7 +59,7 @@ def test_ctrl_c_reaches_the_child_when_the_tests_run_as_a_background_job(tiny_ex
     saved = signal.signal(signal.SIGINT, signal.SIG_IGN)          # as a background job's pytest has it
     try:
         proc = start_cli("simulate", "--model", str(tiny_export / "int8"), "--duration", "10", "--core", "host",
-                         "--no-video", "--out", str(tmp_path / "sim"))
+                         "--no-video", "--realtime", "--out", str(tmp_path / "sim"))
     finally:
         signal.signal(signal.SIGINT, saved)
     _wait_for(proc, "simulating")

@@ -232,6 +232,53 @@ def test_a_rollback_cut_short_keeps_the_earlier_run_in_its_backup(tmp_path, monk
     backups = [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
     assert len(backups) == 1 and (backups[0] / "best.pt").read_text() == "old"
     assert (backups[0] / "baseline" / "best.pt").read_text() == "old"
+    monkeypatch.undo()
+    # the next run into the folder names the backup instead of starting over beside it
+    for resume in (False, True):
+        with pytest.raises(UserError, match=r"\.run\.old-.*move its files back"):
+            with written_in_place(out, kind="train", force=True, resume=resume):
+                pass
+    assert (backups[0] / "best.pt").read_text() == "old"
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path):
+    out = tmp_path / "new" / "run"
+    with pytest.raises(UserError):
+        with written_in_place(out, kind="train", force=False):
+            raise UserError("no such data set")
+    assert not out.exists()
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(UserError):
+        with written_in_place(tmp_path / "mine", kind="train", force=False):
+            raise UserError("no such data set")
+    assert (tmp_path / "mine").is_dir(), "a folder that was there before stays"
+
+
+def test_a_lock_on_a_file_its_holder_has_removed_locks_nothing(tmp_path, monkeypatch):
+    """The holder removes the lock file as it lets go: a process that opened the file just before and locks it
+    just after holds a lock on nothing. folder_lock checks the file it locked is still the lock file."""
+    import fcntl
+
+    folder = tmp_path / "run"
+    lock = tmp_path / ".run.lock"
+    real_flock, calls = fcntl.flock, []
+
+    def flock(fd, op):   # the first try: the file is replaced between our open and our flock
+        if not calls:
+            lock.unlink()
+            lock.write_text("")
+        calls.append(op)
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with folder_lock(folder, what="training run"):
+        assert len(calls) == 2, "the lock on the stale file was dropped and the current file locked"
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                real_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
 
 
 def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path):
@@ -427,8 +474,9 @@ def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tm
     """Data loss 8: a second Ctrl-C shortly after the first (while the partial result is written) left no
     output folder at all."""
     out = tmp_path / "sim"
+    # --realtime: on the virtual clock a 10 s run can end within the 1.5 s, and the Ctrl-C would miss the loop
     proc = start_cli("simulate", "--model", str(small_export / "fp32"), "--duration", "10", "--core", "host",
-                     "--out", str(out))
+                     "--realtime", "--out", str(out))
     for line in proc.stdout:
         if "simulating" in line:
             break
