@@ -197,11 +197,13 @@ def rules_lines(table: dict, img: int = 224) -> list[str]:
         return table["cores"][core].get(f"{img}/{key}")
 
     lines = [f"### Design rules read off the table ({img}x{img}, int8)", ""]
+    attn: dict[int, dict[str, float]] = {}
     for stage, width in ((2, 128), (3, 192)):
         ratios = []
         for core in cores:
             a, loc = n(core, f"attn/s{stage}/w{width}/m4/h4"), n(core, f"local/s{stage}/w{width}/m4")
             if a and loc:
+                attn.setdefault(stage, {})[core] = a / loc
                 ratios.append(f"{a / loc:.2f}x on the {core.removeprefix('cortex-').upper()}")
         if ratios:
             side = img // (4 * 2 ** stage)
@@ -214,7 +216,45 @@ def rules_lines(table: dict, img: int = 224) -> list[str]:
             lines.append(f"- {core}: one local block costs " + ", ".join(
                 f"{v / base:.2f}x (stage {s + 1}, width {w})" for s, w, v in per) +
                 " of a stage-3 block; the stem " + f"{n(core, 'stem/w32') / base:.2f}x.")
-    return lines + [""]
+    return lines + _rules_in_words(attn, {c: n(c, "local/s0/w32/m4") / n(c, "local/s2/w128/m4") for c in cores
+                                          if n(c, "local/s0/w32/m4") and n(c, "local/s2/w128/m4")}) + [""]
+
+
+def _rules_in_words(attn: dict[int, dict[str, float]], first_stage: dict[str, float]) -> list[str]:
+    """The rules the ratios above imply, in words, each sentence conditioned on the numbers it states."""
+    from device_sim.arm.cores import get_core
+
+    def span(v: dict[str, float]) -> str:
+        lo, hi = f"{min(v.values()):.1f}", f"{max(v.values()):.1f}"
+        return f"{lo}x" if lo == hi else f"{lo}-{hi}x"
+
+    def names(cs) -> str:
+        return "/".join(c.removeprefix("cortex-").upper() for c in cs)
+
+    out = []
+    if 2 in attn and 3 in attn:
+        late, early = attn[3], attn[2]
+        out.append(f"- **Where attention pays.** At 7x7 tokens an attention block costs {span(late)} a local block "
+                   f"on every core, at 14x14 {span(early)} (its token mixing grows with the square of the tokens)"
+                   + (": on cost, attention belongs in the last stage, where EfficientFormer places it."
+                      if min(early.values()) > 1.5 * max(late.values()) else "."))
+    kinds = {c: get_core(c).kind for c in first_stage}
+    ino = {c: v for c, v in first_stage.items() if kinds[c] == "in-order"}
+    ooo = {c: v for c, v in first_stage.items() if kinds[c] == "out-of-order"}
+    if ino and ooo and 3 in attn:
+        late_ino = {c: attn[3][c] for c in ino if c in attn[3]}
+        late_ooo = {c: attn[3][c] for c in ooo if c in attn[3]}
+        lo, hi = max(late_ino.values()), min(late_ooo.values())
+        dearer = "a little more" if 1.0 < hi / lo <= 1.1 else "more" if hi > lo else "no more"
+        out.append(f"- **In-order vs out-of-order.** Relative to a local block, attention costs {dearer} on the "
+                   f"out-of-order {names(ooo)} ({span(late_ooo)} in stage 4) than on the in-order wearables' cores "
+                   f"{names(ino)} ({span(late_ino)}); a stage-1 block costs {span(ooo)} a stage-3 block on the "
+                   f"{names(ooo)} vs {span(ino)} on the {names(ino)}"
+                   + (": a design tuned on a phone's big core would shrink the high-resolution stages (and avoid "
+                      "attention) more than the watch and the glasses need. Search on the wearable's own core, as "
+                      "`edgevit search --profile smartwatch,ar-glasses` does." if min(ooo.values()) >
+                      max(ino.values()) else "."))
+    return out
 
 
 def search_section(out: Path) -> list[str]:

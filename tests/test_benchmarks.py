@@ -211,3 +211,25 @@ def test_a_terminated_bench_leaves_no_training_running(tmp_path):
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):   # the training was stopped with its bench, not left behind
         os.kill(child, 0)
+
+
+def test_the_design_rules_in_words_follow_the_tables_numbers():
+    """BENCHMARKS.md's design rules say where attention pays and what an in-order core changes only when the
+    latency table's ratios say so: the same report on other numbers says otherwise."""
+    from benchmarks.report_search import rules_lines
+
+    def table(attn3: float, attn4: float, stage1_a76: float) -> dict:
+        cores = {}
+        for core in ("cortex-a53", "cortex-a55", "cortex-a76"):
+            s1 = stage1_a76 if core == "cortex-a76" else 1.2
+            cores[core] = {"224/local/s0/w32/m4": 100 * s1, "224/local/s1/w64/m4": 110, "224/local/s2/w128/m4": 100,
+                           "224/local/s3/w192/m4": 60, "224/stem/w32": 90, "224/attn/s2/w128/m4/h4": 100 * attn3,
+                           "224/attn/s3/w192/m4/h4": 60 * attn4 * (1.05 if core == "cortex-a76" else 1.0)}
+        return {"cores": cores, "img_sizes": [64, 224]}
+
+    text = "\n".join(rules_lines(table(attn3=3.2, attn4=1.6, stage1_a76=1.7)))
+    assert "attention belongs in the last stage" in text
+    assert "a little more on the out-of-order A76" in text and "would shrink the high-resolution stages" in text
+    text = "\n".join(rules_lines(table(attn3=1.8, attn4=1.6, stage1_a76=1.0)))
+    assert "belongs in the last stage" not in text and "would shrink" not in text
+    assert rules_lines(table(3.2, 1.6, 1.7), img=96) == [], "no rules for a size the table does not hold"
