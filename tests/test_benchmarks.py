@@ -16,6 +16,7 @@ GRAPH_KEYS = {"num_ops", "transposes", "delegate_partitions", "ops_outside_deleg
 LATENCY_KEYS = {"min", "p50", "p90", "mean", "runs"}
 
 
+@pytest.mark.slow   # ~6.5 min of one CI core (it exports the model, its probes and the digits models): `make test-slow`
 def test_smoke_benchmark_writes_every_field(tiny_run, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--img-size", "64", "--rounds", "3",
                            "--warmup", "1", "--run-dir", str(tiny_run), "--out", str(tmp_path)],

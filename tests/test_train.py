@@ -15,7 +15,8 @@ from edgevit.train import TrainConfig, evaluate, train
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, digits64):
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(out=str(out), model="edgevit_xxs", epochs=2, progress=False, baseline="mobilenetv2_100")
+    cfg = TrainConfig(out=str(out), model="edgevit_xxs", epochs=2, progress=False,
+                      baseline="mobilenetv3_small_100")   # the cheapest baseline: the recipe is the same for all
     return out, train(cfg, digits64)
 
 
@@ -24,7 +25,7 @@ def test_run_writes_checkpoints_logs_and_metrics(tiny_run, digits64):
     for f in ("best.pt", "last.pt", "metrics.json", "log.csv", "baseline/best.pt", "baseline/metrics.json"):
         assert (out / f).is_file(), f
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["model"]["name"] == "edgevit_xxs" and metrics["baseline"]["name"] == "mobilenetv2_100"
+    assert metrics["model"]["name"] == "edgevit_xxs" and metrics["baseline"]["name"] == "mobilenetv3_small_100"
     assert len((out / "log.csv").read_text().strip().splitlines()) == 1 + 2
     # the reported test accuracy is what the saved best checkpoint really scores
     ckpt = load_checkpoint(out / "best.pt")
