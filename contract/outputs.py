@@ -24,7 +24,6 @@ yours": a file of the user's where the command must write refuses the run even w
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import tempfile
@@ -51,6 +50,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
 
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
+_LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (only such a file is removed)
 
 
 def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
@@ -213,13 +213,15 @@ class HeldSignals:
                 self.saved[sig] = handler
                 signal.signal(sig, lambda signum, frame: self.held.append(signum))
 
-    def release(self) -> None:
+    def release(self, *, deliver: bool = True) -> None:
+        """Restores the handlers and delivers the first signal held, unless deliver=False (the command is
+        already ending on an interrupt, whose kind its report and exit code name)."""
         import signal
 
         saved, self.saved = self.saved, {}
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-        if self.held and self.held[0] in saved:
+        if deliver and self.held and self.held[0] in saved:
             _deliver(self.held[0], saved[self.held[0]])
 
 
@@ -278,7 +280,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     move to a backup beside `out` (everything else stays); the backup is restored if the block fails, or is
     interrupted before `checkpointed()`, and removed once the block succeeds (or is interrupted after)."""
     out = resolve_out(out)
-    _check_no_backup_left(out)
+    _restore_left_backup(out)
     own = ownership(out, kind) if out.is_dir() else None
     backup = None
     if own and not resume and (own.owned or own.foreign):
@@ -291,6 +293,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         check_output_folder(out, kind=kind, force=True, expect=expect)
         with deferred_signals():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
+            write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})   # for _restore_left_backup
             _move_all(own.owned, out, backup, [])
             write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
             _prune_dirs(out, own.owned)
@@ -321,13 +324,31 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
                 out.rmdir()
 
 
-def _check_no_backup_left(out: Path) -> None:
+def _restore_left_backup(out: Path) -> None:
     """A replaced run's backup left beside `out` (the process was killed, or its rollback cut short) holds the
-    only copy of that run: refuse until the user has put it back or removed it."""
-    left = sorted(out.parent.glob(f".{glob.escape(out.name)}{_BACKUP_MARK}*")) if out.parent.is_dir() else []
-    if left:
-        raise UserError(f"{left[0]} holds an earlier {out.name} that a --force run did not finish replacing (it was "
-                        f"killed or interrupted twice): move its files back into {out}, or delete it, and run again")
+    only copy of that run: it goes back into `out`, with its manifest entries, before anything else happens
+    (the run it was replaced by never finished). When a file of the same name is in the way, the run is
+    refused naming the backup: nothing is overwritten."""
+    import re
+
+    pattern = re.compile(re.escape(f".{out.name}{_BACKUP_MARK}") + r"[a-z0-9_]{8}")
+    if not out.parent.is_dir():
+        return
+    for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
+                         and not p.is_symlink()):
+        files, entries = tree_files(backup), read_manifest(backup)
+        taken = [rel for rel in files if (out / rel).exists() or (out / rel).is_symlink()]
+        if taken:
+            raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing (it "
+                            f"was killed or interrupted twice), and {out / taken[0]} stands where it goes back: "
+                            f"move that aside, or delete the backup if you do not need it, and run again")
+        with deferred_signals():
+            out.mkdir(parents=True, exist_ok=True)
+            _move_all(files, backup, out, [])
+            write_manifest(out, {**read_manifest(out), **{rel: entries[rel] for rel in files if rel in entries}})
+            shutil.rmtree(backup, ignore_errors=True)
+        print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never finished "
+              f"had moved aside ({len(files)} file(s))")
 
 
 def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
@@ -377,6 +398,9 @@ def check_output_file(path: str | Path, *, kind: str, force: bool = False, input
     real = resolve_out(path, option=option)
     if real.is_dir():
         raise UserError(f"{option} {path} is a folder; give a file path, e.g. {Path(path) / (kind + '.json')}")
+    if real.name == MANIFEST or (real.name.startswith(".") and real.name.endswith(_LOCK_SUFFIX)):
+        raise UserError(f"{option} {path}: that name is edgevit's own bookkeeping (the folder's manifest or a lock); "
+                        "choose another file name")
     for p in inputs:
         src = resolve_out(p)
         if real == src or (src.is_dir() and _inside(real, src) and real.exists()):
@@ -449,7 +473,14 @@ def folder_lock(folder: Path, *, what: str):
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = folder.with_name(f".{folder.name}{_LOCK_SUFFIX}")
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:   # a file of that name that is not our lock (a user's) is used as the lock, never removed
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, _LOCK_MARK)
+        except FileExistsError:
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except FileNotFoundError:   # its holder removed it just now
+                continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -466,7 +497,8 @@ def folder_lock(folder: Path, *, what: str):
         yield
     finally:
         with contextlib.suppress(OSError):
-            lock.unlink()
+            if os.pread(fd, len(_LOCK_MARK) + 1, 0) == _LOCK_MARK:
+                lock.unlink()
         os.close(fd)
 
 

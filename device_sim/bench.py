@@ -21,6 +21,7 @@ import numpy as np
 
 from contract.card import SAMPLE_PACK, card_candidate
 from contract.errors import UserError
+from contract.files import check_utf8_path
 from contract.runtime import MAX_THREADS
 
 __all__ = ["BenchOptions", "bench", "bench_once", "table", "parse_threads"]
@@ -93,6 +94,7 @@ def _bare_runner(path: Path, threads: int, opts: BenchOptions, rng):
         raise UserError(f"{path} is neither an export folder with model.json nor a .tflite file")
     if opts.input_kind == "samples":
         raise UserError("--input samples needs a model.json beside the .tflite")
+    check_utf8_path(path, what="model", fix="rename it or its folder")
     t0 = time.perf_counter()
     try:
         interp = interpreter_class()(model_path=str(path), num_threads=threads)

@@ -21,6 +21,7 @@ import numpy as np
 
 from contract.card import CARD_NAME, DEFAULT_TASK, bare_card, card_candidate, check_artifact, is_bare_tflite, read_card
 from contract.errors import UserError
+from contract.files import check_utf8_path
 from contract.images import check_resize_policy, model_region, resize_to_model
 from contract.quant import dequantize_output, quantize_input
 from contract.runtime import interpreter_class
@@ -165,6 +166,7 @@ class DeployedModel:
 
 def _make_interpreter(tflite: Path, threads: int):
     """(interpreter with tensors allocated, seconds it took)."""
+    check_utf8_path(tflite, what="model", fix="rename it or its folder")
     t0 = time.perf_counter()
     try:
         with quiet_stderr():   # the runtime announces its delegate on stderr; errors still raise

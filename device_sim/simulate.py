@@ -82,7 +82,8 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
     memory["after_allocate_mb"] = rss_mb()
     cam = open_source(source, width=profile.camera_width, height=profile.camera_height, fps=profile.fps,
                       samples=pack or Path(SAMPLE_PACK), labels=[] if spec else loaded.labels, seed=seed)
-    held = []    # the frame loop holds further Ctrl-C once the first stopped it; released when written
+    held = []    # the frame loop holds further Ctrl-C once the first stopped it; dropped when written (the run
+    #              is ending on the first: its kind is the report's stop_reason and the exit code)
     try:
         with folder_lock(out, what="simulation"):
             work = _make_work(loaded, spec, profile, log)
@@ -95,7 +96,7 @@ def simulate(model_path, profile, *, out: Path, pipeline=None, source: str | Non
     finally:
         cam.close()
         for hold in held:
-            hold.release()
+            hold.release(deliver=False)
     _print_summary(report, profile, log)
     if result.interrupted is not None:
         raise result.interrupted

@@ -123,6 +123,9 @@ def _user_data(root) -> None:
         n for n in names if not (Path(d) / n).is_dir() and not (Path(d) / n).is_file()])
     (root / "badname_data" / "b" / "caf\udcff.png").write_bytes((root / "frames" / "b" / "0.png").read_bytes())
     (root / "video\udcff.mp4").write_bytes(b"not decoded: the name is refused first")
+    (root / "photo\udcff.png").write_bytes((root / "frames" / "b" / "0.png").read_bytes())
+    (root / "bare\udcff").mkdir()
+    shutil.copy(root / "art" / "int8" / "model.tflite", root / "bare\udcff" / "model.tflite")
     (root / "bare").mkdir()
     shutil.copy(root / "art" / "int8" / "model.tflite", root / "bare" / "model.tflite")
     (root / "three_labels.txt").write_text("a\nb\nc\n")
@@ -267,6 +270,11 @@ CASES = [
     ("sim-seed-negative", [*SIM, "--seed", "-1"], USER, "--seed"),
     ("sim-out-not-utf8", [*SIM[:-1], "{ws}/out\udcff"], USER, "not valid UTF-8"),
     ("sim-video-not-utf8", [*SIM, "--source", "video:{ws}/video\udcff.mp4"], USER, "not valid UTF-8"),
+    ("sim-photo-not-utf8", [*SIM, "--source", "photo:{ws}/photo\udcff.png"], USER, "not valid UTF-8"),
+    ("sim-bare-model-not-utf8", ["simulate", "--model", "{ws}/bare\udcff/model.tflite", "--frames", "5",
+                                 "--no-video", "--out", "{ws}/s"], USER, "not valid UTF-8"),
+    ("bench-json-is-the-manifest", [*BENCH, "--json", "{ws}/art/int8/.edgevit-output.json", "--force"], USER,
+     "bookkeeping"),
     ("sim-labels-is-a-folder", ["simulate", "--model", "{ws}/bare/model.tflite", "--labels", "{ws}/user",
                                 "--frames", "3", "--out", "{ws}/s"], USER, "is a folder"),
     ("sim-bare-model-labels-miscount", ["simulate", "--model", "{ws}/bare/model.tflite", "--labels",

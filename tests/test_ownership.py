@@ -233,12 +233,40 @@ def test_a_rollback_cut_short_keeps_the_earlier_run_in_its_backup(tmp_path, monk
     assert len(backups) == 1 and (backups[0] / "best.pt").read_text() == "old"
     assert (backups[0] / "baseline" / "best.pt").read_text() == "old"
     monkeypatch.undo()
-    # the next run into the folder names the backup instead of starting over beside it
+    # the next run into the folder names the backup instead of starting over beside it: the new run's files
+    # stand where the old ones go back
     for resume in (False, True):
-        with pytest.raises(UserError, match=r"\.run\.old-.*move its files back"):
+        with pytest.raises(UserError, match=r"\.run\.old-.*did not finish replacing.*best\.pt stands"):
             with written_in_place(out, kind="train", force=True, resume=resume):
                 pass
     assert (backups[0] / "best.pt").read_text() == "old"
+
+
+def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
+    """SIGKILL (or an OOM kill) after a --force run moved the earlier run aside: nothing could restore it then.
+    The next command into the folder puts it back, manifest and all, so --resume continues it and --force
+    replaces it; a sibling that only looks like a backup is left alone."""
+    import contract.outputs as outputs
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    before = snapshot(out)
+    (tmp_path / ".run.old-notes").mkdir()          # a user's folder, not a backup
+    backup = Path(outputs.tempfile.mkdtemp(prefix=".run.old-", dir=tmp_path))
+    own = outputs.ownership(out, "train")
+    outputs.write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})
+    outputs._move_all(own.owned, out, backup, [])   # where the kill left things
+    outputs.write_manifest(out, {})
+    with pytest.raises(UserError, match="already holds an earlier train"):
+        with written_in_place(out, kind="train", force=False):
+            pass
+    assert "put back the earlier run" in capsys.readouterr().out
+    assert_unchanged(before, out, "the earlier run, put back")
+    assert not backup.exists() and (tmp_path / ".run.old-notes").is_dir()
+    with written_in_place(out, kind="train", force=True) as w:   # and it is still ours to replace
+        _run_files(out, "new", w)
+    assert (out / "best.pt").read_text() == "new"
 
 
 def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path):
@@ -470,9 +498,11 @@ def small_export(tmp_path_factory):
     return out
 
 
-def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tmp_path):
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tmp_path, second):
     """Data loss 8: a second Ctrl-C shortly after the first (while the partial result is written) left no
-    output folder at all."""
+    output folder at all. The first signal names the stop: a SIGTERM after the Ctrl-C changes neither the
+    exit code nor the report's stop_reason."""
     out = tmp_path / "sim"
     # --realtime: on the virtual clock a 10 s run can end within the 1.5 s, and the Ctrl-C would miss the loop
     proc = start_cli("simulate", "--model", str(small_export / "fp32"), "--duration", "10", "--core", "host",
@@ -483,12 +513,13 @@ def test_ctrl_c_twice_in_simulate_leaves_a_valid_partial_result(small_export, tm
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(second)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True and report["frames"]["processed"] > 0
+    assert report["stop_reason"] == "interrupted"
     assert _beside(tmp_path) == ["sim"], "no staging folder or lock left behind"
 
 
@@ -511,3 +542,13 @@ def test_ctrl_c_while_simulate_writes_its_outputs_publishes_the_report(small_exp
     assert report["partial"] is True and report["stop_reason"] == "interrupted"
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "frames.csv", "report.json"]
     assert _beside(tmp_path) == ["sim"]
+
+
+def test_a_users_file_named_like_the_lock_is_kept(tmp_path):
+    (tmp_path / ".data.lock").write_text("precious")
+    with folder_lock(tmp_path / "data", what="simulation"):
+        pass
+    assert (tmp_path / ".data.lock").read_text() == "precious"
+    with folder_lock(tmp_path / "other", what="simulation"):
+        assert (tmp_path / ".other.lock").is_file()
+    assert not (tmp_path / ".other.lock").exists(), "the lock edgevit made goes"

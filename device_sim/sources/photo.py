@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from contract.errors import UserError
+from contract.files import check_utf8_path
 from device_sim.sources.base import SourceSpec, register_source
 from device_sim.sources.synthetic import NOISE_MARGIN, _noise_fields
 
@@ -37,7 +38,8 @@ class PhotoCamera:
     replayable = True
 
     def __init__(self, spec: SourceSpec):
-        path = Path(spec.arg) if spec.arg else models_dir() / DEFAULT_PHOTO
+        path = check_utf8_path(spec.arg, what="photo", fix="rename the file") if spec.arg else \
+            models_dir() / DEFAULT_PHOTO
         if not path.is_file():
             hint = "" if spec.arg else " (run `make mediapipe-models`, which extracts it, or give photo:PATH)"
             raise UserError(f"photo {path} not found{hint}")
