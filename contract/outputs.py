@@ -335,7 +335,7 @@ def _restore_left_backup(out: Path) -> None:
     if not out.parent.is_dir():
         return
     for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
-                         and not p.is_symlink()):
+                         and not p.is_symlink() and (p / MANIFEST).is_file()):   # a backup lists what it holds
         files, entries = tree_files(backup), read_manifest(backup)
         taken = [rel for rel in files if (out / rel).exists() or (out / rel).is_symlink()]
         if taken:

@@ -252,7 +252,9 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
     before = snapshot(out)
-    (tmp_path / ".run.old-notes").mkdir()          # a user's folder, not a backup
+    (tmp_path / ".run.old-notes").mkdir()          # a user's folders, not backups
+    (tmp_path / ".run.old-abcdefgh").mkdir()
+    (tmp_path / ".run.old-abcdefgh" / "best.pt").write_text("mine")
     backup = Path(outputs.tempfile.mkdtemp(prefix=".run.old-", dir=tmp_path))
     own = outputs.ownership(out, "train")
     outputs.write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})
@@ -264,6 +266,7 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
     assert "put back the earlier run" in capsys.readouterr().out
     assert_unchanged(before, out, "the earlier run, put back")
     assert not backup.exists() and (tmp_path / ".run.old-notes").is_dir()
+    assert (tmp_path / ".run.old-abcdefgh" / "best.pt").read_text() == "mine"
     with written_in_place(out, kind="train", force=True) as w:   # and it is still ours to replace
         _run_files(out, "new", w)
     assert (out / "best.pt").read_text() == "new"
