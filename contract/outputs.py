@@ -46,7 +46,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
            "HeldSignals",
            "remove_outputs", "record_outputs", "unchanged_outputs",
-           "writers_in_turn"]
+           "writers_in_turn", "restore_left_backup"]
 
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
@@ -140,6 +140,15 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
             _swap(staging, out, own, new)
     finally:
         discard(staging)
+
+
+def _in_the_way(out: Path, rel: str) -> bool:
+    """Something stands where `rel` goes: the path itself, or a symlink or a file where one of its folders goes
+    (a move would go through the link, or fail)."""
+    path = out / rel
+    parents = [out / p for p in Path(rel).parents if str(p) != "."]
+    return any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents) or path.exists() or \
+        path.is_symlink()
 
 
 def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
@@ -280,7 +289,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     move to a backup beside `out` (everything else stays); the backup is restored if the block fails, or is
     interrupted before `checkpointed()`, and removed once the block succeeds (or is interrupted after)."""
     out = resolve_out(out)
-    _restore_left_backup(out)
+    restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
     own = ownership(out, kind) if out.is_dir() else None
     backup = None
     if own and not resume and (own.owned or own.foreign):
@@ -293,7 +302,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         check_output_folder(out, kind=kind, force=True, expect=expect)
         with deferred_signals():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
-            write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})   # for _restore_left_backup
+            write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})   # for restore_left_backup
             _move_all(own.owned, out, backup, [])
             write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
             _prune_dirs(out, own.owned)
@@ -324,7 +333,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
                 out.rmdir()
 
 
-def _restore_left_backup(out: Path) -> None:
+def restore_left_backup(out: Path) -> None:
     """A replaced run's backup left beside `out` (the process was killed, or its rollback cut short) holds the
     only copy of that run: it goes back into `out`, with its manifest entries, before anything else happens
     (the run it was replaced by never finished). When a file of the same name is in the way, the run is
@@ -337,7 +346,7 @@ def _restore_left_backup(out: Path) -> None:
     for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
                          and not p.is_symlink() and (p / MANIFEST).is_file()):   # a backup lists what it holds
         files, entries = tree_files(backup), read_manifest(backup)
-        taken = [rel for rel in files if (out / rel).exists() or (out / rel).is_symlink()]
+        taken = [rel for rel in files if _in_the_way(out, rel)]
         if taken:
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing (it "
                             f"was killed or interrupted twice), and {out / taken[0]} stands where it goes back: "
@@ -479,7 +488,10 @@ def folder_lock(folder: Path, *, what: str):
         except FileExistsError:
             try:
                 fd = os.open(lock, os.O_RDWR)
-            except FileNotFoundError:   # its holder removed it just now
+            except FileNotFoundError:   # its holder removed it just now, or it is a link to nothing
+                if lock.is_symlink():
+                    raise UserError(f"{lock} is a symlink to nothing where edgevit keeps the lock of {folder}; "
+                                    "remove it and run again") from None
                 continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

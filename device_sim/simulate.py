@@ -20,6 +20,7 @@ from contract.card import SAMPLE_PACK, is_bare_tflite, resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
 from contract.files import check_writable, write_json
 from contract.outputs import (
+    HeldSignals,
     check_output_folder,
     deferred_signals,
     discard,
@@ -179,8 +180,12 @@ def _publish_outputs(out: Path, report: dict, recs, cam, work, profile, *, plots
     try:
         _write_outputs(staging, out, report, recs, cam, work, profile, plots=plots, video=video, log=log)
     except KeyboardInterrupt as e:
-        discard(staging)
-        _publish_interrupted(out, report, recs, e, force=force)
+        hold = HeldSignals()   # the first signal names the stop; one more must not cut the partial result
+        try:
+            discard(staging)
+            _publish_interrupted(out, report, recs, e, force=force)
+        finally:
+            hold.release(deliver=False)
         raise
     except BaseException:
         discard(staging)

@@ -90,6 +90,11 @@ def _resumed_config(args: argparse.Namespace):
     given = {k: v for k, v in vars(args).items() if k not in RESUME_OK and v is not None}
     out = Path(_default_out(args))
     last = out / "last.pt"
+    if not last.is_file():   # a --force run killed before it finished: put the earlier run back first
+        from contract.outputs import folder_lock, resolve_out, restore_left_backup
+
+        with folder_lock(out, what="training run"):
+            restore_left_backup(resolve_out(out))
     if not last.is_file():
         raise UserError(f"nothing to resume: {last} does not exist; start the run without --resume")
     saved = dict(load_checkpoint(last).train_config)

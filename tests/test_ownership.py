@@ -555,3 +555,46 @@ def test_a_users_file_named_like_the_lock_is_kept(tmp_path):
     with folder_lock(tmp_path / "other", what="simulation"):
         assert (tmp_path / ".other.lock").is_file()
     assert not (tmp_path / ".other.lock").exists(), "the lock edgevit made goes"
+
+
+def test_a_killed_force_run_is_put_back_before_resume_looks_for_last_pt(tmp_path):
+    """`train --resume` after a killed `train --force`: last.pt is in the backup; it comes back first."""
+    import contract.outputs as outputs
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        (out / "last.pt").write_text("old")
+        w.record(out / "last.pt")
+    backup = Path(outputs.tempfile.mkdtemp(prefix=".run.old-", dir=tmp_path))
+    outputs.write_manifest(backup, outputs.read_manifest(out))
+    outputs._move_all(["last.pt"], out, backup, [])
+    outputs.write_manifest(out, {})
+    proc = run_cli("train", "--resume", "--out", str(out), "--no-progress")
+    assert "nothing to resume" not in proc.stderr and (out / "last.pt").read_text() == "old", proc.stderr
+
+
+def test_a_restore_never_goes_through_a_link_or_onto_a_file(tmp_path):
+    import contract.outputs as outputs
+
+    out, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    backup = tmp_path / ".run.old-abcd1234"
+    (backup / "baseline").mkdir(parents=True)
+    (backup / "baseline" / "best.pt").write_text("old")
+    outputs.write_manifest(backup, {"baseline/best.pt": {"kind": "train"}})
+    out.mkdir()
+    (out / "baseline").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UserError, match="stands where it goes back"):
+        outputs.restore_left_backup(out)
+    assert not list(elsewhere.iterdir()) and (backup / "baseline" / "best.pt").is_file()
+    (out / "baseline").unlink()
+    (out / "baseline").write_text("a file where the folder goes")
+    with pytest.raises(UserError, match="stands where it goes back"):
+        outputs.restore_left_backup(out)
+
+
+def test_a_lock_that_is_a_link_to_nothing_is_named(tmp_path):
+    (tmp_path / ".run.lock").symlink_to(tmp_path / "nothing")
+    with pytest.raises(UserError, match="symlink to nothing"):
+        with folder_lock(tmp_path / "run", what="training run"):
+            pass
