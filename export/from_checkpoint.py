@@ -34,9 +34,11 @@ class CheckpointExport:
     def __post_init__(self):
         if self.calib_samples < 1:
             raise UserError(f"--calib-samples must be at least 1, got {self.calib_samples}")
-        if self.samples < 1 or not 0 <= self.threads <= MAX_THREADS:
-            raise UserError(f"--samples must be >= 1 and --threads a whole number from 0 to {MAX_THREADS} "
-                            "(0 = all cores)")
+        if self.samples < 1:
+            raise UserError(f"--samples must be >= 1, got {self.samples}")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise UserError(f"--threads must be a whole number from 0 to {MAX_THREADS} (0 = all cores), got "
+                            f"{self.threads}")
 
     @property
     def out_dir(self) -> Path:
