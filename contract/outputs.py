@@ -142,27 +142,20 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
         discard(staging)
 
 
-def _in_the_way(out: Path, rel: str) -> bool:
-    """Something stands where `rel` goes: the path itself, or a symlink or a file where one of its folders goes
-    (a move would go through the link, or fail)."""
+def _in_the_way(out: Path, rel: str, *, ours: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Something stands where `rel` goes: a symlink or a file where one of its folders goes (a move would go
+    through the link, or fail), or the path itself unless it is one of `ours` (ours to replace)."""
     path = out / rel
     parents = [out / p for p in Path(rel).parents if str(p) != "."]
-    return any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents) or path.exists() or \
-        path.is_symlink()
+    if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents):
+        return True
+    return (path.exists() or path.is_symlink()) and rel not in ours
 
 
 def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
     """New files that cannot go in without replacing something not ours (or writing through a symlink)."""
     owned = set(own.owned)
-    blocked = []
-    for rel in new:
-        path = out / rel
-        parents = [out / p for p in Path(rel).parents if str(p) != "."]
-        if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents):
-            blocked.append(rel)
-        elif (path.exists() or path.is_symlink()) and rel not in owned:
-            blocked.append(rel)
-    return blocked
+    return [rel for rel in new if _in_the_way(out, rel, ours=owned)]
 
 
 def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
