@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, assert_unchanged, assert_user_error, run_cli, snapshot, start_cli
 
 from contract.errors import EXIT_INTERRUPTED, UserError
-from contract.manifest import MANIFEST
+from contract.manifest import MANIFEST, read_manifest
 from contract.outputs import (
     check_output_file,
     check_output_folder,
@@ -251,7 +251,7 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
-    before = snapshot(out)
+    before, recorded = snapshot(out), read_manifest(out)
     (tmp_path / ".run.old-notes").mkdir()          # a user's folders, not backups
     (tmp_path / ".run.old-abcdefgh").mkdir()
     (tmp_path / ".run.old-abcdefgh" / "best.pt").write_text("mine")
@@ -264,6 +264,8 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
         with written_in_place(out, kind="train", force=False):
             pass
     assert "put back the earlier run" in capsys.readouterr().out
+    assert read_manifest(out) == recorded, "the manifest's entries go back as they were"
+    before.pop(outputs.MANIFEST)   # its bytes hold the time it was written (seconds): the entries are what count
     assert_unchanged(before, out, "the earlier run, put back")
     assert not backup.exists() and (tmp_path / ".run.old-notes").is_dir()
     assert (tmp_path / ".run.old-abcdefgh" / "best.pt").read_text() == "mine"
