@@ -76,10 +76,12 @@ def one_line(e: BaseException) -> str:
     return text or type(e).__name__
 
 
-def run_command(fn: Callable[[], int | None], *, prog: str) -> int:
+def run_command(fn: Callable[[], int | None], *, prog: str, exiting: bool = False) -> int:
     """Runs fn() -> exit code. A user's mistake (is_user_error) becomes one line on stderr and EXIT_USAGE;
     any other exception is a bug: its traceback, BUG_NOTE and EXIT_BUG. Ctrl-C becomes EXIT_INTERRUPTED,
-    SIGTERM EXIT_TERMINATED."""
+    SIGTERM EXIT_TERMINATED. exiting: the process ends with this code, so once fn is over Ctrl-C and SIGTERM
+    are ignored (one arriving as the interpreter shuts down killed it by the signal, exit -2, with every
+    output already written)."""
     import signal
     import threading
     import traceback
@@ -104,3 +106,7 @@ def run_command(fn: Callable[[], int | None], *, prog: str) -> int:
             raise
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if exiting and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_IGN)

@@ -6,6 +6,10 @@ own only while it is listed under that command and still has the recorded size a
 put there, a file a user edited, a symlink, or another command's file never is. contract.outputs decides
 from this what a command may replace; nothing here deletes anything.
 
+A manifest also records the folder it was written for (real path, device and inode): a copy of a run
+(`cp -a`) carries the manifest along, but `written_here` tells it is not that folder, so `make clean` and
+the recovery of a replaced run's backup leave a user's copies alone.
+
 Manifests written before the checksums (format 1: `{"kind", "entries": [top-level names]}`) are read
 as owning the files under their entries that are not newer than the manifest itself: a user's file put
 there later, or a file edited later, is not the command's.
@@ -22,6 +26,7 @@ from pathlib import Path
 from contract.files import atomic_write, sha256_file
 
 __all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
+           "manifest_fields", "written_here",
            "file_facts", "tree_files", "ownership"]
 
 MANIFEST = ".edgevit-output.json"
@@ -37,18 +42,12 @@ def file_facts(path: Path, kind: str) -> dict:
 def read_manifest(folder: Path) -> dict[str, dict]:
     """{relative path: {"kind", "size", "sha256"}} of `folder`'s manifest; {} when there is none or it
     cannot be read (then nothing in the folder is any command's)."""
-    path = folder / MANIFEST
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict):
-        return {}
+    data = manifest_fields(folder)
     files = data.get("files")
     if isinstance(files, dict):
         return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)}
     if isinstance(data.get("entries"), list) and isinstance(data.get("kind"), str):
-        return _legacy(folder, data["kind"], [e for e in data["entries"] if isinstance(e, str)], path)
+        return _legacy(folder, data["kind"], [e for e in data["entries"] if isinstance(e, str)], folder / MANIFEST)
     return {}
 
 
@@ -63,14 +62,38 @@ def _legacy(folder: Path, kind: str, entries: list[str], manifest: Path) -> dict
     return files
 
 
-def write_manifest(folder: Path, files: dict[str, dict]) -> None:
-    """Writes `files` (every command's) as `folder`'s manifest, atomically; none left: no manifest."""
+def write_manifest(folder: Path, files: dict[str, dict], **marks) -> None:
+    """Writes `files` (every command's) as `folder`'s manifest, atomically; none left: no manifest. It records
+    the folder it was written in (see `written_here`); `marks` are extra top-level fields (a backup's)."""
     if not files:
         (folder / MANIFEST).unlink(missing_ok=True)
         return
+    st = folder.stat()
     text = json.dumps({"format": FORMAT, "written": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "folder": {"path": str(folder.resolve()), "dev": st.st_dev, "ino": st.st_ino}, **marks,
                        "files": dict(sorted(files.items()))}, indent=2) + "\n"
     atomic_write(folder / MANIFEST, lambda p: p.write_text(text))
+
+
+def manifest_fields(folder: Path) -> dict:
+    """The manifest's top-level fields ({} when there is none or it cannot be read)."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def written_here(folder: Path) -> bool:
+    """The manifest in `folder` was written for this folder, not copied in with a copy of one (`cp -a run
+    saved`): the folder is the one it recorded (same inode; a rename keeps it) or stands at its recorded
+    path. A copy's files are then a user's copies, whatever the manifest says. Manifests from before the
+    record count as written here."""
+    where = manifest_fields(folder).get("folder")
+    if not isinstance(where, dict):
+        return True
+    st = folder.stat()
+    return (where.get("dev"), where.get("ino")) == (st.st_dev, st.st_ino) or where.get("path") == str(folder.resolve())
 
 
 def manifest_bytes(folder: Path) -> bytes | None:

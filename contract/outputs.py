@@ -35,11 +35,13 @@ from contract.manifest import (
     MANIFEST,
     Ownership,
     file_facts,
+    manifest_fields,
     ownership,
     read_manifest,
     restore_manifest,
     tree_files,
     write_manifest,
+    written_here,
 )
 
 __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "publish", "discard", "folder_lock",
@@ -100,6 +102,12 @@ def check_output_folder(out: str | Path, *, kind: str, force: bool = False, prot
 
 
 def _clash(out: Path, kind: str, own: Ownership, names: list[str], option: str) -> UserError:
+    for rel in names:
+        stands = _obstacle(out, rel, ours=set(own.owned))
+        if stands is not None and stands != out / rel:
+            what = "a symlink" if stands.is_symlink() else "a file"
+            return UserError(f"{option} {out}: {stands} is {what} where this {kind} writes a folder "
+                             f"({rel}); edgevit never writes through it: move it away or choose another {option}")
     return UserError(f"{option} {out}: this {kind} must write {own.describe(names)}, which it did not write "
                      f"before; --force keeps such files, so move it away or choose another {option}")
 
@@ -125,10 +133,10 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
     other file stays, the manifest lists exactly the new files. Refuses (UserError, `out` untouched)
     when a file that is not an earlier `kind` output stands where a new one goes. Ctrl-C waits until the
     swap is done; a failure inside it puts the old files back. `staging` is gone afterwards."""
-    out = resolve_out(out, option=option)
-    new = {rel: file_facts(staging / rel, kind) for rel in tree_files(staging)}
     try:
-        with deferred_signals():
+        out = resolve_out(out, option=option)
+        with deferred_signals():   # from the first checksum: a Ctrl-C while they are taken leaves no staging
+            new = {rel: file_facts(staging / rel, kind) for rel in tree_files(staging)}
             if not out.exists() and not out.is_symlink():     # an existing folder (maybe the cwd) stays
                 write_manifest(staging, new)
                 os.replace(staging, out)
@@ -143,13 +151,18 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
 
 
 def _in_the_way(out: Path, rel: str, *, ours: frozenset[str] | set[str] = frozenset()) -> bool:
-    """Something stands where `rel` goes: a symlink or a file where one of its folders goes (a move would go
-    through the link, or fail), or the path itself unless it is one of `ours` (ours to replace)."""
+    """Something stands where `rel` goes (see _obstacle)."""
+    return _obstacle(out, rel, ours=ours) is not None
+
+
+def _obstacle(out: Path, rel: str, *, ours: frozenset[str] | set[str] = frozenset()) -> Path | None:
+    """What stands where `rel` goes: a symlink or a file where one of its folders goes (a move would go through
+    the link, or fail), or the path itself unless it is one of `ours` (ours to replace); None when nothing."""
     path = out / rel
-    parents = [out / p for p in Path(rel).parents if str(p) != "."]
-    if any(p.is_symlink() or (p.exists() and not p.is_dir()) for p in parents):
-        return True
-    return (path.exists() or path.is_symlink()) and rel not in ours
+    for parent in reversed([out / p for p in Path(rel).parents if str(p) != "."]):
+        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+            return parent
+    return path if (path.exists() or path.is_symlink()) and rel not in ours else None
 
 
 def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
@@ -260,7 +273,10 @@ class InPlace:
         self.files.update(record_outputs(self.out, self.kind, *paths))
 
     def checkpointed(self) -> None:
-        """The new output is worth keeping from now on, even if interrupted (a resumable checkpoint)."""
+        """The new output is worth keeping from now on, even if interrupted (a resumable checkpoint). The
+        backup says so too: if this process is killed, the next run keeps the new output, not the old."""
+        if self.backup is not None and not self.keep_on_interrupt:
+            write_manifest(self.backup, read_manifest(self.backup), backup_of=str(self.out), superseded=True)
         self.keep_on_interrupt = True
 
     def _rollback(self) -> None:
@@ -295,7 +311,8 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         check_output_folder(out, kind=kind, force=True, expect=expect)
         with deferred_signals():
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
-            write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})   # for restore_left_backup
+            write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned},   # for restore_left_backup
+                           backup_of=str(out))
             _move_all(own.owned, out, backup, [])
             write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
             _prune_dirs(out, own.owned)
@@ -337,8 +354,13 @@ def restore_left_backup(out: Path) -> None:
     if not out.parent.is_dir():
         return
     for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
-                         and not p.is_symlink() and (p / MANIFEST).is_file()):   # a backup lists what it holds
+                         and not p.is_symlink() and _is_backup(p)):
         files, entries = tree_files(backup), read_manifest(backup)
+        if manifest_fields(backup).get("superseded"):
+            shutil.rmtree(backup, ignore_errors=True)
+            print(f"note: removed {backup.name}, the earlier {out.name} that a --force run replaced: that run "
+                  "reached its first checkpoint before it was killed, so it is the one kept (as a Ctrl-C would)")
+            continue
         taken = [rel for rel in files if _in_the_way(out, rel)]
         if taken:
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing (it "
@@ -351,6 +373,12 @@ def restore_left_backup(out: Path) -> None:
             shutil.rmtree(backup, ignore_errors=True)
         print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never finished "
               f"had moved aside ({len(files)} file(s))")
+
+
+def _is_backup(folder: Path) -> bool:
+    """A backup written_in_place made (its manifest says so and was written in this very folder), not a
+    user's folder of a similar name, nor a copy of a backup or of a run (`cp -a` takes the manifest along)."""
+    return (folder / MANIFEST).is_file() and bool(manifest_fields(folder).get("backup_of")) and written_here(folder)
 
 
 def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
@@ -435,6 +463,8 @@ def remove_outputs(folder: Path) -> list[str]:
     removed = []
     for manifest in sorted(folder.rglob(MANIFEST), key=lambda p: len(p.parts), reverse=True):
         top = manifest.parent
+        if not written_here(top):   # copied in with a copy of a run: the user's copy, kept whole
+            continue
         kinds = {f.get("kind") for f in read_manifest(top).values()}
         owned = sorted({rel for kind in kinds for rel in ownership(top, kind).owned})
         with deferred_signals():
@@ -472,7 +502,13 @@ def folder_lock(folder: Path, *, what: str):
     import fcntl
 
     folder = resolve_out(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    made = [p for p in [folder.parent, *folder.parent.parents] if not p.exists()]   # what goes once we are done
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        file = _not_a_folder(folder.parent)
+        raise UserError(f"cannot make the folder {folder.parent} ({e.strerror}{f': {file} is a file' if file else ''}"
+                        "); choose another --out") from None
     lock = folder.with_name(f".{folder.name}{_LOCK_SUFFIX}")
     while True:
         try:   # a file of that name that is not our lock (a user's) is used as the lock, never removed
@@ -486,6 +522,9 @@ def folder_lock(folder: Path, *, what: str):
                     raise UserError(f"{lock} is a symlink to nothing where edgevit keeps the lock of {folder}; "
                                     "remove it and run again") from None
                 continue
+            except IsADirectoryError:
+                raise UserError(f"{lock} is a folder where edgevit keeps the lock of {folder}; move it away and "
+                                "run again") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -505,6 +544,14 @@ def folder_lock(folder: Path, *, what: str):
             if os.pread(fd, len(_LOCK_MARK) + 1, 0) == _LOCK_MARK:
                 lock.unlink()
         os.close(fd)
+        for parent in made:   # folders made only to hold the lock (a run that wrote nothing): empty ones go
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+def _not_a_folder(path: Path) -> Path | None:
+    """The first of `path` and its parents that exists but is not a folder."""
+    return next((p for p in [*reversed(path.parents), path] if p.exists() and not p.is_dir()), None)
 
 
 if __name__ == "__main__":

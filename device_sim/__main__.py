@@ -5,4 +5,4 @@ import sys
 
 from edgevit_cli.main import main
 
-sys.exit(main(["simulate", *sys.argv[1:]]))
+sys.exit(main(["simulate", *sys.argv[1:]], exiting=True))

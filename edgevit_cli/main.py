@@ -71,7 +71,10 @@ def _command(name: str, argv: list[str]):
         raise _missing_extra(name, e) from None
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool | None = None) -> int:
+    """The CLI. exiting (default: argv is None, i.e. the process's own command line): the process ends with
+    the returned code (see contract.errors.run_command)."""
+    exiting = argv is None if exiting is None else exiting
     argv = sys.argv[1:] if argv is None else argv
     parser = OneLineParser(prog="edgevit", description="edgevit: vision transformers for wearables: "
                            "train, export to int8 TFLite, simulate a device.")
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     name = argv[0]
-    return run_command(lambda: _command(name, argv[1:]), prog=f"edgevit {name}")
+    return run_command(lambda: _command(name, argv[1:]), prog=f"edgevit {name}", exiting=exiting)
 
 
 if __name__ == "__main__":

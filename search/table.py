@@ -224,4 +224,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     from contract.errors import run_command
 
-    sys.exit(run_command(main, prog="python -m search.table"))
+    sys.exit(run_command(main, prog="python -m search.table", exiting=True))

@@ -242,12 +242,32 @@ def test_a_rollback_cut_short_keeps_the_earlier_run_in_its_backup(tmp_path, monk
     assert (backups[0] / "best.pt").read_text() == "old"
 
 
+_KILLED_FORCE_RUN = """
+import os, signal, sys
+from pathlib import Path
+from contract.outputs import written_in_place
+out, checkpoint = Path(sys.argv[1]), sys.argv[2] == "1"
+with written_in_place(out, kind="train", force=True) as w:
+    if checkpoint:
+        (out / "best.pt").write_text("new")
+        w.record(out / "best.pt")
+        w.checkpointed()
+    os.kill(os.getpid(), signal.SIGKILL)   # an OOM kill: no handler, no rollback
+"""
+
+
+def _killed_force_run(out: Path, *, checkpointed: bool) -> None:
+    """A `--force` run into `out`, killed (SIGKILL) before or after its first checkpoint."""
+    proc = subprocess.run([sys.executable, "-c", _KILLED_FORCE_RUN, str(out), "1" if checkpointed else "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
 def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
     """SIGKILL (or an OOM kill) after a --force run moved the earlier run aside: nothing could restore it then.
     The next command into the folder puts it back, manifest and all, so --resume continues it and --force
-    replaces it; a sibling that only looks like a backup is left alone."""
-    import contract.outputs as outputs
-
+    replaces it; a sibling that only looks like a backup is left alone, and so is a user's copy of the run or
+    of the backup (`cp -a` takes the manifest along)."""
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
@@ -255,23 +275,65 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
     (tmp_path / ".run.old-notes").mkdir()          # a user's folders, not backups
     (tmp_path / ".run.old-abcdefgh").mkdir()
     (tmp_path / ".run.old-abcdefgh" / "best.pt").write_text("mine")
-    backup = Path(outputs.tempfile.mkdtemp(prefix=".run.old-", dir=tmp_path))
-    own = outputs.ownership(out, "train")
-    outputs.write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned})
-    outputs._move_all(own.owned, out, backup, [])   # where the kill left things
-    outputs.write_manifest(out, {})
+    shutil.copytree(out, tmp_path / ".run.old-20261130", symlinks=True)   # a user's dated copy of the run
+    _killed_force_run(out, checkpointed=False)
+    assert not (out / "best.pt").exists()
+    backup = next(p for p in tmp_path.iterdir() if p.name.startswith(".run.old-") and (p / "best.pt").exists()
+                  and p.name not in (".run.old-abcdefgh", ".run.old-20261130"))
+    shutil.copytree(backup, tmp_path / ".run.old-copy1234", symlinks=True)    # and a copy of the backup
+    copies = {name: snapshot(tmp_path / name) for name in (".run.old-20261130", ".run.old-copy1234")}
     with pytest.raises(UserError, match="already holds an earlier train"):
         with written_in_place(out, kind="train", force=False):
             pass
     assert "put back the earlier run" in capsys.readouterr().out
     assert read_manifest(out) == recorded, "the manifest's entries go back as they were"
-    before.pop(outputs.MANIFEST)   # its bytes hold the time it was written (seconds): the entries are what count
+    before.pop(MANIFEST)   # its bytes hold the time it was written (seconds): the entries are what count
     assert_unchanged(before, out, "the earlier run, put back")
     assert not backup.exists() and (tmp_path / ".run.old-notes").is_dir()
     assert (tmp_path / ".run.old-abcdefgh" / "best.pt").read_text() == "mine"
+    for name, files in copies.items():
+        assert_unchanged(files, tmp_path / name, f"the user's copy {name}")
     with written_in_place(out, kind="train", force=True) as w:   # and it is still ours to replace
         _run_files(out, "new", w)
     assert (out / "best.pt").read_text() == "new"
+    for name, files in copies.items():
+        assert_unchanged(files, tmp_path / name, f"the user's copy {name}")
+
+
+def test_a_force_run_killed_after_its_first_checkpoint_is_the_one_kept(tmp_path, capsys):
+    """After its first checkpoint a --force run is kept when interrupted (Ctrl-C removes the earlier run's
+    backup): a SIGKILL there means the same, so the next --resume continues the new run instead of being
+    refused over a backup that would overwrite it."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    _killed_force_run(out, checkpointed=True)
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")], "the kill left the backup"
+    with written_in_place(out, kind="train", force=False, resume=True):
+        pass
+    assert "reached its first checkpoint" in capsys.readouterr().out
+    assert (out / "best.pt").read_text() == "new" and not (out / "baseline").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
+
+
+def test_make_clean_keeps_a_users_copy_of_a_run(tmp_path):
+    """A copy of a run (`cp -a`) carries the run's manifest: its files are the user's copies all the same."""
+    from contract.outputs import remove_outputs
+
+    runs = tmp_path / "runs"
+    with written_in_place(runs / "a", kind="train", force=False) as w:
+        _run_files(runs / "a", "run", w)
+    shutil.copytree(runs / "a", tmp_path / "copy", symlinks=True)
+    shutil.move(tmp_path / "copy", runs / "a" / "my-safe-copy")
+    shutil.copytree(runs / "a", tmp_path / "elsewhere", symlinks=True)
+    shutil.move(tmp_path / "elsewhere", runs / "b")   # a copy moved in: still a copy
+    shutil.move(runs / "a", runs / "renamed")         # a run renamed (the same folder): still edgevit's
+    kept = {name: snapshot(runs / name) for name in ("renamed/my-safe-copy", "b")}
+    removed = remove_outputs(runs)
+    assert sorted(Path(p).relative_to(runs).as_posix() for p in removed) == ["renamed/baseline/best.pt",
+                                                                             "renamed/best.pt"]
+    for name, files in kept.items():
+        assert_unchanged(files, runs / name, f"the copy {name}")
 
 
 def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path):
@@ -561,16 +623,12 @@ def test_a_users_file_named_like_the_lock_is_kept(tmp_path):
 
 def test_a_killed_force_run_is_put_back_before_resume_looks_for_last_pt(tmp_path):
     """`train --resume` after a killed `train --force`: last.pt is in the backup; it comes back first."""
-    import contract.outputs as outputs
-
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         (out / "last.pt").write_text("old")
         w.record(out / "last.pt")
-    backup = Path(outputs.tempfile.mkdtemp(prefix=".run.old-", dir=tmp_path))
-    outputs.write_manifest(backup, outputs.read_manifest(out))
-    outputs._move_all(["last.pt"], out, backup, [])
-    outputs.write_manifest(out, {})
+    _killed_force_run(out, checkpointed=False)
+    assert not (out / "last.pt").exists()
     proc = run_cli("train", "--resume", "--out", str(out), "--no-progress")
     assert "nothing to resume" not in proc.stderr and (out / "last.pt").read_text() == "old", proc.stderr
 
@@ -583,7 +641,7 @@ def test_a_restore_never_goes_through_a_link_or_onto_a_file(tmp_path):
     backup = tmp_path / ".run.old-abcd1234"
     (backup / "baseline").mkdir(parents=True)
     (backup / "baseline" / "best.pt").write_text("old")
-    outputs.write_manifest(backup, {"baseline/best.pt": {"kind": "train"}})
+    outputs.write_manifest(backup, {"baseline/best.pt": {"kind": "train"}}, backup_of=str(out))
     out.mkdir()
     (out / "baseline").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(UserError, match="stands where it goes back"):
@@ -600,3 +658,72 @@ def test_a_lock_that_is_a_link_to_nothing_is_named(tmp_path):
     with pytest.raises(UserError, match="symlink to nothing"):
         with folder_lock(tmp_path / "run", what="training run"):
             pass
+
+
+def test_resume_under_a_file_or_into_nothing_is_one_line_and_leaves_no_folders(tmp_path):
+    (tmp_path / "best.pt").write_text("a file")
+    proc = run_cli("train", "--resume", "--out", str(tmp_path / "best.pt" / "x"), "--no-progress")
+    assert_user_error(proc, "is a file")
+    proc = run_cli("train", "--resume", "--out", str(tmp_path / "new" / "deep" / "run"), "--no-progress")
+    assert_user_error(proc, "nothing to resume")
+    assert not (tmp_path / "new").exists(), "folders made only for the lock go again"
+
+
+def test_a_ctrl_c_while_publish_takes_its_checksums_leaves_no_staging(tmp_path, monkeypatch):
+    """The checksums of a big output (a video) take a while: a Ctrl-C then waits for the swap, like one
+    during it, instead of leaving the staging folder beside the output."""
+    import contract.outputs as outputs
+
+    out = tmp_path / "sim"
+    staging = make_staging(out)
+    (staging / "demo.mp4").write_text("video")
+    (staging / "report.json").write_text("{}")
+    real = outputs.file_facts
+
+    def facts(path, kind):
+        if path.name == "demo.mp4":
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(path, kind)
+
+    monkeypatch.setattr(outputs, "file_facts", facts)
+    with pytest.raises(KeyboardInterrupt):
+        publish(staging, out, kind="simulate")
+    assert sorted(os.listdir(tmp_path)) == ["sim"], "no staging folder left"
+    assert sorted(read_manifest(out)) == ["demo.mp4", "report.json"]
+
+
+def test_a_symlink_where_an_output_folder_goes_is_named(tmp_path):
+    out, elsewhere = tmp_path / "art", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    staging = make_staging(out)
+    (staging / "int8").mkdir()
+    (staging / "int8" / "model.tflite").write_text("new")
+    publish(staging, out, kind="export")
+    shutil.rmtree(out / "int8")
+    (out / "int8").symlink_to(elsewhere, target_is_directory=True)
+    staging = make_staging(out)
+    (staging / "int8").mkdir()
+    (staging / "int8" / "model.tflite").write_text("newer")
+    with pytest.raises(UserError, match=r"int8 is a symlink where this export writes a folder"):
+        publish(staging, out, kind="export", force=True)
+    assert not list(elsewhere.iterdir())
+
+
+def test_a_folder_where_the_lock_goes_is_named(tmp_path):
+    (tmp_path / ".run.lock").mkdir()
+    with pytest.raises(UserError, match=r"\.run\.lock is a folder where edgevit keeps the lock"):
+        with folder_lock(tmp_path / "run", what="training run"):
+            pass
+
+
+def test_a_signal_after_the_command_is_over_does_not_change_its_exit(tmp_path):
+    """Once the command has returned (its outputs written), a Ctrl-C as the interpreter shuts down used to
+    kill it by the signal (exit -2) instead of its own code."""
+    code = ("import os, signal, sys\n"
+            "from contract.errors import run_command\n"
+            "code = run_command(lambda: 3, prog='x', exiting=True)\n"
+            "os.kill(os.getpid(), signal.SIGINT)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "sys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, (proc.returncode, proc.stderr)
