@@ -104,10 +104,10 @@ def check_output_folder(out: str | Path, *, kind: str, force: bool = False, prot
 def _clash(out: Path, kind: str, own: Ownership, names: list[str], option: str) -> UserError:
     for rel in names:
         stands = _obstacle(out, rel, ours=set(own.owned))
-        if stands is not None and stands != out / rel:
+        if stands is not None and (stands != out / rel or stands.is_symlink()):
             what = "a symlink" if stands.is_symlink() else "a file"
-            return UserError(f"{option} {out}: {stands} is {what} where this {kind} writes a folder "
-                             f"({rel}); edgevit never writes through it: move it away or choose another {option}")
+            return UserError(f"{option} {out}: {stands} is {what} where this {kind} writes {rel}; edgevit never "
+                             f"writes through it: move it away or choose another {option}")
     return UserError(f"{option} {out}: this {kind} must write {own.describe(names)}, which it did not write "
                      f"before; --force keeps such files, so move it away or choose another {option}")
 
@@ -138,7 +138,7 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
         with deferred_signals():   # from the first checksum: a Ctrl-C while they are taken leaves no staging
             new = {rel: file_facts(staging / rel, kind) for rel in tree_files(staging)}
             if not out.exists() and not out.is_symlink():     # an existing folder (maybe the cwd) stays
-                write_manifest(staging, new)
+                write_manifest(staging, new, path=out)   # recorded where it goes
                 os.replace(staging, out)
                 return
             own = check_output_folder(out, kind=kind, force=force, option=option)
@@ -355,8 +355,8 @@ def restore_left_backup(out: Path) -> None:
         return
     for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
                          and not p.is_symlink() and _is_backup(p)):
-        files, entries = tree_files(backup), read_manifest(backup)
-        if manifest_fields(backup).get("superseded"):
+        files, entries = tree_files(backup), read_manifest(backup, copied_too=True)
+        if manifest_fields(backup).get("superseded") and _holds_output(out, {f["kind"] for f in entries.values()}):
             shutil.rmtree(backup, ignore_errors=True)
             print(f"note: removed {backup.name}, the earlier {out.name} that a --force run replaced: that run "
                   "reached its first checkpoint before it was killed, so it is the one kept (as a Ctrl-C would)")
@@ -376,9 +376,23 @@ def restore_left_backup(out: Path) -> None:
 
 
 def _is_backup(folder: Path) -> bool:
-    """A backup written_in_place made (its manifest says so and was written in this very folder), not a
-    user's folder of a similar name, nor a copy of a backup or of a run (`cp -a` takes the manifest along)."""
-    return (folder / MANIFEST).is_file() and bool(manifest_fields(folder).get("backup_of")) and written_here(folder)
+    """A backup written_in_place made: its manifest says so and was written for a folder of this very name.
+    Not a user's folder of a similar name, nor a copy or a renamed backup (the random name differs; `cp -a`
+    takes the manifest along); a whole project copied or moved elsewhere keeps its backups."""
+    fields = manifest_fields(folder)
+    where = fields.get("folder")
+    return (bool(fields.get("backup_of")) and isinstance(where, dict)
+            and Path(str(where.get("path"))).name == folder.name)
+
+
+def _holds_output(out: Path, kinds: set[str]) -> bool:
+    """`out` holds an unchanged file its manifest lists under one of `kinds` (a copied manifest counts)."""
+    for rel, facts in read_manifest(out, copied_too=True).items() if out.is_dir() else ():
+        path = out / rel
+        if facts["kind"] in kinds and path.is_file() and not path.is_symlink() \
+                and file_facts(path, facts["kind"]) == facts:
+            return True
+    return False
 
 
 def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
@@ -510,10 +524,17 @@ def folder_lock(folder: Path, *, what: str):
         raise UserError(f"cannot make the folder {folder.parent} ({e.strerror}{f': {file} is a file' if file else ''}"
                         "); choose another --out") from None
     lock = folder.with_name(f".{folder.name}{_LOCK_SUFFIX}")
+    retries = 0
     while True:
         try:   # a file of that name that is not our lock (a user's) is used as the lock, never removed
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, _LOCK_MARK)
+        except FileNotFoundError:   # another locker removed the empty parent folder it had made: make it again
+            retries += 1
+            if retries > 100:
+                raise
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            continue
         except FileExistsError:
             try:
                 fd = os.open(lock, os.O_RDWR)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_unchanged, assert_user_error, run_cli, snapshot, start_cli
+from conftest import ROOT, assert_unchanged, assert_user_error, copy_output, run_cli, snapshot, start_cli
 
 from contract.errors import EXIT_INTERRUPTED, UserError
 from contract.manifest import MANIFEST, read_manifest
@@ -452,7 +452,7 @@ def _twice(args: list[str], out: Path, planted: dict[str, str], *, ok: int = 0) 
 
 def test_export_keeps_a_users_file_in_every_subfolder(tiny_run, tiny_export, tmp_path):
     out = tmp_path / "art"
-    shutil.copytree(tiny_export, out)               # the first run (copied: the fixture is shared)
+    copy_output(tiny_export, out)               # the first run (copied: the fixture is shared)
     planted = _plant(out)
     assert {"fp32/users_notes.txt", "int8/users_notes.txt", "users_notes.txt"} <= set(planted)
     _twice(["export", str(tiny_run / "best.pt"), "--out", str(out), "--calib-samples", "100", "--quiet"], out,
@@ -499,7 +499,7 @@ def test_train_keeps_a_users_file_in_the_run_and_its_baseline(few_images, tmp_pa
 
 def test_train_force_with_a_diverging_lr_leaves_the_old_run_byte_identical(tiny_run, tmp_path):
     out = tmp_path / "run"
-    shutil.copytree(tiny_run, out)
+    copy_output(tiny_run, out)
     (out / "users_notes.txt").write_text("mine")
     before = snapshot(out)
     proc = run_cli("train", "--force", "--model", "edgevit_xxs", "--epochs", "2", "--lr", "1e30", "--warmup-epochs",
@@ -538,7 +538,7 @@ def test_out_dot_works(tiny_export, tmp_path):
 def test_a_run_locked_through_another_path_is_refused(tiny_run, tmp_path):
     """Data loss 5: two trainings into `rc3` and a symlink to it both ran."""
     run, link = tmp_path / "rc3", tmp_path / "rc3_link"
-    shutil.copytree(tiny_run, run)
+    copy_output(tiny_run, run)
     link.symlink_to(run, target_is_directory=True)
     before = snapshot(run)
     with folder_lock(run, what="training run"):
@@ -704,7 +704,7 @@ def test_a_symlink_where_an_output_folder_goes_is_named(tmp_path):
     staging = make_staging(out)
     (staging / "int8").mkdir()
     (staging / "int8" / "model.tflite").write_text("newer")
-    with pytest.raises(UserError, match=r"int8 is a symlink where this export writes a folder"):
+    with pytest.raises(UserError, match=r"int8 is a symlink where this export writes int8"):
         publish(staging, out, kind="export", force=True)
     assert not list(elsewhere.iterdir())
 
@@ -727,3 +727,117 @@ def test_a_signal_after_the_command_is_over_does_not_change_its_exit(tmp_path):
             "sys.exit(code)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, (proc.returncode, proc.stderr)
+
+
+def _published(out: Path, kind: str = "export") -> None:
+    staging = make_staging(out)
+    (staging / "int8").mkdir()
+    (staging / "int8" / "model.tflite").write_text("model")
+    (staging / "report.json").write_text("{}")
+    publish(staging, out, kind=kind)
+
+
+def test_writing_into_a_copy_does_not_make_it_edgevits_again(tmp_path):
+    """A copy keeps its copied manifest, but it names another folder: every command reads it as empty, so a
+    file written into the copy (bench --json) is listed alone, and export refuses the copy's files by name."""
+    from contract.outputs import publish_file, remove_outputs
+
+    saved = tmp_path / "saved"
+    _published(tmp_path / "art")
+    shutil.copytree(tmp_path / "art", saved / "art-copy", symlinks=True)
+    copy = snapshot(saved / "art-copy")
+    with pytest.raises(UserError, match=r"holds files this export did not write.*is a copy of .*/art\b"):
+        check_output_folder(saved / "art-copy", kind="export")
+    publish_file(saved / "art-copy" / "bench.json", "{}", kind="bench")
+    assert sorted(read_manifest(saved / "art-copy")) == ["bench.json"]
+    assert [Path(p).name for p in remove_outputs(saved)] == ["bench.json"]
+    copy.pop(MANIFEST)
+    assert_unchanged(copy, saved / "art-copy", "the copy")
+    with pytest.raises(UserError, match=r"holds files this export did not write \(int8/model.tflite"):
+        check_output_folder(saved / "art-copy", kind="export")
+
+
+def test_an_output_moved_away_and_back_is_edgevits_again(tmp_path):
+    """A published folder records where it goes, not its staging folder: moved to another disk and back (a
+    new inode, the same path) it is still edgevit's."""
+    from contract.outputs import remove_outputs
+
+    out = tmp_path / "art"
+    _published(out)
+    shutil.copytree(out, tmp_path / "away", symlinks=True)
+    shutil.rmtree(out)
+    shutil.copytree(tmp_path / "away", out, symlinks=True)
+    assert sorted(Path(p).relative_to(out).as_posix() for p in remove_outputs(out)) == ["int8/model.tflite",
+                                                                                      "report.json"]
+
+
+def test_a_superseded_backup_whose_new_run_is_gone_is_put_back(tmp_path, capsys):
+    """The new run reached a checkpoint, then was killed, then the user removed it: the backup is the only
+    run left, so it goes back instead of being removed."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    _killed_force_run(out, checkpointed=True)
+    shutil.rmtree(out)
+    with written_in_place(out, kind="train", force=False, resume=True):
+        pass
+    assert "put back the earlier run" in capsys.readouterr().out
+    assert (out / "best.pt").read_text() == "old" and (out / "baseline" / "best.pt").read_text() == "old"
+
+
+def test_a_killed_force_runs_backup_comes_back_in_a_copied_project(tmp_path, capsys):
+    proj = tmp_path / "proj"
+    with written_in_place(proj / "run", kind="train", force=False) as w:
+        _run_files(proj / "run", "old", w)
+    _killed_force_run(proj / "run", checkpointed=False)
+    shutil.copytree(proj, tmp_path / "proj2", symlinks=True)   # the project copied to another disk
+    with written_in_place(tmp_path / "proj2" / "run", kind="train", force=False, resume=True):
+        pass
+    assert "put back the earlier run" in capsys.readouterr().out
+    assert (tmp_path / "proj2" / "run" / "best.pt").read_text() == "old"
+
+
+def test_a_symlinked_output_folder_is_named_before_any_work(tmp_path):
+    out, elsewhere = tmp_path / "art", tmp_path / "elsewhere"
+    _published(out)
+    elsewhere.mkdir()
+    shutil.rmtree(out / "int8")
+    (out / "int8").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UserError, match=r"int8 is a symlink where this export writes int8; edgevit never"):
+        check_output_folder(out, kind="export", force=True, expect=("int8",))
+
+
+def test_a_lock_whose_parent_another_locker_removed_is_taken(tmp_path, monkeypatch):
+    """Two runs into new folders under one new parent: one may remove the (empty) parent it made between the
+    other's mkdir and its lock file; the other makes it again."""
+    real_open, calls = os.open, []
+
+    def racing_open(path, flags, *args):
+        if flags & os.O_CREAT and not calls:
+            calls.append(path)
+            os.rmdir(Path(path).parent)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", racing_open)
+    with folder_lock(tmp_path / "shared" / "run", what="training run"):
+        assert (tmp_path / "shared" / ".run.lock").is_file() and calls
+    assert not (tmp_path / "shared").exists()
+
+
+@pytest.mark.parametrize("manifest", [
+    {"format": 2, "folder": "/elsewhere", "files": {"f.txt": {"kind": "train", "size": 4, "sha256": "x"}}},
+    {"format": 2, "files": {"f.txt": {"kind": ["train"], "size": 4, "sha256": "x"}}},
+    "[" * 100000,
+], ids=["folder-not-a-table", "kind-a-list", "nested-too-deep"])
+def test_clean_keeps_files_under_a_hand_edited_manifest(tmp_path, manifest):
+    from contract.manifest import sha256_file
+    from contract.outputs import remove_outputs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "f.txt").write_text("mine")
+    if isinstance(manifest, dict):
+        manifest["files"]["f.txt"]["sha256"] = sha256_file(run / "f.txt")
+        manifest = json.dumps(manifest)
+    (run / MANIFEST).write_text(manifest)
+    assert remove_outputs(tmp_path) == [] and (run / "f.txt").read_text() == "mine"
