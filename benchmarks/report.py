@@ -54,9 +54,11 @@ def rerender(out: Path) -> Path:
     plots are kept as they are)."""
     import json
 
-    other = ("arm-", "glyphs-", "protocol-", "search-")   # the other benchmarks' results
+    import re
+
+    # make bench's results are named <date>-<host>.json; the other benchmarks' carry their name first
     results = sorted(p for p in (out / "benchmarks" / "results").glob("*.json")
-                     if not p.name.startswith(other) and not p.stem.endswith("-smoke"))
+                     if re.match(r"\d{4}-\d{2}-\d{2}-", p.name) and not p.stem.endswith("-smoke"))
     if not results:
         raise SystemExit(f"no make-bench results in {out / 'benchmarks' / 'results'}; run `make bench` first")
     res = json.loads(results[-1].read_text())
