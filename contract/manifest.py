@@ -6,9 +6,9 @@ own only while it is listed under that command and still has the recorded size a
 put there, a file a user edited, a symlink, or another command's file never is. contract.outputs decides
 from this what a command may replace; nothing here deletes anything.
 
-A manifest also records the folder it was written for (real path, device and inode): a copy of a run
-(`cp -a`) carries the manifest along, but `written_here` tells it is not that folder, so `make clean` and
-the recovery of a replaced run's backup leave a user's copies alone.
+A manifest also records the path of the folder it was written for. Ownership does not depend on it (a
+folder moved or copied keeps its manifest, and a command pointed at it treats it as what it holds); the
+recovery of a replaced run's backup uses it to tell a backup from a copy or a rename of one.
 
 Manifests written before the checksums (format 1: `{"kind", "entries": [top-level names]}`) are read
 as owning the files under their entries that are not newer than the manifest itself: a user's file put
@@ -26,7 +26,7 @@ from pathlib import Path
 from contract.files import atomic_write, sha256_file
 
 __all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
-           "manifest_fields", "written_here",
+           "manifest_fields",
            "file_facts", "tree_files", "ownership"]
 
 MANIFEST = ".edgevit-output.json"
@@ -39,13 +39,11 @@ def file_facts(path: Path, kind: str) -> dict:
     return {"kind": kind, "size": st.st_size, "sha256": sha256_file(path)}
 
 
-def read_manifest(folder: Path, *, copied_too: bool = False) -> dict[str, dict]:
-    """{relative path: {"kind", "size", "sha256"}} of `folder`'s manifest; {} when there is none, it cannot
-    be read, or it came with a copy (not `written_here`; copied_too reads it all the same): then nothing in
-    the folder is any command's. Entries of the wrong shape (a hand-edited manifest) are left out."""
+def read_manifest(folder: Path) -> dict[str, dict]:
+    """{relative path: {"kind", "size", "sha256"}} of `folder`'s manifest; {} when there is none or it cannot
+    be read (then nothing in the folder is any command's). Entries of the wrong shape (a hand-edited
+    manifest) are left out."""
     data = manifest_fields(folder)
-    if not copied_too and not written_here(folder):
-        return {}
     files = data.get("files")
     if isinstance(files, dict):
         return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)
@@ -68,13 +66,12 @@ def _legacy(folder: Path, kind: str, entries: list[str], manifest: Path) -> dict
 
 def write_manifest(folder: Path, files: dict[str, dict], *, path: Path | None = None, **marks) -> None:
     """Writes `files` (every command's) as `folder`'s manifest, atomically; none left: no manifest. It records
-    the folder it was written in (see `written_here`): its inode, and `path` (a staging folder's: where it
-    goes), else its own real path. `marks` are extra top-level fields (a backup's)."""
+    the path of the folder it is for: `path` (a staging folder's: where it goes), else its own real path.
+    `marks` are extra top-level fields (a backup's)."""
     if not files:
         (folder / MANIFEST).unlink(missing_ok=True)
         return
-    st = folder.stat()
-    where = {"path": str(path or folder.resolve()), "dev": st.st_dev, "ino": st.st_ino}
+    where = {"path": str(path or folder.resolve())}
     text = json.dumps({"format": FORMAT, "written": datetime.now(UTC).isoformat(timespec="seconds"),
                        "folder": where, **marks,
                        "files": dict(sorted(files.items()))}, indent=2) + "\n"
@@ -88,21 +85,6 @@ def manifest_fields(folder: Path) -> dict:
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def written_here(folder: Path) -> bool:
-    """The manifest in `folder` was written for this folder, not copied in with a copy of one (`cp -a run
-    saved`): the folder is the one it recorded (same inode; a rename keeps it) or stands at its recorded
-    path (moved away and back). A copy's files are then a user's copies, whatever the manifest says.
-    Manifests from before the record count as written here; a record of the wrong shape never does."""
-    fields = manifest_fields(folder)
-    if "folder" not in fields:
-        return True
-    where = fields["folder"]
-    if not isinstance(where, dict):
-        return False
-    st = folder.stat()
-    return (where.get("dev"), where.get("ino")) == (st.st_dev, st.st_ino) or where.get("path") == str(folder.resolve())
 
 
 def manifest_bytes(folder: Path) -> bytes | None:
@@ -141,21 +123,15 @@ class Ownership:
     owned: list[str] = field(default_factory=list)            # this command's files, unchanged since
     foreign: list[str] = field(default_factory=list)          # everything else below the folder
     changed: list[str] = field(default_factory=list)          # this command's files that were changed since
-    copied_from: str | None = None                             # the folder a copied manifest was written for
 
     def describe(self, names: list[str], *, limit: int = 4) -> str:
         shown = [f"{n} (changed since edgevit wrote it)" if n in self.changed else n for n in names[:limit]]
-        copy = (f" (this folder is a copy of {self.copied_from}: the manifest came with it, so its files count as "
-                "yours)") if self.copied_from and set(names) & set(self.foreign) else ""
-        return ", ".join(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "") + copy
+        return ", ".join(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def ownership(folder: Path, kind: str) -> Ownership:
     """Which files below `folder` are `kind`'s own (listed under it, same size and sha256, a regular file)."""
     own = Ownership(kind=kind, manifest=read_manifest(folder), raw=manifest_bytes(folder))
-    if (folder / MANIFEST).is_file() and not written_here(folder):
-        where = manifest_fields(folder).get("folder")
-        own.copied_from = str(where.get("path")) if isinstance(where, dict) else "another folder"
     for rel in tree_files(folder):
         facts = own.manifest.get(rel)
         path = folder / rel

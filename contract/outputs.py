@@ -41,7 +41,6 @@ from contract.manifest import (
     restore_manifest,
     tree_files,
     write_manifest,
-    written_here,
 )
 
 __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "publish", "discard", "folder_lock",
@@ -52,6 +51,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
 
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
+_MAX_NAME = 255 - len(".") - len(".partial-") - 8   # the longest sibling: .NAME.partial-XXXXXXXX (mkdtemp: 8)
 _LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (only such a file is removed)
 
 
@@ -64,7 +64,12 @@ def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
         raise UserError(f"{option} {out} cannot be resolved ({e}); choose another {option}") from None
     if real == real.parent:
         raise UserError(f"{option} {out} is the file system's root; choose a folder for the results")
-    return check_utf8_path(real, what=option, fix=f"rename it or choose another {option}")
+    real = check_utf8_path(real, what=option, fix=f"rename it or choose another {option}")
+    if len(os.fsencode(real.name)) > _MAX_NAME:
+        raise UserError(f"{option} {out}: its name is {len(os.fsencode(real.name))} bytes long; edgevit keeps its "
+                        f"staging, backup and lock beside it under longer names, so at most {_MAX_NAME}: choose a "
+                        "shorter name")
+    return real
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -355,7 +360,7 @@ def restore_left_backup(out: Path) -> None:
         return
     for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
                          and not p.is_symlink() and _is_backup(p)):
-        files, entries = tree_files(backup), read_manifest(backup, copied_too=True)
+        files, entries = tree_files(backup), read_manifest(backup)
         if manifest_fields(backup).get("superseded") and _holds_output(out, {f["kind"] for f in entries.values()}):
             shutil.rmtree(backup, ignore_errors=True)
             print(f"note: removed {backup.name}, the earlier {out.name} that a --force run replaced: that run "
@@ -386,8 +391,8 @@ def _is_backup(folder: Path) -> bool:
 
 
 def _holds_output(out: Path, kinds: set[str]) -> bool:
-    """`out` holds an unchanged file its manifest lists under one of `kinds` (a copied manifest counts)."""
-    for rel, facts in read_manifest(out, copied_too=True).items() if out.is_dir() else ():
+    """`out` holds an unchanged file its manifest lists under one of `kinds`."""
+    for rel, facts in read_manifest(out).items() if out.is_dir() else ():
         path = out / rel
         if facts["kind"] in kinds and path.is_file() and not path.is_symlink() \
                 and file_facts(path, facts["kind"]) == facts:
@@ -468,28 +473,23 @@ def publish_file(path: Path, text: str, *, kind: str) -> None:
 
 
 def remove_outputs(folder: Path) -> list[str]:
-    """What `make clean` does: below `folder`, removes every file a manifest lists and that is unchanged
-    since (any command's), then the folders that emptied and manifests with nothing left; keeps
-    everything else. Returns the removed files."""
+    """What `make clean` does to one of the make targets' folders: removes every file its manifest lists and
+    that is unchanged since (any command's), then the folders that emptied, and the manifest once nothing is
+    left in it; keeps everything else. Only the folder's own manifest counts: a folder below it with a
+    manifest of its own (a copy of a run the user put there) is the user's. Returns the removed files."""
     folder = Path(folder)
     if not folder.is_dir() or folder.is_symlink():
         return []
-    removed = []
-    for manifest in sorted(folder.rglob(MANIFEST), key=lambda p: len(p.parts), reverse=True):
-        top = manifest.parent
-        if not written_here(top):   # copied in with a copy of a run: the user's copy, kept whole
-            continue
-        kinds = {f.get("kind") for f in read_manifest(top).values()}
-        owned = sorted({rel for kind in kinds for rel in ownership(top, kind).owned})
-        with deferred_signals():
-            for rel in owned:
-                (top / rel).unlink()
-            write_manifest(top, {rel: f for rel, f in read_manifest(top).items() if rel not in owned})
-            _prune_dirs(top, owned)
-        removed += [str(top / rel) for rel in owned]
+    kinds = {f["kind"] for f in read_manifest(folder).values()}
+    owned = sorted({rel for kind in kinds for rel in ownership(folder, kind).owned})
+    with deferred_signals():
+        for rel in owned:
+            (folder / rel).unlink()
+        write_manifest(folder, {rel: f for rel, f in read_manifest(folder).items() if rel not in owned})
+        _prune_dirs(folder, owned)
     with contextlib.suppress(OSError):
         folder.rmdir()
-    return removed
+    return [str(folder / rel) for rel in owned]
 
 
 def _main(argv: list[str]) -> int:

@@ -40,19 +40,6 @@ def start_cli(*args: str, env: dict | None = None, **popen_kw) -> subprocess.Pop
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **popen_kw)
 
 
-def copy_output(src: Path, dst: Path) -> Path:
-    """A copy of an edgevit output folder (a shared fixture's) that counts as written where it lands. A plain
-    copy is the user's (contract.manifest.written_here): its copied manifest names the fixture's folder."""
-    import shutil
-
-    from contract.manifest import MANIFEST, read_manifest, write_manifest
-
-    shutil.copytree(src, dst, symlinks=True)
-    for manifest in Path(dst).rglob(MANIFEST):
-        write_manifest(manifest.parent, read_manifest(manifest.parent, copied_too=True))
-    return dst
-
-
 def snapshot(root: Path) -> dict[str, str]:
     """sha256 of every file below `root`, the whole tree (symlinks to folders not followed)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, assert_unchanged, assert_user_error, copy_output, run_cli, snapshot
+from conftest import ROOT, assert_unchanged, assert_user_error, run_cli, snapshot
 
 from contract.errors import BUG_NOTE, EXIT_BUG, EXIT_USAGE
 
@@ -31,8 +31,8 @@ def ws(tiny_run, tiny_export, tmp_path_factory):
     """A workspace: a copy of a finished run and of its export, a folder holding a user's notes, an empty
     image folder, a truncated and a foreign checkpoint, a mismatched checkpoint, bad model cards."""
     root = tmp_path_factory.mktemp("ws")
-    copy_output(tiny_run, root / "run")
-    copy_output(tiny_export, root / "art")
+    shutil.copytree(tiny_run, root / "run")
+    shutil.copytree(tiny_export, root / "art")
     (root / "user").mkdir()
     (root / "user" / "notes.txt").write_text("my notes\n")
     (root / "user.tflite").mkdir()                      # a folder named like a model file
@@ -66,7 +66,7 @@ def ws(tiny_run, tiny_export, tmp_path_factory):
     (root / "user_run" / "baseline").mkdir(parents=True)
     (root / "user_run" / "metrics.json").write_text('{"accuracy": 0.99}\n')
     (root / "user_run" / "baseline" / "README.txt").write_text("my baseline notes\n")
-    copy_output(tiny_run, root / "linked_run")
+    shutil.copytree(tiny_run, root / "linked_run")
     (root / "linked_run" / "baseline").symlink_to(root / "user", target_is_directory=True)
     _hand_edited_checkpoints(root, raw)
     _user_data(root)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
 import pytest
-from conftest import copy_output
 
 from contract.errors import UserError
 from device_sim.model import DeployedModel
@@ -91,7 +91,7 @@ def test_unknown_profile_lists_builtins(tmp_path):
 # -- the sidecar contract ---------------------------------------------------------------------------
 def _copy_artifact(tiny_export, tmp_path):
     dest = tmp_path / "art"
-    copy_output(tiny_export, dest)
+    shutil.copytree(tiny_export, dest)
     return dest
 
 
