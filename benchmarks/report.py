@@ -53,7 +53,6 @@ def rerender(out: Path) -> Path:
     """BENCHMARKS.md again from the newest make-bench JSON and the newest bench-arm JSON (the make-bench
     plots are kept as they are)."""
     import json
-
     import re
 
     # make bench's results are named <date>-<host>.json; the other benchmarks' carry their name first

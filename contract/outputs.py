@@ -64,12 +64,15 @@ def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
         raise UserError(f"{option} {out} cannot be resolved ({e}); choose another {option}") from None
     if real == real.parent:
         raise UserError(f"{option} {out} is the file system's root; choose a folder for the results")
-    real = check_utf8_path(real, what=option, fix=f"rename it or choose another {option}")
-    if len(os.fsencode(real.name)) > _MAX_NAME:
-        raise UserError(f"{option} {out}: its name is {len(os.fsencode(real.name))} bytes long; edgevit keeps its "
-                        f"staging, backup and lock beside it under longer names, so at most {_MAX_NAME}: choose a "
-                        "shorter name")
-    return real
+    return check_utf8_path(real, what=option, fix=f"rename it or choose another {option}")
+
+
+def _check_name_room(out: Path) -> None:
+    """An output's staging, backup and lock go beside it under longer names: its own name must leave room."""
+    if len(os.fsencode(out.name)) > _MAX_NAME:
+        raise UserError(f"output folder {out}: its name is {len(os.fsencode(out.name))} bytes long; edgevit keeps "
+                        f"its staging, backup and lock beside it under longer names, so at most {_MAX_NAME}: choose "
+                        "a shorter output name (--out)")
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -120,6 +123,7 @@ def _clash(out: Path, kind: str, own: Ownership, names: list[str], option: str) 
 def make_staging(out: Path) -> Path:
     """An empty staging folder beside `out` (same file system, so publishing is renames)."""
     out = resolve_out(out)
+    _check_name_room(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -362,10 +366,13 @@ def restore_left_backup(out: Path) -> None:
                          and not p.is_symlink() and _is_backup(p)):
         files, entries = tree_files(backup), read_manifest(backup)
         if manifest_fields(backup).get("superseded") and _holds_output(out, {f["kind"] for f in entries.values()}):
-            shutil.rmtree(backup, ignore_errors=True)
-            print(f"note: removed {backup.name}, the earlier {out.name} that a --force run replaced: that run "
-                  "reached its first checkpoint before it was killed, so it is the one kept (as a Ctrl-C would)")
+            print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached its "
+                  "first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C); delete the "
+                  "backup once you no longer need it")
             continue
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "
+                            f"{out} is now a file where it goes back: move that file aside and run again")
         taken = [rel for rel in files if _in_the_way(out, rel)]
         if taken:
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing (it "
@@ -498,6 +505,9 @@ def _main(argv: list[str]) -> int:
         print("usage: python -m contract.outputs clean PATH...")
         return 2
     for path in argv[1:]:
+        if Path(path).is_symlink():
+            print(f"clean: {path} is a symlink: not followed; clean the folder it points to")
+            continue
         gone = remove_outputs(Path(path))
         if gone:
             print(f"clean: {path}: removed {len(gone)} file(s) edgevit wrote"
@@ -516,6 +526,7 @@ def folder_lock(folder: Path, *, what: str):
     import fcntl
 
     folder = resolve_out(folder)
+    _check_name_room(folder)
     made = [p for p in [folder.parent, *folder.parent.parents] if not p.exists()]   # what goes once we are done
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)

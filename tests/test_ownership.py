@@ -301,19 +301,64 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
 
 
 def test_a_force_run_killed_after_its_first_checkpoint_is_the_one_kept(tmp_path, capsys):
-    """After its first checkpoint a --force run is kept when interrupted (Ctrl-C removes the earlier run's
-    backup): a SIGKILL there means the same, so the next --resume continues the new run instead of being
-    refused over a backup that would overwrite it."""
+    """After its first checkpoint a --force run is kept when interrupted: a SIGKILL there means the same, so the
+    next --resume continues the new run instead of being refused over a backup that would overwrite it. The
+    backup is named and left (a copy of it elsewhere looks the same: edgevit never removes one)."""
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
     _killed_force_run(out, checkpointed=True)
-    assert [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")], "the kill left the backup"
+    backups = [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
+    assert len(backups) == 1, "the kill left the backup"
+    kept = snapshot(backups[0])
     with written_in_place(out, kind="train", force=False, resume=True):
         pass
     assert "reached its first checkpoint" in capsys.readouterr().out
     assert (out / "best.pt").read_text() == "new" and not (out / "baseline").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
+    assert_unchanged(kept, backups[0], "the earlier run's backup")
+
+
+def test_a_backup_whose_run_became_a_file_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    _killed_force_run(out, checkpointed=False)
+    shutil.rmtree(out)
+    out.write_text("a file where the run was")
+    with pytest.raises(UserError, match=r"is now a file where it goes back"):
+        with written_in_place(out, kind="train", force=False, resume=True):
+            pass
+
+
+def test_a_long_input_name_is_not_an_output_name(tmp_path):
+    """The length limit is for outputs (their siblings need room); an input may have any valid name."""
+    from contract.outputs import resolve_out
+
+    long = tmp_path / ("e" * 240)
+    long.mkdir()
+    assert resolve_out(long) == long.resolve()
+    with pytest.raises(UserError, match="choose a shorter output name"):
+        make_staging(long)
+
+
+def test_a_legacy_manifest_does_not_own_a_copy_put_below_it(tmp_path):
+    """Format 1 owned every file under its top-level names not newer than itself; a copy of another run (older
+    times kept by cp -a) put there has a manifest of its own and stays the user's."""
+    from contract.outputs import remove_outputs
+
+    run = tmp_path / "run"
+    (run / "baseline").mkdir(parents=True)
+    (run / "best.pt").write_text("w")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "best.pt").write_text("older run")
+    (old / MANIFEST).write_text(json.dumps({"kind": "train", "entries": ["best.pt"]}))
+    os.utime(old / "best.pt", (1e9, 1e9))
+    os.utime(old / MANIFEST, (1e9, 1e9))
+    shutil.copytree(old, run / "baseline" / "old", symlinks=True)   # copytree keeps the times
+    (run / MANIFEST).write_text(json.dumps({"kind": "train", "entries": ["best.pt", "baseline"]}))
+    assert [Path(p).name for p in remove_outputs(run)] == ["best.pt"]
+    assert (run / "baseline" / "old" / "best.pt").read_text() == "older run"
 
 
 def test_make_clean_keeps_a_users_copy_of_a_run(tmp_path):
@@ -823,5 +868,5 @@ def test_clean_keeps_files_under_a_hand_edited_manifest(tmp_path, manifest):
 def test_a_name_too_long_for_the_staging_beside_it_is_one_line(tmp_path):
     name = "r" * 240   # a valid name, but .NAME.partial-XXXXXXXX beside it is not
     proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "1", "--out", str(tmp_path / name), "--no-progress")
-    assert_user_error(proc, "choose a shorter name")
+    assert_user_error(proc, "choose a shorter output name")
     assert not list(tmp_path.iterdir())
