@@ -63,7 +63,7 @@ def _legacy(folder: Path, kind: str, entries: list[str], manifest: Path) -> dict
         path = folder / rel
         if any(rel.startswith(n + "/") for n in nested):
             continue
-        if rel.split("/")[0] in entries and not path.is_symlink() and path.stat().st_mtime <= limit:
+        if rel.split("/")[0] in entries and not path.is_symlink() and path.is_file() and path.stat().st_mtime <= limit:
             files[rel] = file_facts(path, kind)
     return files
 

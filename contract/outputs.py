@@ -52,6 +52,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
 _MAX_NAME = 255 - len(".") - len(".partial-") - 8   # the longest sibling: .NAME.partial-XXXXXXXX (mkdtemp: 8)
+_MAX_FILE_NAME = 255 - len(".") - len(".") - 8 - len(".tmp")   # atomic_write's .NAME.XXXXXXXX.tmp beside it
 _LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (only such a file is removed)
 
 
@@ -365,10 +366,10 @@ def restore_left_backup(out: Path) -> None:
     for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
                          and not p.is_symlink() and _is_backup(p)):
         files, entries = tree_files(backup), read_manifest(backup)
-        if manifest_fields(backup).get("superseded") and _holds_output(out, {f["kind"] for f in entries.values()}):
+        if manifest_fields(backup).get("superseded"):   # never put back by itself, never removed
             print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached its "
-                  "first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C); delete the "
-                  "backup once you no longer need it")
+                  "first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C); move the "
+                  "backup's files back yourself if you want the earlier run, or delete it")
             continue
         if out.exists() and not out.is_dir():
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "
@@ -395,16 +396,6 @@ def _is_backup(folder: Path) -> bool:
     where = fields.get("folder")
     return (bool(fields.get("backup_of")) and isinstance(where, dict)
             and Path(str(where.get("path"))).name == folder.name)
-
-
-def _holds_output(out: Path, kinds: set[str]) -> bool:
-    """`out` holds an unchanged file its manifest lists under one of `kinds`."""
-    for rel, facts in read_manifest(out).items() if out.is_dir() else ():
-        path = out / rel
-        if facts["kind"] in kinds and path.is_file() and not path.is_symlink() \
-                and file_facts(path, facts["kind"]) == facts:
-            return True
-    return False
 
 
 def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
@@ -457,6 +448,10 @@ def check_output_file(path: str | Path, *, kind: str, force: bool = False, input
     if real.name == MANIFEST or (real.name.startswith(".") and real.name.endswith(_LOCK_SUFFIX)):
         raise UserError(f"{option} {path}: that name is edgevit's own bookkeeping (the folder's manifest or a lock); "
                         "choose another file name")
+    if len(os.fsencode(real.name)) > _MAX_FILE_NAME:
+        raise UserError(f"{option} {path}: its name is {len(os.fsencode(real.name))} bytes long; edgevit writes it "
+                        f"through a temporary file beside it under a longer name, so at most {_MAX_FILE_NAME}: "
+                        "choose a shorter file name")
     for p in inputs:
         src = resolve_out(p)
         if real == src or (src.is_dir() and _inside(real, src) and real.exists()):

@@ -794,18 +794,29 @@ def test_an_output_moved_away_and_back_is_edgevits_again(tmp_path):
                                                                                       "report.json"]
 
 
-def test_a_superseded_backup_whose_new_run_is_gone_is_put_back(tmp_path, capsys):
-    """The new run reached a checkpoint, then was killed, then the user removed it: the backup is the only
-    run left, so it goes back instead of being removed."""
+def test_a_superseded_backup_is_never_put_back_by_itself(tmp_path, capsys):
+    """The earlier run A in a superseded backup (its replacement B reached a checkpoint, then was killed), then a
+    second --force killed before its checkpoint (B in a plain backup): B goes back, A is named and left, in
+    whatever order the two are found; the same once the user removed the run (make clean)."""
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
-        _run_files(out, "old", w)
+        _run_files(out, "A", w)
     _killed_force_run(out, checkpointed=True)
+    superseded = [p for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
+    kept = snapshot(superseded[0])
+    assert (out / "best.pt").read_text() == "new"   # run B's checkpoint
+    _killed_force_run(out, checkpointed=False)
+    with written_in_place(out, kind="train", force=False, resume=True):
+        pass
+    printed = capsys.readouterr().out
+    assert "put back the earlier run" in printed and "reached its first checkpoint" in printed
+    assert (out / "best.pt").read_text() == "new"
+    assert_unchanged(kept, superseded[0], "the superseded backup")
     shutil.rmtree(out)
     with written_in_place(out, kind="train", force=False, resume=True):
         pass
-    assert "put back the earlier run" in capsys.readouterr().out
-    assert (out / "best.pt").read_text() == "old" and (out / "baseline" / "best.pt").read_text() == "old"
+    assert not (out / "best.pt").exists(), "the superseded run does not come back by itself"
+    assert_unchanged(kept, superseded[0], "the superseded backup")
 
 
 def test_a_killed_force_runs_backup_comes_back_in_a_copied_project(tmp_path, capsys):
@@ -870,3 +881,21 @@ def test_a_name_too_long_for_the_staging_beside_it_is_one_line(tmp_path):
     proc = run_cli("train", "--model", "edgevit_xxs", "--epochs", "1", "--out", str(tmp_path / name), "--no-progress")
     assert_user_error(proc, "choose a shorter output name")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_json_name_too_long_for_its_temporary_file_is_refused_before_any_work(tmp_path):
+    with pytest.raises(UserError, match="choose a shorter file name"):
+        check_output_file(tmp_path / ("j" * 245 + ".json"), kind="bench")
+    assert check_output_file(tmp_path / ("j" * 236 + ".json"), kind="bench").name.startswith("j")
+
+
+def test_a_legacy_manifest_never_reads_a_fifo(tmp_path):
+    from contract.outputs import remove_outputs
+
+    run = tmp_path / "run"
+    (run / "sub").mkdir(parents=True)
+    os.mkfifo(run / "sub" / "pipe")
+    (run / "sub" / "w.txt").write_text("w")
+    (run / MANIFEST).write_text(json.dumps({"kind": "train", "entries": ["sub"]}))
+    assert [Path(p).name for p in remove_outputs(run)] == ["w.txt"]
+    assert (run / "sub" / "pipe").exists()
