@@ -84,8 +84,11 @@ def write_manifest(folder: Path, files: dict[str, dict], *, path: Path | None = 
 
 def manifest_fields(folder: Path) -> dict:
     """The manifest's top-level fields ({} when there is none or it cannot be read)."""
+    path = folder / MANIFEST
+    if not path.is_file():   # none, or a FIFO or folder by that name: nothing to read (a FIFO would block)
+        return {}
     try:
-        data = json.loads((folder / MANIFEST).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -93,8 +96,11 @@ def manifest_fields(folder: Path) -> dict:
 
 def manifest_bytes(folder: Path) -> bytes | None:
     """The manifest file as it is (to put back byte for byte when a replacement is undone)."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
     try:
-        return (folder / MANIFEST).read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
 

@@ -276,18 +276,19 @@ class InPlace:
     def __init__(self, out: Path, kind: str, backup: Path | None, earlier: Ownership | None):
         self.out, self.kind, self.backup, self.earlier = out, kind, backup, earlier
         self.files: dict[str, dict] = {}
-        self.keep_on_interrupt = backup is None
+        self.kept = backup is None
 
     def record(self, *paths: Path) -> None:
         """Adds these files (as they are now) to the manifest as this command's."""
         self.files.update(record_outputs(self.out, self.kind, *paths))
 
     def checkpointed(self) -> None:
-        """The new output is worth keeping from now on, even if interrupted (a resumable checkpoint). The
+        """The new output is worth keeping from now on, even if it fails or is interrupted (a resumable
+        checkpoint). The
         backup says so too: if this process is killed, the next run keeps the new output, not the old."""
-        if self.backup is not None and not self.keep_on_interrupt:
+        if self.backup is not None and not self.kept:
             write_manifest(self.backup, read_manifest(self.backup), backup_of=str(self.out), superseded=True)
-        self.keep_on_interrupt = True
+        self.kept = True
 
     def _rollback(self) -> None:
         """Removes what this run wrote (unchanged files only) and puts the earlier output back."""
@@ -305,8 +306,9 @@ class InPlace:
 def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False, expect: tuple[str, ...] = ()):
     """For a command that writes into `out` as it goes. Without force or resume `out` must be new or empty
     (besides a manifest). resume: continue, recording new files. force: the earlier `kind` output's own files
-    move to a backup beside `out` (everything else stays); the backup is restored if the block fails, or is
-    interrupted before `checkpointed()`, and removed once the block succeeds (or is interrupted after)."""
+    move to a backup beside `out` (everything else stays); the backup is restored if the block fails or is
+    interrupted before `checkpointed()`, and removed once the block succeeds or fails after it (from the first
+    checkpoint on the new run is the one kept: resumable, as after a Ctrl-C)."""
     out = resolve_out(out)
     restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
     own = ownership(out, kind) if out.is_dir() else None
@@ -336,9 +338,9 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     try:
         yield writer
         done = True
-    except BaseException as e:
+    except BaseException:
         failed = True
-        if backup is not None and not (isinstance(e, KeyboardInterrupt) and writer.keep_on_interrupt):
+        if backup is not None and not writer.kept:   # after a checkpoint the new run is kept
             with deferred_signals():
                 writer._rollback()
                 done = not tree_files(backup)   # what could not go back (a path taken meanwhile) stays
@@ -457,6 +459,8 @@ def check_output_file(path: str | Path, *, kind: str, force: bool = False, input
         if real == src or (src.is_dir() and _inside(real, src) and real.exists()):
             raise UserError(f"{option} {path} is an input of this command ({p}); write the results elsewhere")
     check_writable(real.parent, option=option)
+    if real.exists() and not real.is_file():
+        raise UserError(f"{option} {path} is not a regular file (a FIFO, socket or device); choose another {option}")
     if (real.exists() or real.is_symlink()) and not force:
         facts = read_manifest(real.parent).get(real.name)
         if not (facts and facts.get("kind") == kind and file_facts(real, kind) == facts):

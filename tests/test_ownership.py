@@ -420,15 +420,18 @@ def test_a_lock_on_a_file_its_holder_has_removed_locks_nothing(tmp_path, monkeyp
             os.close(fd)
 
 
-def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path):
+@pytest.mark.parametrize("how", [KeyboardInterrupt, RuntimeError])
+def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path, how):
+    """From its first checkpoint a --force run is the one kept, whether it is interrupted or fails later (a
+    divergence at epoch N keeps its N-1 resumable epochs; rolling back then threw them away)."""
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(how):
         with written_in_place(out, kind="train", force=True) as w:
             _run_files(out, "new", w)
             w.checkpointed()
-            raise KeyboardInterrupt
+            raise how
     assert (out / "best.pt").read_text() == "new" and _beside(tmp_path) == ["run"]
     check_output_folder(out, kind="train")        # the manifest lists the new files
 
@@ -899,3 +902,16 @@ def test_a_legacy_manifest_never_reads_a_fifo(tmp_path):
     (run / MANIFEST).write_text(json.dumps({"kind": "train", "entries": ["sub"]}))
     assert [Path(p).name for p in remove_outputs(run)] == ["w.txt"]
     assert (run / "sub" / "pipe").exists()
+
+
+def test_a_fifo_where_a_json_or_the_manifest_goes_never_blocks(tmp_path):
+    (tmp_path / "f").mkdir()
+    publish_file(check_output_file(tmp_path / "f" / "bench.json", kind="bench"), "{}", kind="bench")
+    (tmp_path / "f" / "bench.json").unlink()
+    os.mkfifo(tmp_path / "f" / "bench.json")
+    with pytest.raises(UserError, match="is not a regular file"):
+        check_output_file(tmp_path / "f" / "bench.json", kind="bench", force=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / MANIFEST)
+    assert read_manifest(run) == {}
