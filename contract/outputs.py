@@ -291,7 +291,10 @@ class InPlace:
         self.kept = True
 
     def _rollback(self) -> None:
-        """Removes what this run wrote (unchanged files only) and puts the earlier output back."""
+        """Removes what this run wrote (unchanged files only) and puts the earlier output back. The manifest goes
+        back first: killed midway, the files it lists are in `out` or in the backup, which the next command puts
+        back (restore_left_backup)."""
+        restore_manifest(self.out, self.earlier.raw)
         for rel in self.files:
             path = self.out / rel
             if path.is_file() and not path.is_symlink() and file_facts(path, self.kind) == self.files[rel]:
@@ -299,7 +302,6 @@ class InPlace:
         _prune_dirs(self.out, list(self.files))
         moved = tree_files(self.backup)
         _move_all([rel for rel in moved if not (self.out / rel).exists()], self.backup, self.out, [])
-        restore_manifest(self.out, self.earlier.raw)
 
 
 @contextlib.contextmanager
@@ -340,6 +342,11 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         done = True
     except BaseException:
         failed = True
+        if backup is not None and writer.kept:
+            import sys
+
+            print(f"note: the new run in {out} is kept (it reached its first checkpoint; the earlier run it "
+                  "replaced is gone): continue it with --resume", file=sys.stderr)
         if backup is not None and not writer.kept:   # after a checkpoint the new run is kept
             with deferred_signals():
                 writer._rollback()
@@ -376,18 +383,29 @@ def restore_left_backup(out: Path) -> None:
         if out.exists() and not out.is_dir():
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "
                             f"{out} is now a file where it goes back: move that file aside and run again")
-        taken = [rel for rel in files if _in_the_way(out, rel)]
-        if taken:
-            raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing (it "
-                            f"was killed or interrupted twice), and {out / taken[0]} stands where it goes back: "
-                            f"move that aside, or delete the backup if you do not need it, and run again")
+        stands = {rel: _obstacle(out, rel) for rel in files}
+        through = [rel for rel, p in stands.items() if p is not None and (p != out / rel or p.is_dir())]
+        if through:   # a link or a file where one of its folders goes: never moved through, never moved
+            raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "
+                            f"{stands[through[0]]} stands where it goes back: move that aside and run again")
+        # What stands at a file's own place was written by the run that was killed before its first checkpoint
+        # (or put there since): it goes aside, never away, and the earlier run goes back.
+        taken = [rel for rel, p in stands.items() if p is not None]
         with deferred_signals():
+            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.killed-", dir=out.parent)) if taken else None
+            if aside is not None:
+                _move_all(taken, out, aside, [])
             out.mkdir(parents=True, exist_ok=True)
+            if not files:   # a backup that holds only its manifest (its files went back already)
+                shutil.rmtree(backup, ignore_errors=True)
+                continue
             _move_all(files, backup, out, [])
-            write_manifest(out, {**read_manifest(out), **{rel: entries[rel] for rel in files if rel in entries}})
+            present = {rel: f for rel, f in read_manifest(out).items() if rel not in taken}
+            write_manifest(out, {**present, **{rel: entries[rel] for rel in files if rel in entries}})
             shutil.rmtree(backup, ignore_errors=True)
-        print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never finished "
-              f"had moved aside ({len(files)} file(s))")
+        print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never reached its "
+              f"first checkpoint had moved aside ({len(files)} file(s))"
+              + (f"; what that run had written so far is in {aside}" if aside is not None else ""))
 
 
 def _is_backup(folder: Path) -> bool:
@@ -461,6 +479,10 @@ def check_output_file(path: str | Path, *, kind: str, force: bool = False, input
     check_writable(real.parent, option=option)
     if real.exists() and not real.is_file():
         raise UserError(f"{option} {path} is not a regular file (a FIFO, socket or device); choose another {option}")
+    manifest = real.parent / MANIFEST
+    if manifest.exists() and not manifest.is_file() or manifest.is_symlink():
+        raise UserError(f"{manifest} is not edgevit's manifest (a folder, link or special file by its name), and "
+                        f"{option} records what it writes there; move it or choose another {option}")
     if (real.exists() or real.is_symlink()) and not force:
         facts = read_manifest(real.parent).get(real.name)
         if not (facts and facts.get("kind") == kind and file_facts(real, kind) == facts):

@@ -233,13 +233,54 @@ def test_a_rollback_cut_short_keeps_the_earlier_run_in_its_backup(tmp_path, monk
     assert len(backups) == 1 and (backups[0] / "best.pt").read_text() == "old"
     assert (backups[0] / "baseline" / "best.pt").read_text() == "old"
     monkeypatch.undo()
-    # the next run into the folder names the backup instead of starting over beside it: the new run's files
-    # stand where the old ones go back
-    for resume in (False, True):
-        with pytest.raises(UserError, match=r"\.run\.old-.*did not finish replacing.*best\.pt stands"):
-            with written_in_place(out, kind="train", force=True, resume=resume):
-                pass
-    assert (backups[0] / "best.pt").read_text() == "old"
+    # the next command into the folder puts the earlier run back; the cut-short run's files stand where it goes
+    # back: they go aside (never away)
+    with written_in_place(out, kind="train", force=False, resume=True):
+        pass
+    assert (out / "best.pt").read_text() == "old" and (out / "baseline" / "best.pt").read_text() == "old"
+    asides = [p for p in tmp_path.iterdir() if p.name.startswith(".run.killed-")]
+    assert len(asides) == 1 and (asides[0] / "best.pt").read_text() == "new"
+    assert not backups[0].exists()
+    check_output_folder(out, kind="train")   # the manifest lists the earlier run again
+
+
+def test_a_force_run_killed_in_its_first_epoch_gives_the_earlier_run_back(tmp_path, capsys):
+    """Killed after it wrote (and recorded) its first file but before its first checkpoint: the earlier run comes
+    back, the killed run's file goes aside; every later command used to be refused over it."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    (out / "notes.txt").write_text("mine")
+    code = _KILLED_FORCE_RUN.replace("        w.checkpointed()\n", "")
+    assert code != _KILLED_FORCE_RUN
+    proc = subprocess.run([sys.executable, "-c", code, str(out), "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert (out / "best.pt").read_text() == "new"
+    with written_in_place(out, kind="train", force=False, resume=True):
+        pass
+    assert "put back the earlier run" in capsys.readouterr().out
+    assert (out / "best.pt").read_text() == "old" and (out / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.killed-")]
+    check_output_folder(out, kind="train", force=True)
+
+
+def test_an_error_after_the_checkpoint_says_the_new_run_is_kept(tmp_path, capsys):
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    with pytest.raises(OSError):
+        with written_in_place(out, kind="train", force=True) as w:
+            _run_files(out, "new", w)
+            w.checkpointed()
+            raise OSError(28, "No space left on device")
+    assert "continue it with --resume" in capsys.readouterr().err
+
+
+def test_a_folder_named_like_the_manifest_refuses_a_json_before_any_work(tmp_path):
+    (tmp_path / MANIFEST).mkdir()
+    with pytest.raises(UserError, match="is not edgevit's manifest"):
+        check_output_file(tmp_path / "r.json", kind="bench")
 
 
 _KILLED_FORCE_RUN = """
