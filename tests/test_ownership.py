@@ -265,18 +265,6 @@ def test_a_force_run_killed_in_its_first_epoch_gives_the_earlier_run_back(tmp_pa
     check_output_folder(out, kind="train", force=True)
 
 
-def test_an_error_after_the_checkpoint_says_the_new_run_is_kept(tmp_path, capsys):
-    out = tmp_path / "run"
-    with written_in_place(out, kind="train", force=False) as w:
-        _run_files(out, "old", w)
-    with pytest.raises(OSError):
-        with written_in_place(out, kind="train", force=True) as w:
-            _run_files(out, "new", w)
-            w.checkpointed()
-            raise OSError(28, "No space left on device")
-    assert "continue it with --resume" in capsys.readouterr().err
-
-
 def test_a_folder_named_like_the_manifest_refuses_a_json_before_any_work(tmp_path):
     (tmp_path / MANIFEST).mkdir()
     with pytest.raises(UserError, match="is not edgevit's manifest"):
@@ -461,10 +449,11 @@ def test_a_lock_on_a_file_its_holder_has_removed_locks_nothing(tmp_path, monkeyp
             os.close(fd)
 
 
-@pytest.mark.parametrize("how", [KeyboardInterrupt, RuntimeError])
-def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path, how):
+@pytest.mark.parametrize("how", [KeyboardInterrupt, RuntimeError, OSError])
+def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_path, capsys, how):
     """From its first checkpoint a --force run is the one kept, whether it is interrupted or fails later (a
-    divergence at epoch N keeps its N-1 resumable epochs; rolling back then threw them away)."""
+    divergence or a full disk at epoch N keeps its N-1 resumable epochs; rolling back then threw them away),
+    and it says so."""
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
@@ -474,6 +463,7 @@ def test_written_in_place_keeps_a_new_run_interrupted_after_its_checkpoint(tmp_p
             w.checkpointed()
             raise how
     assert (out / "best.pt").read_text() == "new" and _beside(tmp_path) == ["run"]
+    assert "continue it with --resume" in capsys.readouterr().err
     check_output_folder(out, kind="train")        # the manifest lists the new files
 
 
