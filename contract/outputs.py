@@ -160,11 +160,6 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
         discard(staging)
 
 
-def _in_the_way(out: Path, rel: str, *, ours: frozenset[str] | set[str] = frozenset()) -> bool:
-    """Something stands where `rel` goes (see _obstacle)."""
-    return _obstacle(out, rel, ours=ours) is not None
-
-
 def _obstacle(out: Path, rel: str, *, ours: frozenset[str] | set[str] = frozenset()) -> Path | None:
     """What stands where `rel` goes: a symlink or a file where one of its folders goes (a move would go through
     the link, or fail), or the path itself unless it is one of `ours` (ours to replace); None when nothing."""
@@ -178,7 +173,7 @@ def _obstacle(out: Path, rel: str, *, ours: frozenset[str] | set[str] = frozense
 def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
     """New files that cannot go in without replacing something not ours (or writing through a symlink)."""
     owned = set(own.owned)
-    return [rel for rel in new if _in_the_way(out, rel, ours=owned)]
+    return [rel for rel in new if _obstacle(out, rel, ours=owned) is not None]
 
 
 def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
@@ -284,8 +279,7 @@ class InPlace:
 
     def checkpointed(self) -> None:
         """The new output is worth keeping from now on, even if it fails or is interrupted (a resumable
-        checkpoint). The
-        backup says so too: if this process is killed, the next run keeps the new output, not the old."""
+        checkpoint). The backup says so too: if this process is killed, the next run keeps the new output."""
         if self.backup is not None and not self.kept:
             write_manifest(self.backup, read_manifest(self.backup), backup_of=str(self.out), superseded=True)
         self.kept = True
@@ -342,17 +336,17 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         done = True
     except BaseException:
         failed = True
-        if backup is not None and writer.kept:
-            import sys
-
-            print(f"note: the new run in {out} is kept (it reached its first checkpoint; the earlier run it "
-                  "replaced is gone): continue it with --resume", file=sys.stderr)
-        if backup is not None and not writer.kept:   # after a checkpoint the new run is kept
+        if backup is not None and not writer.kept:
             with deferred_signals():
                 writer._rollback()
                 done = not tree_files(backup)   # what could not go back (a path taken meanwhile) stays
         else:
             done = True
+            if backup is not None:   # after a checkpoint the new run is kept
+                import sys
+
+                print(f"note: the new run in {out} is kept (it reached its first checkpoint; the earlier run it "
+                      "replaced is gone): continue it with --resume", file=sys.stderr)
         raise
     finally:
         if backup is not None and done:
