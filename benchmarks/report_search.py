@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.protocol import COMPARED
+from benchmarks.protocol import REFERENCE
 
 __all__ = ["newest_search", "newest_protocol", "search_section", "TABLE_TARGET", "GOAL_RATIO"]
 
@@ -291,12 +291,59 @@ def _registered(trained: list[dict]) -> dict:
 
 def _goal_lines(s: dict, p: dict) -> list[str]:
     """The goal: a registered edgevit model at <= 0.8x MobileNetV2's projected int8 latency on both wearables
-    and more accurate than MobileNetV2 by a margin the protocol resolves."""
+    and more accurate than MobileNetV2 by a margin the protocol resolves; met, missed (by how much, what binds,
+    the next step), an unresolved tie (more seeds), or not judged yet; and what it cost."""
+    head, cost = "### The goal on the wearables", _cost_lines(s, p)
+    judged = {m: c for m, c in p.get("comparison", {}).items() if m.startswith("edgevit")}
+    if not judged:
+        return [head, "", _not_judged(s, p), *cost]
+    out = [head, ""]
+    for model, cmp in judged.items():
+        proxy = max((t["val_acc"] for t in s["trained"]), default=None)
+        out.append(_verdict(model, cmp["test_acc"], p["models"][model], p["models"].get(REFERENCE, {}), proxy))
+    return out + cost
+
+
+def _ratios(m: dict, img: str) -> dict[str, float]:
+    return {prof: r["ratio"] for prof, r in (m.get("latency") or {}).get(img, {}).items()}
+
+
+def _verdict(model: str, t: dict, m: dict, ref: dict, proxy: float | None) -> str:
+    """One model's verdict against MobileNetV2: both sides of the claim, at 224 and at the glyph size."""
+    at224, at64 = _ratios(m, "224"), _ratios(m, "64")
+    lat = (", ".join(f"{k} {v:.2f}x" for k, v in at224.items()) + " at 224, "
+           + ", ".join(f"{k} {v:.2f}x" for k, v in at64.items()) + " at 64")
+    fast = bool(at224) and bool(at64) and all(v <= GOAL_RATIO for v in (*at224.values(), *at64.values()))
+    acc = (f"{t['diff_pp']:+.2f} pp test-font accuracy vs MobileNetV2 ({100 * m['test_acc']['mean']:.1f} vs "
+           f"{100 * ref['test_acc']['mean']:.1f}%, {m['test_acc']['n']} vs {ref['test_acc']['n']} seeds, Welch p = "
+           f"{t['p']:.3f})")
+    if t["verdict"] == "more accurate" and fast:
+        return f"- **Met** by {model}: {acc}, at {lat} MobileNetV2's projected int8 latency."
+    if t["verdict"] == "tie":
+        return (f"- **Unresolved** for {model}: {acc} is a tie at {100 * (1 - t['alpha']):.0f}%; more seeds of both "
+                f"models would resolve it (latency: {lat}). An unresolved tie is not a result: the next step is "
+                "`make bench-protocol` with more seeds.")
+    slow = {k: v for k, v in {**{f"{k} at 224": v for k, v in at224.items()},
+                              **{f"{k} at 64": v for k, v in at64.items()}}.items() if v > GOAL_RATIO}
+    binds = [f"accuracy: {model} is {-t['diff_pp']:.2f} pp behind, a difference the protocol resolves"] \
+        if t["verdict"] == "less accurate" else []
+    binds += [f"latency: {k} {v:.2f}x > {GOAL_RATIO}x" for k, v in slow.items()]
+    room = {k: GOAL_RATIO - v for k, v in at224.items()}
+    tight = min(room, key=room.get) if room else None
+    step = (f"spend the latency still free under the budget ({', '.join(f'{k} {v:+.2f}x' for k, v in room.items())} "
+            f"at 224; {tight} binds first) on a wider or deeper design, searched with a proxy training long enough "
+            "to rank designs the way the protocol's recipe does"
+            + (f" (the best proxy training reached {_pct(proxy)} validation accuracy, the recipe "
+               f"{_pct(max(v['val_acc'] for v in m['sweep'].values()))})" if proxy is not None and m.get("sweep")
+               else "") + ", or train every compared model with the same teacher (`--teacher`)"
+            if not slow else "search again under the budget on the core that misses")
+    return (f"- **Missed** by {model}: {acc}; latency {lat} MobileNetV2's projected int8 latency "
+            f"(goal <= {GOAL_RATIO}x on both, at both sizes). What binds: {'; '.join(binds)}. A measured no. "
+            f"Next step: {step}.")
+
+
+def _not_judged(s: dict, p: dict) -> str:
     fits = [t for t in s["trained"] if all(r["ratio"] <= GOAL_RATIO for r in t["latency"].values())]
-    resolved = [m for m, c in p.get("comparison", {}).items() if c["test_acc"]["verdict"] == "more accurate"]
-    head = "### The goal on the wearables"
-    if resolved:
-        return [head, "", f"- **met** by {', '.join(resolved)} (see the protocol above)."]
     best = max(fits, key=lambda t: t["val_acc"], default=None)
     registered = _registered(s["trained"])
     lead = (f"the best trained design within budget is `{best['design']}` (proxy validation "
@@ -306,12 +353,24 @@ def _goal_lines(s: dict, p: dict) -> list[str]:
              "its origin), the model `make demo` trains" if best["design"] in registered else "")
             ) if best else "no trained design within budget yet"
     done = {m: len(r["seeds"]) for m, r in p["models"].items()}
-    return [head, "",
-            f"- **Not judged yet**: {lead}. The protocol holds " +
+    left = sum(len(p["lrs"]) + len(p["seeds"]) - 1 - len(r["sweep"]) - len([k for k in r["seeds"] if k != "0"])
+               for r in p["models"].values())
+    minutes = sorted(r["train_seconds"] / 60 for r in p.get("runs", {}).values() if "train_seconds" in r)
+    each = f" of about {minutes[len(minutes) // 2]:.0f} min each (median so far)" if minutes else ""
+    return (f"- **Not judged yet**: {lead}. The protocol holds " +
             ", ".join(f"{m} {n} of {len(p['seeds'])} seed runs" for m, n in done.items()) +
-            f" (each after a {len(p['lrs'])}-rate sweep). The latency side is not what binds: the table shows designs "
-            "at 0.5-0.8x MobileNetV2 on both cores (edgevit_xxs 0.59x / 0.51x); the question is accuracy under a "
-            "recipe that converges, which the protocol answers.",
-            "- Next step: `make bench-protocol` (resumable; it compares " + ", ".join(COMPARED) + ": about 15 "
-            "trainings of 45-55 min each at 1 thread on an idle host, three to four times that while other work "
-            "shares the two cores)."]
+            f" (each after a {len(p['lrs'])}-rate sweep); {left} trainings{each} are left: `make bench-protocol` "
+            "continues them.")
+
+
+def _cost_lines(s: dict, p: dict) -> list[str]:
+    """What the search and the protocol cost on this 2-core host, in minutes of training (1 thread each)."""
+    trials = [float(t["train_seconds"]) for t in s.get("trials", []) if t.get("train_seconds")]
+    runs = [r["train_seconds"] for r in p.get("runs", {}).values() if "train_seconds" in r]
+    if not trials and not runs:
+        return []
+    parts = ([f"the search trained {len(trials)} designs in {sum(trials) / 60:.0f} min"] if trials else []) + \
+        ([f"the protocol {len(runs)} runs in {sum(runs) / 60:.0f} min ({min(runs) / 60:.0f}-{max(runs) / 60:.0f} min "
+          "each; the spread is the host's load, not the models)"] if runs else [])
+    return ["", "- Cost on this 2-core host (1 thread per training, two at a time, often beside other work): "
+            + ", ".join(parts) + "."]

@@ -234,3 +234,44 @@ def test_the_design_rules_in_words_follow_the_tables_numbers():
     text = "\n".join(rules_lines(table(attn3=1.8, attn4=1.6, stage1_a76=1.0)))
     assert "belongs in the last stage" not in text and "would shrink" not in text
     assert rules_lines(table(3.2, 1.6, 1.7), img=96) == [], "no rules for a size the table does not hold"
+
+
+def test_the_goal_is_judged_met_missed_or_unresolved_from_the_protocols_seeds():
+    """BENCHMARKS.md's goal: met only when the protocol resolves "more accurate" AND both ratios are within the
+    budget; a resolved deficit is a measured "no" naming the deficit, what binds and the next step; a tie says
+    it is unresolved; and the cost of the trainings is stated."""
+    from benchmarks import protocol
+    from benchmarks.report_search import _goal_lines
+
+    def model(accs: list[float], ratio: float) -> dict:
+        lat = {img: {prof: {"ratio": ratio} for prof in ("smartwatch", "ar-glasses")} for img in ("224", "64")}
+        seeds = {str(i): {"test_acc": a, "int8_acc": a, "train_seconds": 3000 + 600 * i} for i, a in enumerate(accs)}
+        return {"sweep": {"0.002": {"val_acc": 0.85}}, "best_lr": 0.002, "seeds": seeds, "latency": lat,
+                "test_acc": {"mean": sum(accs) / len(accs), "std": 0.01, "n": len(accs)}}
+
+    search = {"trained": [{"design": "w8", "val_acc": 0.45, "latency": {"smartwatch": {"ratio": 0.7}}}],
+              "trials": [{"train_seconds": "600"}, {"train_seconds": "300"}, {"train_seconds": ""}]}
+    ref = model([0.82, 0.83, 0.825], 1.0)
+
+    def goal(accs: list[float], ratio: float) -> str:
+        models = {"edgevit_wear": model(accs, ratio), "mobilenetv2_100": ref}
+        p = {"models": models, "comparison": protocol.compare(models), "lrs": [1, 2, 3], "seeds": [0, 1, 2],
+             "runs": {f"{m}-s{k}": r for m, v in models.items() for k, r in v["seeds"].items()}}
+        return "\n".join(_goal_lines(search, p))
+
+    behind = goal([0.79, 0.80, 0.795], 0.72)
+    assert "**Missed** by edgevit_wear" in behind and "-3.00 pp" in behind and "3.00 pp behind" in behind
+    assert "A measured no" in behind and "Next step" in behind and "+0.08x" in behind
+    assert "latency:" not in behind.split("What binds:")[1].split("Next step")[0], "latency is within budget"
+    slow = goal([0.90, 0.91, 0.905], 0.85)
+    assert "**Missed**" in slow and "smartwatch at 224 0.85x > 0.8x" in slow and "accuracy:" not in slow
+    assert "**Met** by edgevit_wear" in goal([0.90, 0.91, 0.905], 0.72)
+    tie = goal([0.82, 0.835, 0.815], 0.72)
+    assert "**Unresolved**" in tie and "**Met**" not in tie and "**Missed**" not in tie
+    assert "the search trained 2 designs in 15 min, the protocol 6 runs in 360 min (50-70 min each" in behind
+    two = {"edgevit_wear": model([0.8, 0.8], 0.72), "mobilenetv2_100": ref}
+    p = {"models": two, "comparison": protocol.compare(two), "lrs": [1, 2, 3], "seeds": [0, 1, 2],
+         "runs": {f"{m}-s{k}": r for m, v in two.items() for k, r in v["seeds"].items()}}
+    text = "\n".join(_goal_lines(search, p))
+    assert "**Not judged yet**" in text and "5 trainings of about 60 min each (median so far)" in text
+    assert "the protocol 0 runs" not in "\n".join(_goal_lines(search, {**p, "runs": {}}))
