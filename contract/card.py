@@ -35,7 +35,7 @@ from contract.images import RESIZE_POLICY, check_resize_policy
 
 __all__ = ["SCHEMA", "CARD_NAME", "SAMPLE_PACK", "DEFAULT_TASK", "ARITHMETICS", "INTEGER_ARITHMETICS", "tensor_spec",
            "build_card", "bare_card", "card_arithmetic", "validate_card", "card_error", "read_card", "write_card",
-           "card_candidate", "model_inputs", "resolve_card", "check_artifact", "is_bare_tflite"]
+           "card_candidate", "model_inputs", "resolve_card", "check_artifact", "is_bare_tflite", "BARE_OPTIONS"]
 
 SCHEMA = "edgevit.model/1"
 CARD_NAME = "model.json"
@@ -130,12 +130,14 @@ def _check_values(inp: dict, bad) -> None:
             raise bad(f"input.normalization.std must be > 0, got {norm['std']!r}")
 
 
+BARE_OPTIONS = "(--task, --labels, --input-range, --mean/--std, --color, --resize)"   # what describes a bare model
+
+
 def card_error(path: Path, what: str) -> UserError:
     """A card's problem in one line, with the fix: the options of a bare model (its card comes from the command
     line: `path` is its .tflite), or re-exporting."""
     if Path(path).suffix == ".tflite":
-        return UserError(f"{path}: {what}; check the options that describe it (--task, --labels, "
-                         "--input-range, --mean/--std, --color, --resize)")
+        return UserError(f"{path}: {what}; check the options that describe it {BARE_OPTIONS}")
     return UserError(f"{path} is malformed: {what}; re-run `edgevit export`")
 
 

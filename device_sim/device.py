@@ -16,7 +16,6 @@ follow the device and repeat from run to run. The host's own times are kept as t
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,6 @@ import numpy as np
 
 from contract.card import card_arithmetic
 from contract.errors import UserError
-from contract.files import write_json
 
 __all__ = ["DeviceTiming", "device_timing", "cached_instructions", "CACHE_ENV"]
 
@@ -58,24 +56,19 @@ def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log
     counted on the aarch64 runtime once per (model hash, core, runtime and emulator versions) and
     cached. Raises UserError without an aarch64 environment."""
     from device_sim.arm.cores import get_core
+    from device_sim.arm.count_cache import load_cache, save_cache, usable
     from device_sim.arm.runner import find_env, instructions_per_inference
 
     env = find_env(None)
     versions = env.versions()
     key = f"{sha256}/{core}/{versions['runtime']}/{versions['emulator']}"
     path = _cache_file()
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if key not in cache or not cache[key].get("per_inference", 0) > 0:   # never trust a non-positive count
+    cache = load_cache(path)
+    if not usable(cache.get(key), ("per_inference",)):   # never trust what this code would not have written
         log(f"counting instructions per inference on {core} (aarch64 under qemu; once per model, cached in {path})")
         count = instructions_per_inference(env, get_core(core), tflite, x[None], invokes=COUNT_INVOKES)
         cache[key] = {"per_inference": count["per_inference"], "invokes": COUNT_INVOKES, **versions}
-        try:
-            write_json(path, cache)
-        except OSError as e:
-            log(f"note: could not cache the count in {path} ({e}); it will be counted again next time")
+        save_cache(path, cache, log)
     return cache[key]
 
 
@@ -87,7 +80,7 @@ def device_timing(model, profile, log=print, *, stage=None, pipeline=None) -> De
     host_ms = model.warm_reference(gray) * 1e3
     if profile.core == HOST_CORE:
         fixed = profile.inference_ms
-        label = "host" if fixed is None else f"fixed by the profile ({fixed:g} ms)"
+        label = "host" if fixed is None else f"fixed by the profile ({fixed:g} ms); pre/post-processing the host's"
         return DeviceTiming("host" if fixed is None else "fixed", label, fixed, 1.0, host_ms)
     try:
         prepost = _prepost(model, profile, stage, pipeline, log)

@@ -247,11 +247,13 @@ def _virtual(run: _Run, *, max_speed: bool) -> LoopResult:
     """The discrete-event loop: deliver every frame that has arrived by the time the device is free (the
     next one if none has: the device idles until it arrives), then process the one the policy hands over."""
     policy = VirtualPolicy(run.profile.drop_policy, run.profile.queue_size)
-    period, free_at, ended = 1.0 / run.profile.fps, 0.0, False
+    fps, free_at, ended = run.profile.fps, 0.0, False
     try:
         while True:
-            while not ended and (not policy.items or (not max_speed and run.captured * period <= free_at)):
-                arrival = free_at if max_speed else run.captured * period
+            # frame i arrives at i / fps (a division: i * (1 / fps) falls short of the duration at some rates,
+            # 49 * (1 / 49) < 1, and let in one frame too many)
+            while not ended and (not policy.items or (not max_speed and run.captured / fps <= free_at)):
+                arrival = free_at if max_speed else run.captured / fps
                 if reason := run.done(run.captured, arrival):
                     run.reason, ended = reason, True
                     break
@@ -291,17 +293,16 @@ def _real_time(run: _Run) -> LoopResult:
     """A capture thread delivers frames at the camera's rate into the drop policy; this thread infers."""
     profile = run.profile
     policy = LatestSlot() if profile.drop_policy == "latest" else BoundedQueue(profile.queue_size)
-    period = 1.0 / profile.fps
 
     def capture() -> None:
         i = 0
         while True:
-            # frame i is due at i * period: one due at or after the duration is not taken (as on the virtual
+            # frame i is due at i / fps: one due at or after the duration is not taken (as on the virtual
             # clock; the wall clock here, a little past frame i-1, let frame i in when it was due at the end)
-            if reason := run.done(i, i * period):
+            if reason := run.done(i, i / profile.fps):
                 run.reason = reason
                 break
-            sleep_until(run.t0 + i * period)
+            sleep_until(run.t0 + i / profile.fps)
             got = run.read()
             if got is None:
                 break

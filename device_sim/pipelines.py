@@ -228,12 +228,16 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     _check_input(path, where, task, src, earlier)
     if src != FRAME:
         _check_crop(path, where, parts.get("crop", {}), earlier[src])
+    if "max_crops" in top and src == FRAME:
+        raise UserError(f"pipeline {path}: {where}max_crops applies to a stage on crops (input = an earlier stage); "
+                        "remove it from this whole-frame stage")
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}
     resize = resize_preset(top.pop("resize")) if "resize" in top else parts.pop("resize", None)
     if resize is not None:
-        try:
+        try:   # the model loads it for the whole frame too (DeployedModel.resize), so both forms must hold
+            check_resize_policy(resize)
             check_resize_policy(resize, crop=src != FRAME)
         except ValueError as e:
             raise UserError(f"pipeline {path}: {where}{str(e).replace('input.resize', '[stage.resize]')}") from None
@@ -258,6 +262,9 @@ def load_pipeline(spec: str | Path) -> PipelineSpec:
     unknown = set(data) - {"name", "description", "stage"}
     if unknown:
         raise UserError(f"pipeline {path}: unknown key {sorted(unknown)[0]!r}; valid: name, description, [[stage]]")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise UserError(f"pipeline {path}: {key} = {data[key]!r} is not a string; quote it")
     tables = data.get("stage")
     if not isinstance(tables, list) or not tables:
         raise UserError(f"pipeline {path}: no [[stage]]; a pipeline needs at least one")

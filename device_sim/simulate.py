@@ -46,6 +46,7 @@ from device_sim.stats import summarize
 __all__ = ["simulate", "apply_overrides", "DEFAULT_DURATION_S"]
 
 DEFAULT_DURATION_S = 20.0
+MAX_DURATION_S = 7 * 24 * 3600.0
 OUTPUT_KIND = "simulate"        # what contract.outputs records as the writer of the output folder
 OUTPUT_FILES = ("report.json", "frames.csv", "latency.png", "memory.png", "demo.mp4")
 
@@ -209,8 +210,9 @@ def _publish_interrupted(out: Path, report: dict, recs, interrupt: KeyboardInter
 
 
 def _check_stop_rule(duration_s, max_frames, max_bad_frames) -> None:
-    if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
-        raise UserError(f"--duration must be a finite number of seconds > 0, got {duration_s}")
+    if duration_s is not None and not (math.isfinite(duration_s) and 0 < duration_s <= MAX_DURATION_S):
+        raise UserError(f"--duration must be a number of seconds > 0 and at most {MAX_DURATION_S:g} (a week of "
+                        f"frames), got {duration_s}")
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--frames must be >= 1, got {max_frames}")
     if max_bad_frames < 0:
@@ -281,7 +283,7 @@ def _report(result, work, profile, memory: dict, *, threads: int, max_speed: boo
         "invalid_outputs": sum(not r.valid for r in recs),
         "frames": {"captured": result.captured, "processed": len(recs), "dropped": result.dropped},
         "mode": "max-speed" if max_speed else "camera-rate",
-        "clock": CLOCKS[result.clock],
+        "clock": _clock(result.clock, work),
         "profile": profile.as_dict(), "threads_used": threads,
         "model": work.model_report(),
         "host": host_info(), "runtime": runtime_version(), "source": source,
@@ -321,6 +323,28 @@ CLOCKS = {
     "wall": {"kind": "wall", "note": "real time: frames arrived on this host's wall clock and the loop slept "
                   "until each frame's device time had passed; a frame the host ran slower took the host's time"},
 }
+
+
+def _host_timed(work) -> list[str]:
+    """The parts of the device time that are this host's measurements (no projection for them)."""
+    stages = getattr(work, "stages", None)
+    timings = [(f"{st.name} ", st.timing) for st in stages] if stages else [("", work.timing)]
+    return [f"{name}{part}" for name, t in timings
+            for part, value in (("inference", t.inference_ms), ("preprocessing", t.pre_ms),
+                                ("postprocessing", t.post_ms)) if value is None]
+
+
+def _clock(kind: str, work) -> dict:
+    """CLOCKS[kind], saying when host-measured parts make the virtual clock's timings vary with the host."""
+    clock = dict(CLOCKS[kind])
+    host = _host_timed(work)
+    if kind == "virtual" and host:
+        clock["note"] = ("the device's own clock: frames arrive at the camera's times and the device is busy for "
+                         f"each frame's device time; but {', '.join(host)} took this host's measured time (not "
+                         "projected: see the device's kind), so those timings, and the drops and latencies that "
+                         "follow from them, vary with the host's load")
+        clock["host_timed"] = host
+    return clock
 
 
 def _prepost_instructions(work) -> dict:

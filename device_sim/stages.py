@@ -72,15 +72,19 @@ class Stage:
 
 def load_stage_models(spec, threads: int = 1) -> list:
     """Each stage's DeployedModel: an export's card, or a bare .tflite described by the stage."""
+    from contract.card import BARE_OPTIONS
     from contract.errors import UserError
 
     models = []
     for st in spec.stages:
         where = f"pipeline {spec.path}: stage {st.name}"
         try:
-            models.append(_stage_model(st, where, threads))
+            model = _stage_model(st, where, threads)
+            st.task.decoder(st, model)   # its decoding keys against the model's outputs, before any frame
         except UserError as e:   # what is wrong with the model, said with the file and stage that name it
-            raise e if str(e).startswith(where) else UserError(f"{where}: {e}") from None
+            msg = str(e).replace(BARE_OPTIONS, "(the stage's task, labels, input_range, mean/std, color and resize)")
+            raise UserError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        models.append(model)
     return models
 
 

@@ -204,6 +204,7 @@ CASES = [
     ("sim-duration-nan", [*SIM, "--duration", "nan"], USER, "--duration"),
     ("sim-duration-inf", [*SIM, "--duration", "inf"], USER, "--duration"),
     ("sim-duration-negative", [*SIM, "--duration", "-2"], USER, "--duration"),
+    ("sim-duration-huge", [*SIM, "--duration", "1e308"], USER, "--duration"),   # inf frames: OverflowError before
     ("sim-frames-zero", [*SIM[:3], "--frames", "0", "--out", "{ws}/s"], USER, "--frames"),
     ("sim-threads-zero", [*SIM, "--threads", "0"], USER, "--threads"),
     ("sim-clock-nan", [*SIM, "--clock-ghz", "nan"], USER, "--clock-ghz"),

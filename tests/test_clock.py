@@ -99,6 +99,15 @@ def test_a_device_faster_than_the_camera_idles_between_frames():
     assert [r.capture_s for r in recs] == pytest.approx([i / FPS for i in range(20)])
 
 
+@pytest.mark.parametrize("fps", [49.0, 98.0, 103.0, 239.0, 29.97, 30.0])
+def test_a_duration_takes_the_frames_due_before_it_at_any_rate(fps):
+    """Frame i is due at i / fps: one due at the duration is not taken (49 * (1 / 49) < 1 let one more in)."""
+    res = run_loop(FakeWork(service=(0.1, 0.1, 0.1)), FakeSource(), SimpleNamespace(
+        fps=fps, drop_policy="latest", queue_size=4, deadline_ms=100.0), duration_s=1.0, max_frames=None,
+        max_speed=False)
+    assert res.captured == len([i for i in range(1000) if i / fps < 1.0])
+
+
 def test_max_speed_takes_each_frame_when_the_device_is_free():
     res = run(max_speed=True, duration_s=1.0)
     recs = list(res.records)

@@ -162,8 +162,8 @@ def test_landmarks_scale_back_onto_the_frame_by_hand():
     ROI's x axis."""
     from device_sim.decode.geometry import Roi, roi_to_frame
 
-    q8 = {"dtype": "int8", "quantization": {"scale": 2.0, "zero_point": -10}}
-    stage = _stage("landmarks", [q8, {"dtype": "float32", "quantization": None}],
+    q8 = {"dtype": "int8", "quantization": {"scale": 2.0, "zero_point": -10}, "shape": [1, 6]}
+    stage = _stage("landmarks", [q8, {"dtype": "float32", "quantization": None, "shape": [1, 1]}],
                    landmarks={"count": 2, "dims": 3, "scale": 192.0, "presence_output": 1, "presence_sigmoid": True})
     crop_px = np.array([[96, 96, 0], [192, 96, 0]], np.float32)        # the crop's centre and its right edge
     raw = [(crop_px / 2.0 - 10).astype(np.int8).reshape(1, 6), np.array([[2.0]], np.float32)]

@@ -71,12 +71,64 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
     (_st(body='[stage.resize]\nborder = "wrap"'), "[stage.resize] border = 'wrap' is not constant | replicate"),
     (_st(body='[stage.resize]\npolicy = "letterbox"\ninterpolation_down = "area"'),
      "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
+    (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.resize]\npolicy = "letterbox"\n'
+                            'interpolation_down = "area"'),   # a crop stage's model loads the whole-frame form too
+     "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
+    (_st(body="max_crops = 2"), "max_crops applies to a stage on crops"),
 ])
 def test_pipeline_files_are_checked(tmp_path, some_tflite, extra, fragment):
     path = _write(tmp_path, (STAGE + extra).replace("{model}", some_tflite.name))
     with pytest.raises(UserError, match=None) as e:
         load_pipeline(path)
     assert fragment in str(e.value) and str(path) in str(e.value)
+
+
+def test_the_pipelines_own_name_must_be_a_string(tmp_path, some_tflite):
+    path = _write(tmp_path, "name = 42\n" + STAGE.replace("{model}", some_tflite.name))
+    with pytest.raises(UserError, match="name = 42 is not a string"):
+        load_pipeline(path)
+
+
+@needs_models
+@pytest.mark.parametrize("section, key, value, fragment", [
+    ("landmarks", "count", "5000", "count x dims = 5000 x 3 = 15000, but output 0 of face_landmark.tflite holds 1404"),
+    ("landmarks", "dims", "2", "count x dims = 468 x 2 = 936"),
+    ("landmarks", "output", "7", "output = 7, but face_landmark.tflite has 2 output(s)"),
+    ("landmarks", "presence_output", "9", "presence_output = 9"),
+    ("decode", "box_offset", "20", "box_offset = 20 with num_keypoints = 6 reads values 20..23 of each anchor, but "
+                                   "face_detection_short_range.tflite gives 16 per anchor"),
+    ("decode", "keypoint_offset", "14", "keypoint_offset = 14"),
+    ("decode", "num_keypoints", "64", "keypoint_offset = 4 with num_keypoints = 64"),
+])
+def test_decoding_keys_that_do_not_fit_the_model_are_refused_before_any_frame(tmp_path, section, key, value,
+                                                                              fragment):
+    """The face pipeline with one decoding key edited: one line naming the pipeline, stage and key, at load (a
+    traceback at the first frame with a face, or garbage read silently, before)."""
+    import re
+
+    from device_sim.pipelines import PIPELINE_DIR
+    from device_sim.stages import load_stage_models
+
+    text = (PIPELINE_DIR / "face.toml").read_text()
+    start = text.index(f"[stage.{section}]")
+    body = text[start:]
+    line = re.search(rf"^{key} = .*$", body, re.M)
+    body = body[:line.start()] + f"{key} = {value}" + body[line.end():] if line else \
+        body.replace(f"[stage.{section}]", f"[stage.{section}]\n{key} = {value}", 1)
+    path = tmp_path / "face.toml"
+    path.write_text(text[:start] + body)
+    (tmp_path / "mediapipe").symlink_to(MEDIAPIPE)
+    with pytest.raises(UserError) as e:
+        load_stage_models(load_pipeline(path))
+    assert fragment in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+@needs_models
+def test_a_detector_is_no_segmentation_model(tmp_path):
+    from device_sim.model import BareModel, DeployedModel
+
+    with pytest.raises(UserError, match=r"needs a mask over the 128x128 input .* but it is \(1, 896, 16\)"):
+        DeployedModel.load(MEDIAPIPE / "face_detection_short_range.tflite", bare=BareModel(task="segmentation"))
 
 
 def test_stage_names_the_frame_owns_are_reserved():

@@ -92,3 +92,63 @@ def test_the_cache_key_covers_the_code_the_guest_runs():
     per_frame = {f for f in loaded if f.startswith(("device_sim/tasks/", "device_sim/decode/")) and
                  not f.endswith("decode/__init__.py")}
     assert per_frame and per_frame <= set(CODE_COUNTED), sorted(per_frame - set(CODE_COUNTED))
+
+
+@needs_detector
+@pytest.mark.parametrize("corrupt", ["negative", "string", "infinite", "huge", "missing", "not-an-object", "list",
+                                     "fifo"])
+def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_path, monkeypatch, corrupt):
+    """A hand-edited cache (a negative count made a negative latency PASS; other shapes were tracebacks, a FIFO
+    by its name hung) is counted again, never trusted."""
+    import json
+    import os
+
+    from device_sim.arm import runner
+    from device_sim.arm.prepost import _key, cached_prepost, prepost_unit
+
+    unit = prepost_unit(detector(), (160, 120))
+    calls = []
+    monkeypatch.setattr(runner, "prepost_per_invocation", lambda env, core, units, invokes: calls.append(1) or
+                        [{"preprocess": 1000.0, "postprocess": 500.0} for _ in units])
+    cache = tmp_path / "instructions.json"
+    key = _key(unit, "cortex-a55", arm_env.versions())
+    good = {"preprocess": 1000.0, "postprocess": 500.0}
+    entry = {"negative": {**good, "postprocess": -1e9}, "string": {**good, "preprocess": "abc"},
+             "infinite": {**good, "postprocess": float("inf")}, "huge": {**good, "preprocess": 1e300},
+             "missing": {"preprocess": 1000.0}, "not-an-object": 5}.get(corrupt)
+    if corrupt == "fifo":
+        os.mkfifo(cache)
+    else:
+        cache.write_text(json.dumps([] if corrupt == "list" else {key: entry}))
+    got = cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None)
+    assert calls == [1] and got[0]["preprocess"] == 1000.0 and got[0]["postprocess"] == 500.0
+    assert cache.is_fifo() == (corrupt == "fifo")    # a FIFO by its name is left alone, not replaced or read
+
+
+@needs_detector
+def test_an_aarch64_run_that_times_out_is_one_line(arm_env, monkeypatch):
+    from device_sim.arm import runner
+    from device_sim.arm.cores import get_core
+    from device_sim.arm.prepost import prepost_unit
+
+    monkeypatch.setattr(runner, "GUEST_TIMEOUT_S", 0.01)
+    with pytest.raises(UserError, match="did not finish within 0.01 s"):
+        runner.prepost_per_invocation(arm_env, get_core("cortex-a55"), [prepost_unit(detector(), (160, 120))])
+
+
+def test_the_clock_note_says_when_host_timed_parts_make_a_run_vary():
+    """On the virtual clock, timings repeat whatever the host's load only when every part is projected; a part
+    the host timed (no aarch64 environment, a host profile) is named."""
+    from types import SimpleNamespace
+
+    from device_sim.simulate import CLOCKS, _clock
+
+    projected = SimpleNamespace(timing=SimpleNamespace(inference_ms=1.0, pre_ms=0.5, post_ms=0.1))
+    assert _clock("virtual", projected) == CLOCKS["virtual"]
+    fixed = SimpleNamespace(timing=SimpleNamespace(inference_ms=10.0, pre_ms=None, post_ms=None))
+    note = _clock("virtual", fixed)
+    assert note["host_timed"] == ["preprocessing", "postprocessing"] and "vary with the host's load" in note["note"]
+    stages = SimpleNamespace(stages=[SimpleNamespace(name="det", timing=projected.timing),
+                                     SimpleNamespace(name="lm", timing=SimpleNamespace(inference_ms=None, pre_ms=1.0,
+                                                                                       post_ms=1.0))])
+    assert _clock("virtual", stages)["host_timed"] == ["lm inference"]

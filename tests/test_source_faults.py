@@ -140,8 +140,10 @@ def test_folder_faults(tiny_export, tmp_path, profile):
     for i in range(9):
         cv2.imwrite(str(root / f"{i:02d}.png"), _frame(i))
     (root / "04.png").write_bytes(b"not a png")                      # one corrupt image: skipped
+    (root / "album.png").mkdir()                                      # a folder named like an image: a folder
+    cv2.imwrite(str(root / "album.png" / "inner.png"), _frame(9))     # ... whose image is a frame
     code, report = _run(tiny_export, profile, tmp_path / "o1", f"folder:{root}")
-    assert code == EXIT_OK and report["frames"]["processed"] == 8 and report["bad_frames"]["count"] == 1
+    assert code == EXIT_OK and report["frames"]["processed"] == 9 and report["bad_frames"]["count"] == 1
     assert "04.png" in report["bad_frames"]["examples"][0] and "source ended" in report["stop_reason"]
     _check_report(tmp_path / "o1", code, report)
     for i in (5, 6, 7):                                               # then four in a row: the run ends

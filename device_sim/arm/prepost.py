@@ -8,6 +8,10 @@ camera frame size, core, runtime and emulator, version of the code counted), and
 inference counts. Milliseconds = instructions x the core kind's fp32 CPI (projection.cpi: OpenCV's and
 numpy's kernels are fp32 and integer code, not XNNPACK's int8 kernels) / the clock, on one thread.
 
+A center_crop resize (INTER_AREA) reads every camera pixel: its count grows with the frame. letterbox and
+stretch warp the frame straight into the model's input (bilinear sampling per input pixel, colour converted
+after): theirs follows the model's input size and barely moves with the camera's.
+
 The count is made on a uniform gray frame: it does not depend on what the camera sees, so every frame of
 a run costs the same; decoding work that grows with the number of detections is not in it.
 """
@@ -19,7 +23,6 @@ import json
 from pathlib import Path
 
 from contract.errors import UserError
-from contract.files import write_json
 
 __all__ = ["prepost_unit", "cached_prepost", "project_prepost", "CODE_COUNTED", "COUNT_INVOKES"]
 
@@ -67,6 +70,7 @@ def cached_prepost(units: list[dict], core: str, *, cache_file: Path, log=print)
     counted (all missing units in one guest run) and cached. Raises UserError without an aarch64
     environment, or one without OpenCV."""
     from device_sim.arm.cores import get_core
+    from device_sim.arm.count_cache import load_cache, save_cache, usable
     from device_sim.arm.runner import find_env, prepost_per_invocation
 
     env = find_env(None)
@@ -75,21 +79,15 @@ def cached_prepost(units: list[dict], core: str, *, cache_file: Path, log=print)
                         "counts need; run `make arm-setup` again (it adds it)")
     versions = env.versions()
     keys = [_key(u, core, versions) for u in units]
-    try:
-        cache = json.loads(Path(cache_file).read_text())
-    except (OSError, ValueError):
-        cache = {}
-    missing = [i for i, k in enumerate(keys) if not (cache.get(k, {}).get("preprocess", 0) > 0)]
+    cache = load_cache(cache_file)
+    missing = [i for i, k in enumerate(keys) if not usable(cache.get(k), ("preprocess", "postprocess"))]
     if missing:
         log(f"counting pre- and post-processing instructions on {core} for {units[0]['frame'][0]}x"
             f"{units[0]['frame'][1]} frames (aarch64 under qemu; once, cached in {cache_file})")
         counted = prepost_per_invocation(env, get_core(core), [units[i] for i in missing], invokes=COUNT_INVOKES)
         for i, c in zip(missing, counted):
             cache[keys[i]] = {**c, "invokes": COUNT_INVOKES, **versions}
-        try:
-            write_json(cache_file, cache)
-        except OSError as e:
-            log(f"note: could not cache the count in {cache_file} ({e}); it will be counted again next time")
+        save_cache(cache_file, cache, log)
     return [cache[k] for k in keys]
 
 

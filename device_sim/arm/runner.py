@@ -62,9 +62,14 @@ class ArmEnv:
 
 
 def find_env(arm_dir: str | Path | None = None) -> ArmEnv:
-    """The environment `make arm-setup` built (EDGEVIT_ARM_DIR, or ./.arm); a UserError saying how to
-    build it when it is missing."""
-    root = Path(arm_dir or os.environ.get(ARM_DIR_ENV) or DEFAULT_ARM_DIR).resolve()
+    """The environment `make arm-setup` built (EDGEVIT_ARM_DIR, or ./.arm, or the project's .arm beside this
+    code); a UserError saying how to build it when it is missing."""
+    given = arm_dir or os.environ.get(ARM_DIR_ENV)
+    # ./.arm, else the one `make arm-setup` built beside this code: the projection must not depend on the folder
+    # a command is started from
+    root = Path(given).resolve() if given else next(
+        (p for p in (Path(DEFAULT_ARM_DIR).resolve(), PROJECT_ROOT / DEFAULT_ARM_DIR) if p.is_dir()),
+        Path(DEFAULT_ARM_DIR).resolve())
     env = ArmEnv(root)
     missing = [str(p) for p in (env.python, env.site / "ai_edge_litert", env.plugin) if not p.exists()]
     if missing:
@@ -110,7 +115,11 @@ def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool, script: P
                      # (make arm-setup byte-compiles everything once)
                      "PYTHONDONTWRITEBYTECODE": "1",
                      "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=guest_env, timeout=GUEST_TIMEOUT_S)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=guest_env, timeout=GUEST_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"the aarch64 run on {core.name} did not finish within {GUEST_TIMEOUT_S:g} s (qemu on a "
+                            "busy host, or a very large model or frame); run it again on a quieter host") from None
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
             raise UserError(f"the aarch64 run on {core.name} failed: {last[:200]}")

@@ -9,6 +9,7 @@ import numpy as np
 from contract.errors import UserError
 from contract.files import check_utf8_path
 from contract.images import IMAGE_SUFFIXES
+from device_sim.quiet import quiet_stderr
 from device_sim.sources.base import CorruptFrame, SourceSpec, fit, register_source
 
 __all__ = ["FolderSource"]
@@ -22,7 +23,9 @@ class FolderSource:
         root = check_utf8_path(spec.arg, what="image folder", fix="rename it")
         if not root.is_dir():
             raise UserError(f"image folder {root} does not exist")
-        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        # a folder named like an image is a folder (rglob lists what is in it); special files stay, to be
+        # skipped and counted as bad frames
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         if not self.files:
             raise UserError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         index = {name: i for i, name in enumerate(spec.labels)}
@@ -41,7 +44,8 @@ class FolderSource:
             check_utf8_path(path, what="image")
         except UserError as e:
             raise CorruptFrame(f"{e}; skipped") from None
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        with quiet_stderr():   # libpng's own "Read Error" line: the bad frame is reported in ours
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise CorruptFrame(f"cannot read image {path}")
         return fit(image, self.width, self.height)

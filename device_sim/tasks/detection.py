@@ -56,8 +56,15 @@ class Detection(Task):
         outs = [int(np.prod(s["shape"])) for s in model.output_specs]
         b, s = d.get("boxes_output", 0), d.get("scores_output", 1)
         if max(b, s) >= len(outs) or outs[s] != len(anchors) or outs[b] % len(anchors):
-            raise UserError(f"stage {spec.name}: the anchors give {len(anchors)} boxes, but {spec.model.name} "
+            raise UserError(f"the anchors give {len(anchors)} boxes, but {spec.model.name} "
                             f"outputs {outs}; check [stage.anchors] and boxes_output / scores_output")
+        per = outs[b] // len(anchors)   # values per anchor: 4 box values, then 2 per keypoint
+        for what, start, n in (("box_offset", rule.box_offset, 4),
+                               ("keypoint_offset", rule.keypoint_offset, 2 * rule.num_keypoints)):
+            if start + n > per:
+                raise UserError(f"[stage.decode] {what} = {start} with num_keypoints = "
+                                f"{rule.num_keypoints} reads values {start}..{start + n - 1} of each anchor, but "
+                                f"{spec.model.name} gives {per} per anchor")
 
         def run(raw):
             from contract.quant import dequantize_output

@@ -48,10 +48,21 @@ class LandmarksTask(Task):
     found_means = "crops whose presence reached the threshold"
 
     def decoder(self, spec, model):
+        """Refuses keys that do not fit the model's outputs (called when the pipeline loads)."""
+        from contract.errors import UserError
         from contract.quant import dequantize_output
 
         lm = spec.sections["landmarks"]
         count, dims, scale = lm["count"], lm.get("dims", 3), lm.get("scale", float(model.width))
+        sizes = [int(np.prod(o["shape"])) for o in model.output_specs]
+        for key in ("output", "presence_output"):
+            if lm.get(key, 0) >= len(sizes):
+                raise UserError(f"[stage.landmarks] {key} = {lm[key]}, but {spec.model.name} has {len(sizes)} "
+                                f"output(s) (0..{len(sizes) - 1})")
+        if count * dims != sizes[lm.get("output", 0)]:
+            raise UserError(f"[stage.landmarks] count x dims = {count} x {dims} = {count * dims}, but output "
+                            f"{lm.get('output', 0)} of {spec.model.name} holds {sizes[lm.get('output', 0)]} values; "
+                            "give the count and dims of its points")
 
         def run(raw):
             values = dequantize_output(raw[lm.get("output", 0)], model.output_specs[lm.get("output", 0)])

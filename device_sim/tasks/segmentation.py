@@ -37,6 +37,18 @@ class Segmentation(Task):
     standalone = True
     layer = 0                      # under the boxes and points of other stages
 
+    def check_model(self, model) -> None:
+        """The first output must be a mask over the model's input: (1, h, w), (1, h, w, 1) or (1, h, w, 2), its
+        sides in the input's proportions."""
+        from contract.card import card_error
+
+        shape = list(model.output_specs[0]["shape"])
+        ok = len(shape) in (3, 4) and shape[0] == 1 and (len(shape) == 3 or shape[3] in (1, 2)) and min(shape[1:3]) >= 1
+        if not ok or abs(shape[1] / shape[2] - model.height / model.width) > 0.05 * model.height / model.width:
+            raise card_error(model.card_path, f"task segmentation needs a mask over the {model.width}x{model.height} "
+                                              f"input as the first output, (1, h, w[, 1 or 2]) with h:w as "
+                                              f"{model.height}:{model.width}, but it is {tuple(shape)}")
+
     def postprocess(self, model, raw):
         from device_sim.model import Prediction
 
