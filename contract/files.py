@@ -24,9 +24,11 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], None], *,
+                 before_replace: Callable[[Path], None] | None = None) -> None:
     """write(tmp) to a temp file beside `path`, then rename: a reader never sees a half-written file,
-    and a failure leaves the old file (if any) untouched."""
+    and a failure leaves the old file (if any) untouched. `before_replace(tmp)` runs between the two (a
+    manifest records what is about to stand at `path`: contract.outputs.InPlace.pending)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -34,6 +36,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's file is private (0600); an output gets the usual mode
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
@@ -74,9 +78,9 @@ def to_json(obj) -> str:
     return json.dumps(plain, indent=2, allow_nan=False) + "\n"
 
 
-def write_json(path: str | Path, obj) -> None:
+def write_json(path: str | Path, obj, *, before_replace: Callable[[Path], None] | None = None) -> None:
     text = to_json(obj)
-    atomic_write(path, lambda p: p.write_text(text))
+    atomic_write(path, lambda p: p.write_text(text), before_replace=before_replace)
 
 
 def check_writable(folder: str | Path, *, option: str = "--out") -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,15 +40,20 @@ def file_facts(path: Path, kind: str) -> dict:
     return {"kind": kind, "size": st.st_size, "sha256": sha256_file(path)}
 
 
+def _facts_ok(v) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("sha256"), str) and isinstance(v.get("size"), int)
+
+
 def read_manifest(folder: Path) -> dict[str, dict]:
-    """{relative path: {"kind", "size", "sha256"}} of `folder`'s manifest; {} when there is none or it cannot
-    be read (then nothing in the folder is any command's). Entries of the wrong shape (a hand-edited
-    manifest) are left out."""
+    """{relative path: {"kind", "size", "sha256"[, "was"]}} of `folder`'s manifest; {} when there is none or it
+    cannot be read (then nothing in the folder is any command's). Entries of the wrong shape (a hand-edited
+    manifest) are left out. "was" (size and sha256) is the file an in-place rewrite is replacing: recorded
+    before the rename, so a kill between the two leaves either file the command's."""
     data = manifest_fields(folder)
     files = data.get("files")
     if isinstance(files, dict):
-        return {k: v for k, v in files.items() if isinstance(v, dict) and isinstance(v.get("sha256"), str)
-                and isinstance(v.get("kind"), str) and isinstance(v.get("size"), int)}
+        return {k: v if _facts_ok(v.get("was")) else {f: x for f, x in v.items() if f != "was"}
+                for k, v in files.items() if _facts_ok(v) and isinstance(v.get("kind"), str)}
     if isinstance(data.get("entries"), list) and isinstance(data.get("kind"), str):
         return _legacy(folder, data["kind"], [e for e in data["entries"] if isinstance(e, str)], folder / MANIFEST)
     return {}
@@ -139,6 +145,26 @@ class Ownership:
         return ", ".join(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _matches(path: Path, facts: dict) -> bool:
+    """The file is the recorded one (or, mid-rewrite, the one it replaces)."""
+    size = path.stat().st_size
+    candidates = [f for f in (facts, facts.get("was")) if f and f.get("size") == size]
+    return bool(candidates) and sha256_file(path) in {f["sha256"] for f in candidates}
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")   # contract.files.atomic_write's temporary file
+
+
+def _leftover(rel: str, manifest: dict[str, dict], kind: str) -> bool:
+    """A killed atomic_write's temporary file of one of `kind`'s files (or of the manifest): never a user's."""
+    folder, _, name = rel.rpartition("/")
+    m = _TEMP.fullmatch(name)
+    if m is None:
+        return False
+    target = f"{folder}/{m['name']}" if folder else m["name"]
+    return manifest.get(target, {}).get("kind") == kind or target == MANIFEST
+
+
 def ownership(folder: Path, kind: str) -> Ownership:
     """Which files below `folder` are `kind`'s own (listed under it, same size and sha256, a regular file)."""
     own = Ownership(kind=kind, manifest=read_manifest(folder), raw=manifest_bytes(folder))
@@ -146,9 +172,9 @@ def ownership(folder: Path, kind: str) -> Ownership:
         facts = own.manifest.get(rel)
         path = folder / rel
         if facts is None or facts.get("kind") != kind:
-            own.foreign.append(rel)
-        elif (not path.is_symlink() and path.is_file() and path.stat().st_size == facts.get("size")
-              and sha256_file(path) == facts["sha256"]):
+            (own.owned if _leftover(rel, own.manifest, kind) and path.is_file() and not path.is_symlink()
+             else own.foreign).append(rel)
+        elif not path.is_symlink() and path.is_file() and _matches(path, facts):
             own.owned.append(rel)
         else:
             own.foreign.append(rel)

@@ -34,6 +34,7 @@ from contract.files import _umask, check_utf8_path
 from contract.manifest import (
     MANIFEST,
     Ownership,
+    _matches,
     file_facts,
     manifest_fields,
     ownership,
@@ -54,6 +55,7 @@ _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs 
 _MAX_NAME = 255 - len(".") - len(".partial-") - 8   # the longest sibling: .NAME.partial-XXXXXXXX (mkdtemp: 8)
 _MAX_FILE_NAME = 255 - len(".") - len(".") - 8 - len(".tmp")   # atomic_write's .NAME.XXXXXXXX.tmp beside it
 _LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (only such a file is removed)
+_NOTED: set[Path] = set()    # superseded backups this process has named already
 
 
 def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
@@ -277,6 +279,22 @@ class InPlace:
         """Adds these files (as they are now) to the manifest as this command's."""
         self.files.update(record_outputs(self.out, self.kind, *paths))
 
+    def pending(self, path: Path):
+        """atomic_write's before_replace for a file this command writes at `path`: the manifest lists the new
+        file before the rename, keeping the one it replaces (when it was this command's, unchanged) as "was":
+        killed between the two, either file is this command's. `record` afterwards drops the "was"."""
+        def hook(tmp: Path) -> None:
+            rel = resolve_out(path).relative_to(self.out).as_posix()
+            manifest = read_manifest(self.out)
+            facts, old = file_facts(tmp, self.kind), manifest.get(rel)
+            here = self.out / rel
+            if old and old.get("kind") == self.kind and here.is_file() and not here.is_symlink() \
+                    and file_facts(here, self.kind) == {k: v for k, v in old.items() if k != "was"}:
+                facts["was"] = {"size": old["size"], "sha256": old["sha256"]}
+            self.files[rel] = {k: v for k, v in facts.items() if k != "was"}
+            write_manifest(self.out, {**manifest, rel: facts})
+        return hook
+
     def checkpointed(self) -> None:
         """The new output is worth keeping from now on, even if it fails or is interrupted (a resumable
         checkpoint). The backup says so too: if this process is killed, the next run keeps the new output."""
@@ -308,37 +326,50 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     out = resolve_out(out)
     restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
     own = ownership(out, kind) if out.is_dir() else None
-    backup = None
-    if own and not resume and (own.owned or own.foreign):
-        if not force:
-            held = (f"an earlier {kind} ({own.describe(own.owned)})" if own.owned else "") + \
-                (" and " if own.owned and own.foreign else "") + \
-                (f"files it did not write ({own.describe(own.foreign)})" if own.foreign else "")
-            raise UserError(f"{out} already holds {held}; continue it with --resume, start over with --force "
-                            "(replaces only the earlier run's own files, keeps yours), or choose another --out")
+    if own and resume:   # a resumed run rewrites its files in place: never over one the user changed
+        edited = [n for n in expect if n in own.changed]
+        if edited:
+            raise UserError(f"{out}: {', '.join(edited)} changed since edgevit wrote it, and --resume rewrites it; "
+                            "move it out of the folder (keep your copy elsewhere) and run again")
+    if own and not resume and (own.owned or own.foreign) and not force:
+        held = (f"an earlier {kind} ({own.describe(own.owned)})" if own.owned else "") + \
+            (" and " if own.owned and own.foreign else "") + \
+            (f"files it did not write ({own.describe(own.foreign)})" if own.foreign else "")
+        edited = [n for n in expect if n in own.changed]
+        raise UserError(f"{out} already holds {held}; " + (
+            f"{', '.join(edited)} changed since edgevit wrote it: move it out of the folder to continue with "
+            "--resume, or " if edited else "continue it with --resume, ") +
+            "start over with --force (replaces only the earlier run's own files, keeps yours), or choose another "
+            "--out")
+    replacing = bool(own and not resume and (own.owned or own.foreign))
+    if replacing:
         check_output_folder(out, kind=kind, force=True, expect=expect)
-        with deferred_signals():
+    # The backup may hold the only copy of the earlier run: it goes only once it is no longer needed (the
+    # new run succeeded or was kept) or once the rollback has put all of it back. A rollback cut short (a
+    # second Ctrl-C before its hold, a failure inside it) leaves the backup beside `out`. A Ctrl-C while the
+    # backup is made is held until the rollback below can undo it.
+    backup, writer, created = None, None, not out.exists()
+    done = failed = False
+    hold = HeldSignals()
+    try:
+        if replacing:
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
             write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned},   # for restore_left_backup
                            backup_of=str(out))
             _move_all(own.owned, out, backup, [])
             write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
             _prune_dirs(out, own.owned)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    writer = InPlace(out, kind, backup, own)
-    # The backup may hold the only copy of the earlier run: it goes only once it is no longer needed (the
-    # new run succeeded or was kept) or once the rollback has put all of it back. A rollback cut short (a
-    # second Ctrl-C before its hold, a failure inside it) leaves the backup beside `out`.
-    done = failed = False
-    try:
+        out.mkdir(parents=True, exist_ok=True)
+        writer = InPlace(out, kind, backup, own)
+        hold.release()   # a Ctrl-C held meanwhile stops the command here, rolled back below
         yield writer
         done = True
     except BaseException:
+        hold.release(deliver=False)
         failed = True
-        if backup is not None and not writer.kept:
+        if backup is not None and (writer is None or not writer.kept):
             with deferred_signals():
-                writer._rollback()
+                (writer or InPlace(out, kind, backup, own))._rollback()
                 done = not tree_files(backup)   # what could not go back (a path taken meanwhile) stays
         else:
             done = True
@@ -370,9 +401,14 @@ def restore_left_backup(out: Path) -> None:
                          and not p.is_symlink() and _is_backup(p)):
         files, entries = tree_files(backup), read_manifest(backup)
         if manifest_fields(backup).get("superseded"):   # never put back by itself, never removed
-            print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached its "
-                  "first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C); move the "
-                  "backup's files back yourself if you want the earlier run, or delete it")
+            if backup not in _NOTED:   # once per command (train and written_in_place both look)
+                _NOTED.add(backup)
+                import sys
+
+                print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached "
+                      "its first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C). The "
+                      f"backup is a whole run with its manifest: rename it to keep it as a run of its own (mv "
+                      f"{backup} {out.name}-earlier), or delete it", file=sys.stderr)
             continue
         if out.exists() and not out.is_dir():
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "
@@ -390,16 +426,22 @@ def restore_left_backup(out: Path) -> None:
             if aside is not None:
                 _move_all(taken, out, aside, [])
             out.mkdir(parents=True, exist_ok=True)
-            if not files:   # a backup that holds only its manifest (its files went back already)
-                shutil.rmtree(backup, ignore_errors=True)
-                continue
-            _move_all(files, backup, out, [])
+            # the manifest first: killed midway, the files already back are listed (a backup left holding only
+            # its manifest still names, below, those that went back before)
+            back = {rel: f for rel, f in entries.items()
+                    if rel in files or (rel not in taken and (out / rel).is_file() and not (out / rel).is_symlink()
+                                        and _matches(out / rel, f))}
             present = {rel: f for rel, f in read_manifest(out).items() if rel not in taken}
-            write_manifest(out, {**present, **{rel: entries[rel] for rel in files if rel in entries}})
+            write_manifest(out, {**present, **back})
+            _move_all(files, backup, out, [])
             shutil.rmtree(backup, ignore_errors=True)
+            if not files:
+                continue
+        import sys
+
         print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never reached its "
               f"first checkpoint had moved aside ({len(files)} file(s))"
-              + (f"; what that run had written so far is in {aside}" if aside is not None else ""))
+              + (f"; what that run had written so far is in {aside}" if aside is not None else ""), file=sys.stderr)
 
 
 def _is_backup(folder: Path) -> bool:

@@ -72,7 +72,7 @@ def versions() -> dict[str, str]:
             "numpy": str(numpy.__version__), "python": platform.python_version()}
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
+def atomic_torch_save(obj: Any, path: str | Path, *, before_replace=None) -> None:
     """torch.save to a temp file in the same folder, then rename: never a half-written file. torch serializes
     into memory and Python writes the bytes, so a full disk (or a file-size limit) is an OSError naming the
     file: torch's own zip writer reports a failed write as a RuntimeError ("unexpected pos"), like a bug."""
@@ -81,12 +81,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         torch.save(obj, buffer)
         tmp.write_bytes(buffer.getbuffer())
 
-    atomic_write(path, write)
+    atomic_write(path, write, before_replace=before_replace)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, std, class_names,
                     dataset: dict | None = None, train_config: dict | None = None,
-                    metrics: dict | None = None, train_state: dict | None = None) -> None:
+                    metrics: dict | None = None, train_state: dict | None = None, before_replace=None) -> None:
+    """`before_replace`: contract.files.atomic_write's hook (a run's manifest records the file first)."""
     spec = getattr(model, "model_spec", None)
     if spec is None:
         raise UserError("model has no model_spec: build it with edgevit.create_model")
@@ -97,7 +98,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, img_size: int, mean, 
         "class_names": [str(c) for c in class_names], "dataset": dict(dataset or {}),
         "train_config": dict(train_config or {}), "metrics": dict(metrics or {}), "versions": versions(),
         **({"train_state": train_state} if train_state else {}),
-    }, path)
+    }, path, before_replace=before_replace)
 
 
 def _reason(e: Exception) -> str:

@@ -29,6 +29,8 @@ from contract.outputs import (
     make_staging,
     publish,
     publish_file,
+    remove_outputs,
+    restore_left_backup,
     written_in_place,
 )
 
@@ -259,7 +261,7 @@ def test_a_force_run_killed_in_its_first_epoch_gives_the_earlier_run_back(tmp_pa
     assert (out / "best.pt").read_text() == "new"
     with written_in_place(out, kind="train", force=False, resume=True):
         pass
-    assert "put back the earlier run" in capsys.readouterr().out
+    assert "put back the earlier run" in capsys.readouterr().err
     assert (out / "best.pt").read_text() == "old" and (out / "notes.txt").read_text() == "mine"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.killed-")]
     check_output_folder(out, kind="train", force=True)
@@ -314,7 +316,7 @@ def test_a_killed_force_run_is_put_back_by_the_next_run(tmp_path, capsys):
     with pytest.raises(UserError, match="already holds an earlier train"):
         with written_in_place(out, kind="train", force=False):
             pass
-    assert "put back the earlier run" in capsys.readouterr().out
+    assert "put back the earlier run" in capsys.readouterr().err
     assert read_manifest(out) == recorded, "the manifest's entries go back as they were"
     before.pop(MANIFEST)   # its bytes hold the time it was written (seconds): the entries are what count
     assert_unchanged(before, out, "the earlier run, put back")
@@ -342,7 +344,7 @@ def test_a_force_run_killed_after_its_first_checkpoint_is_the_one_kept(tmp_path,
     kept = snapshot(backups[0])
     with written_in_place(out, kind="train", force=False, resume=True):
         pass
-    assert "reached its first checkpoint" in capsys.readouterr().out
+    assert "reached its first checkpoint" in capsys.readouterr().err
     assert (out / "best.pt").read_text() == "new" and not (out / "baseline").exists()
     assert_unchanged(kept, backups[0], "the earlier run's backup")
 
@@ -842,7 +844,7 @@ def test_a_superseded_backup_is_never_put_back_by_itself(tmp_path, capsys):
     _killed_force_run(out, checkpointed=False)
     with written_in_place(out, kind="train", force=False, resume=True):
         pass
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert "put back the earlier run" in printed and "reached its first checkpoint" in printed
     assert (out / "best.pt").read_text() == "new"
     assert_unchanged(kept, superseded[0], "the superseded backup")
@@ -861,7 +863,7 @@ def test_a_killed_force_runs_backup_comes_back_in_a_copied_project(tmp_path, cap
     shutil.copytree(proj, tmp_path / "proj2", symlinks=True)   # the project copied to another disk
     with written_in_place(tmp_path / "proj2" / "run", kind="train", force=False, resume=True):
         pass
-    assert "put back the earlier run" in capsys.readouterr().out
+    assert "put back the earlier run" in capsys.readouterr().err
     assert (tmp_path / "proj2" / "run" / "best.pt").read_text() == "old"
 
 
@@ -946,3 +948,120 @@ def test_a_fifo_where_a_json_or_the_manifest_goes_never_blocks(tmp_path):
     run.mkdir()
     os.mkfifo(run / MANIFEST)
     assert read_manifest(run) == {}
+
+
+def test_resume_never_rewrites_a_file_the_user_changed(tmp_path):
+    """--resume rewrites log.csv, best.pt, last.pt and metrics.json in place: one the user edited is named and the
+    run refused (the refusal without --resume no longer sends the user to --resume over it)."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    (out / "best.pt").write_text("old, with my note")
+    before = snapshot(out)
+    with pytest.raises(UserError, match=r"best.pt changed since edgevit wrote it, and --resume rewrites it"):
+        with written_in_place(out, kind="train", force=False, resume=True, expect=("best.pt",)):
+            pytest.fail("the block must not run")
+    with pytest.raises(UserError, match=r"best.pt changed since edgevit wrote it: move it out of the folder to "
+                                        r"continue with --resume"):
+        with written_in_place(out, kind="train", force=False, expect=("best.pt",)):
+            pass
+    assert_unchanged(before, out, "after the refusals")
+
+
+def test_a_file_listed_just_before_its_rename_is_the_runs_either_way(tmp_path):
+    """InPlace.pending lists the new file before atomic_write's rename and keeps the file it replaces as "was":
+    killed between the two (the old file still there) or after (the new one), the file is the run's own."""
+    from contract.files import atomic_write
+    from contract.manifest import ownership
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "epoch 1", w)
+
+    class Killed(BaseException):
+        pass
+
+    def killed_at_rename(tmp):
+        hook(tmp)
+        raise Killed   # as a SIGKILL right after the record, before os.replace
+
+    with pytest.raises(Killed):
+        with written_in_place(out, kind="train", force=False, resume=True) as w:
+            hook = w.pending(out / "best.pt")
+            atomic_write(out / "best.pt", lambda p: p.write_text("epoch 2"), before_replace=killed_at_rename)
+    assert (out / "best.pt").read_text() == "epoch 1" and "best.pt" in ownership(out, "train").owned
+    with written_in_place(out, kind="train", force=False, resume=True) as w:
+        atomic_write(out / "best.pt", lambda p: p.write_text("epoch 2"), before_replace=w.pending(out / "best.pt"))
+        assert "best.pt" in ownership(out, "train").owned   # renamed, not yet recorded: listed already
+        w.record(out / "best.pt")
+    assert "was" not in read_manifest(out)["best.pt"]
+
+
+def test_a_killed_writes_temporary_file_is_edgevits(tmp_path):
+    """A SIGKILL inside atomic_write leaves .NAME.XXXXXXXX.tmp: of a file the run lists (or of the manifest) it is
+    the run's own (--force and make clean take it away, refusals do not name it); anything else is the user's."""
+    from contract.manifest import ownership
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    for name in (".best.pt.k3d9_x0a.tmp", "baseline/.best.pt.abcdefgh.tmp", "..edgevit-output.json.zz99aa00.tmp"):
+        (out / name).write_text("half")
+    (out / ".notes.txt.abcdefgh.tmp").write_text("mine")      # not of a file the run wrote: the user's
+    own = ownership(out, "train")
+    assert {".best.pt.k3d9_x0a.tmp", "baseline/.best.pt.abcdefgh.tmp", "..edgevit-output.json.zz99aa00.tmp"} \
+        <= set(own.owned) and own.foreign == [".notes.txt.abcdefgh.tmp"]
+    assert remove_outputs(out) and sorted(p.name for p in out.rglob("*") if p.is_file()) == [".notes.txt.abcdefgh.tmp"]
+
+
+def test_a_ctrl_c_while_the_earlier_run_moves_aside_rolls_it_back(tmp_path, monkeypatch):
+    """A Ctrl-C held while --force moves the earlier run into its backup is delivered once the move is done:
+    inside the rollback's reach (it was delivered before it, leaving the run only in the hidden backup)."""
+    import contract.outputs as outputs
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    (out / "notes.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    real = outputs._move_all
+
+    def interrupted_move(names, src, dst, done):
+        real(names, src, dst, done)
+        if dst.name.startswith(".run.old-"):
+            signal.raise_signal(signal.SIGINT)   # held: arrives while the backup is being made
+
+    monkeypatch.setattr(outputs, "_move_all", interrupted_move)
+    with pytest.raises(KeyboardInterrupt):
+        with written_in_place(out, kind="train", force=True):
+            pytest.fail("the block must not run")
+    assert_unchanged(before, tmp_path, "after a Ctrl-C while the earlier run moved aside")
+
+
+def test_a_kill_while_the_next_command_puts_the_run_back_keeps_it_owned(tmp_path, capsys):
+    """restore_left_backup lists the earlier run's files in the folder's manifest before it moves them: killed
+    after some went back, the next command finishes the move and the run is edgevit's (--force replaces it,
+    make clean removes it); before, a backup left holding only its manifest was dropped with the only record."""
+    from contract.manifest import ownership
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    _killed_force_run(out, checkpointed=False)
+    backup = next(p for p in tmp_path.iterdir() if p.name.startswith(".run.old-"))
+    shutil.rmtree(out)
+    out.mkdir()
+    (out / "baseline").mkdir()
+    os.rename(backup / "baseline" / "best.pt", out / "baseline" / "best.pt")   # killed after one of two went back
+    restore_left_backup(out)
+    assert ownership(out, "train").owned == ["baseline/best.pt", "best.pt"] and not backup.exists()
+    # and killed after all went back, before the manifest was written: the backup's manifest still names them
+    _killed_force_run(out, checkpointed=False)
+    backup = next(p for p in tmp_path.iterdir() if p.name.startswith(".run.old-"))
+    shutil.rmtree(out)
+    out.mkdir()
+    for rel in ("best.pt", "baseline/best.pt"):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.rename(backup / rel, out / rel)
+    restore_left_backup(out)
+    assert ownership(out, "train").owned == ["baseline/best.pt", "best.pt"] and not backup.exists()

@@ -146,7 +146,7 @@ def _train_all(cfg: TrainConfig, splits: ImageSplits | None, out: Path, ctx: dis
         result["baseline"] = _train_one(base_cfg, splits, out / "baseline", ctx, resume=resume, writer=writer)
     if writer is not None:
         with deferred_signals():
-            write_json(out / "metrics.json", result)
+            write_json(out / "metrics.json", result, before_replace=writer.pending(out / "metrics.json"))
             writer.record(out / "metrics.json")
     return result
 
@@ -323,12 +323,15 @@ def _end_epoch(cfg: TrainConfig, out: Path, run: _Run, prog: _Progress, row: dic
                f"train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  ({row['seconds']:.0f}s)")
     epoch_metrics = {"epoch": row["epoch"], "val_acc": row["val_acc"]}
     with deferred_signals():   # a Ctrl-C here waits: the epoch's files are written and recorded together
-        _write_csv(out / "log.csv", prog.log_rows)
+        # each file is listed in the run's manifest just before it replaces the one before (InPlace.pending):
+        # a kill between the two leaves either file the run's own
+        _write_csv(out / "log.csv", prog.log_rows, before_replace=_pending(writer, out / "log.csv"))
         if improved:
-            save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta)
+            save_checkpoint(out / "best.pt", run.eval_model, metrics=epoch_metrics, **run.ckpt_meta,
+                            before_replace=_pending(writer, out / "best.pt"))
         # last.pt last: once it names epoch e, best.pt and log.csv already hold epoch e too
         save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, train_state=prog.state(run),
-                        **run.ckpt_meta)
+                        **run.ckpt_meta, before_replace=_pending(writer, out / "last.pt"))
         writer.record(*(out / n for n in ("log.csv", "best.pt", "last.pt") if (out / n).is_file()))
         writer.checkpointed()
 
@@ -351,17 +354,22 @@ def _finish(cfg: TrainConfig, splits: ImageSplits, out: Path, run: _Run, metrics
     last = evaluate(run.eval_model, splits.test_x, splits.test_y, splits.mean, splits.std)
     metrics.update(test_acc=test["acc"], test_loss=test["loss"], last_test_acc=last["acc"])
     with deferred_signals():
-        save_checkpoint(out / "best.pt", best_model, metrics=metrics, **run.ckpt_meta)   # self-describing best.pt
-        write_json(out / "metrics.json", {"model": metrics})
+        save_checkpoint(out / "best.pt", best_model, metrics=metrics, **run.ckpt_meta,   # self-describing best.pt
+                        before_replace=_pending(writer, out / "best.pt"))
+        write_json(out / "metrics.json", {"model": metrics}, before_replace=_pending(writer, out / "metrics.json"))
         writer.record(out / "best.pt", out / "metrics.json")
     tqdm.write(f"{cfg.model}: best val acc {metrics['val_acc']:.4f} (epoch {metrics['best_epoch']}), "
                f"test acc {metrics['test_acc']:.4f}, {metrics['train_seconds']:.0f}s -> {out / 'best.pt'}")
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _pending(writer: InPlace | None, path: Path):
+    return None if writer is None else writer.pending(path)
+
+
+def _write_csv(path: Path, rows: list[dict], *, before_replace=None) -> None:
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    atomic_write(path, write)
+    atomic_write(path, write, before_replace=before_replace)
