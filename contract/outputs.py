@@ -319,18 +319,20 @@ class InPlace:
 @contextlib.contextmanager
 def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False, expect: tuple[str, ...] = ()):
     """For a command that writes into `out` as it goes. Without force or resume `out` must be new or empty
-    (besides a manifest). resume: continue, recording new files. force: the earlier `kind` output's own files
+    (besides a manifest). resume: continue, recording new files, refused when a file of `expect` was changed since
+    (with force too: overwritten). force: the earlier `kind` output's own files
     move to a backup beside `out` (everything else stays); the backup is restored if the block fails or is
     interrupted before `checkpointed()`, and removed once the block succeeds or fails after it (from the first
     checkpoint on the new run is the one kept: resumable, as after a Ctrl-C)."""
     out = resolve_out(out)
     restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
     own = ownership(out, kind) if out.is_dir() else None
-    if own and resume:   # a resumed run rewrites its files in place: never over one the user changed
+    if own and resume and not force:   # a resumed run rewrites its files in place: never over one the user changed
         edited = [n for n in expect if n in own.changed]
         if edited:
             raise UserError(f"{out}: {', '.join(edited)} changed since edgevit wrote it, and --resume rewrites it; "
-                            "move it out of the folder (keep your copy elsewhere) and run again")
+                            "keep your copy elsewhere, then move it out of the folder, or continue with --resume "
+                            "--force (it is overwritten)")
     if own and not resume and (own.owned or own.foreign) and not force:
         held = (f"an earlier {kind} ({own.describe(own.owned)})" if own.owned else "") + \
             (" and " if own.owned and own.foreign else "") + \

@@ -52,7 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --out from its last.pt (epoch, optimizer, EMA, RNG), saved options")
     p.add_argument("--force", action="store_true",
                    help="start over in an --out that holds a run: only the run's own files are replaced (yours stay), "
-                        "and the old run comes back if the new one fails before its first checkpoint")
+                        "and the old run comes back if the new one fails before its first checkpoint; with --resume: "
+                        "continue even though you changed files the run rewrites (log.csv, best.pt, last.pt, "
+                        "metrics.json): they are overwritten")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -117,8 +119,6 @@ def _resumed_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from contract.files import check_writable
 
-    if args.resume and args.force:
-        raise UserError("--resume and --force contradict each other: continue the run, or start over")
     cfg = _resumed_config(args) if args.resume else config_from_args(args)
     if cfg.model_kwargs and not cfg.model.startswith("edgevit"):
         raise UserError(f"--act and --attention apply to edgevit models only, not {cfg.model}")
