@@ -189,8 +189,8 @@ def _check_crop(path: Path, where: str, crop: dict, source: StageSpec) -> None:
     rotation, points = crop.get("rotation_keypoints", [0, 1]), source.task.region_points(source)
     if max(rotation) >= points:
         raise UserError(f"pipeline {path}: {where}[stage.crop] rotation_keypoints = {list(rotation)}, but the regions "
-                        f"of stage {source.name} carry {points} point(s); give two of 0..{points - 1}"
-                        + (" or num_keypoints in its [stage.decode]" if not points else ""))
+                        f"of stage {source.name} carry {points} point(s); "
+                        + (f"give two of 0..{points - 1}" if points else "set num_keypoints in its [stage.decode]"))
 
 
 def _check_name(path: Path, where: str, name: str, earlier: dict) -> None:

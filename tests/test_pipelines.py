@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, run_cli
+from conftest import ROOT, assert_user_error, run_cli
 
 from contract.errors import UserError
 from device_sim.pipelines import builtin_pipelines, load_pipeline
@@ -95,6 +95,7 @@ def test_the_pipelines_own_name_must_be_a_string(tmp_path, some_tflite):
     ("landmarks", "dims", "2", "count x dims = 468 x 2 = 936"),
     ("landmarks", "output", "7", "output = 7, but face_landmark.tflite has 2 output(s)"),
     ("landmarks", "presence_output", "9", "presence_output = 9"),
+    ("landmarks", "presence_output", "0", "presence_output = 0 must be an output of its own holding one value"),
     ("decode", "box_offset", "20", "box_offset = 20 with num_keypoints = 6 reads values 20..23 of each anchor, but "
                                    "face_detection_short_range.tflite gives 16 per anchor"),
     ("decode", "keypoint_offset", "14", "keypoint_offset = 14"),
@@ -351,3 +352,18 @@ def test_cli_refuses_a_bad_resize_in_one_line(tmp_path):
     proc = run_cli("simulate", "--model", str(model), "--resize", "fit", "--frames", "1", "--out", str(tmp_path / "o"))
     assert_user_error(proc, "--resize fit is not one of center_crop, letterbox, stretch")
     assert not (tmp_path / "o").exists()
+
+
+@needs_models
+def test_a_builtin_pipeline_finds_its_models_from_any_working_folder(tmp_path, monkeypatch):
+    """The models a pipeline names are looked up beside the project when ./.models is not there (the guest that
+    counts pre/post-processing is told the same folder): a run started elsewhere is still projected."""
+    from device_sim.sources.photo import MODELS_DIR_ENV, models_dir
+    from device_sim.stages import load_stage_models
+
+    if not (ROOT / ".models" / "mediapipe").is_dir():
+        pytest.skip("the models are not in the project's .models (EDGEVIT_MODELS_DIR points elsewhere)")
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert models_dir().resolve() == (ROOT / ".models").resolve()
+    assert len(load_stage_models(load_pipeline("face"))) == 2

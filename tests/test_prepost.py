@@ -96,7 +96,7 @@ def test_the_cache_key_covers_the_code_the_guest_runs():
 
 @needs_detector
 @pytest.mark.parametrize("corrupt", ["negative", "string", "infinite", "huge", "missing", "not-an-object", "list",
-                                     "fifo"])
+                                     "fifo", "tiny", "huge-int", "nested", "nan-elsewhere"])
 def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_path, monkeypatch, corrupt):
     """A hand-edited cache (a negative count made a negative latency PASS; other shapes were tracebacks, a FIFO
     by its name hung) is counted again, never trusted."""
@@ -115,14 +115,21 @@ def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_pat
     good = {"preprocess": 1000.0, "postprocess": 500.0}
     entry = {"negative": {**good, "postprocess": -1e9}, "string": {**good, "preprocess": "abc"},
              "infinite": {**good, "postprocess": float("inf")}, "huge": {**good, "preprocess": 1e300},
-             "missing": {"preprocess": 1000.0}, "not-an-object": 5}.get(corrupt)
+             "missing": {"preprocess": 1000.0}, "not-an-object": 5, "tiny": {**good, "preprocess": 1e-300},
+             "huge-int": {**good, "preprocess": 10 ** 400}}.get(corrupt)
     if corrupt == "fifo":
         os.mkfifo(cache)
+    elif corrupt == "nested":
+        cache.write_text("[" * 200_000 + "]" * 200_000)
+    elif corrupt == "nan-elsewhere":   # another model's junk must not stop this count being saved
+        cache.write_text('{"other/cortex-a55/x": {"per_inference": NaN}}')
     else:
         cache.write_text(json.dumps([] if corrupt == "list" else {key: entry}))
     got = cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None)
     assert calls == [1] and got[0]["preprocess"] == 1000.0 and got[0]["postprocess"] == 500.0
     assert cache.is_fifo() == (corrupt == "fifo")    # a FIFO by its name is left alone, not replaced or read
+    if corrupt != "fifo":
+        assert key in json.loads(cache.read_text()), "the new count is cached"
 
 
 @needs_detector

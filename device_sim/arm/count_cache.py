@@ -6,14 +6,14 @@ wrong shape, a FIFO by its name) is counted again, never trusted and never a tra
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from contract.files import write_json
 
-__all__ = ["load_cache", "usable", "save_cache", "MAX_INSTRUCTIONS"]
+__all__ = ["load_cache", "usable", "save_cache", "MAX_INSTRUCTIONS", "MIN_INSTRUCTIONS"]
 
 MAX_INSTRUCTIONS = 1e13    # per inference or per frame: ~an hour of a 2 GHz core; above it a count is not one
+MIN_INSTRUCTIONS = 1.0     # an average over invocations of real code: never below one instruction
 
 
 def load_cache(path: Path) -> dict:
@@ -24,16 +24,25 @@ def load_cache(path: Path) -> dict:
         return {}
     try:
         cache = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return cache if isinstance(cache, dict) else {}
 
 
 def usable(entry, fields: tuple[str, ...]) -> bool:
-    """An entry holds each field as a finite count in (0, MAX_INSTRUCTIONS]."""
+    """An entry holds each field as a count in [MIN_INSTRUCTIONS, MAX_INSTRUCTIONS] (NaN and infinities fail the
+    comparison; a huge JSON integer compares without turning into a float)."""
     return isinstance(entry, dict) and all(
-        isinstance(v := entry.get(f), (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        and 0 < v <= MAX_INSTRUCTIONS for f in fields)
+        isinstance(v := entry.get(f), (int, float)) and not isinstance(v, bool)
+        and MIN_INSTRUCTIONS <= v <= MAX_INSTRUCTIONS for f in fields)
+
+
+def _writable(value) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        return False
+    return True
 
 
 def save_cache(path: Path, cache: dict, log=print) -> None:
@@ -42,7 +51,8 @@ def save_cache(path: Path, cache: dict, log=print) -> None:
     if path.exists() and not path.is_file():
         log(f"note: {path} is not a regular file; the count is not cached (it will be counted again next time)")
         return
+    kept = {k: v for k, v in cache.items() if _writable(v)}   # another entry's NaN must not stop this one's save
     try:
-        write_json(path, cache)
+        write_json(path, kept)
     except OSError as e:
         log(f"note: could not cache the count in {path} ({e}); it will be counted again next time")

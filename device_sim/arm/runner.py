@@ -108,13 +108,17 @@ def _run_guest(env: ArmEnv, core: Core, request: dict, *, count: bool, script: P
         if count:
             cmd += ["-plugin", f"{env.plugin},out={counter}", "-d", "plugin"]
         cmd += [str(env.python), "-s", str(script), str(req)]
+        from device_sim.sources.photo import models_dir
+
         pythonpath = os.pathsep.join(str(p) for p in (env.site, *path))
         guest_env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": pythonpath, "PYTHONNOUSERSITE": "1",
                      "PYTHONHASHSEED": "0",   # the same dict orders in every run: counts repeat
                      # a run never writes .pyc files into the sysroot, so no run is cheaper than the one before
                      # (make arm-setup byte-compiles everything once)
                      "PYTHONDONTWRITEBYTECODE": "1",
-                     "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+                     "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+                     # the models a pipeline names, found where the host found them (prepost_guest loads it again)
+                     "EDGEVIT_MODELS_DIR": str(models_dir().resolve())}
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=guest_env, timeout=GUEST_TIMEOUT_S)
         except subprocess.TimeoutExpired:

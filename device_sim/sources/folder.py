@@ -39,7 +39,8 @@ class FolderSource:
         (OpenCV crashes on one)."""
         path = self.files[i]
         if not path.is_file():
-            raise CorruptFrame(f"{path} is not a regular file (a FIFO, device or socket); skipped")
+            what = "a broken symbolic link" if path.is_symlink() else "not a regular file (a FIFO, device or socket)"
+            raise CorruptFrame(f"{path} is {what}; skipped")
         try:
             check_utf8_path(path, what="image")
         except UserError as e:

@@ -30,7 +30,12 @@ DEFAULT_FOCUS = (0.44, 0.30)   # the astronaut's face in the default portrait (n
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get(MODELS_DIR_ENV) or ".models")
+    """EDGEVIT_MODELS_DIR, else ./.models, else the project's .models beside this code (`make mediapipe-models`
+    puts them there): a pipeline's models do not depend on the folder a command starts in."""
+    if given := os.environ.get(MODELS_DIR_ENV):
+        return Path(given)
+    here, project = Path(".models"), Path(__file__).resolve().parents[2] / ".models"
+    return project if not here.is_dir() and project.is_dir() else here
 
 
 @register_source("photo")

@@ -59,6 +59,10 @@ class LandmarksTask(Task):
             if lm.get(key, 0) >= len(sizes):
                 raise UserError(f"[stage.landmarks] {key} = {lm[key]}, but {spec.model.name} has {len(sizes)} "
                                 f"output(s) (0..{len(sizes) - 1})")
+        presence = lm.get("presence_output")
+        if presence is not None and (presence == lm.get("output", 0) or sizes[presence] != 1):
+            raise UserError(f"[stage.landmarks] presence_output = {presence} must be an output of its own holding one "
+                            f"value, but output {presence} of {spec.model.name} holds {sizes[presence]}")
         if count * dims != sizes[lm.get("output", 0)]:
             raise UserError(f"[stage.landmarks] count x dims = {count} x {dims} = {count * dims}, but output "
                             f"{lm.get('output', 0)} of {spec.model.name} holds {sizes[lm.get('output', 0)]} values; "
