@@ -24,6 +24,9 @@ def _umask() -> int:
     return mask
 
 
+TEMP_MARK = ".edgevit-"   # atomic_write's temporary file: .NAME.edgevit-XXXXXXXX.tmp (contract.manifest knows it)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None], *,
                  before_replace: Callable[[Path], None] | None = None) -> None:
     """write(tmp) to a temp file beside `path`, then rename: a reader never sees a half-written file,
@@ -31,7 +34,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *,
     manifest records what is about to stand at `path`: contract.outputs.InPlace.pending)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))

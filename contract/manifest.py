@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from contract.files import atomic_write, sha256_file
+from contract.files import TEMP_MARK, atomic_write, sha256_file
 
 __all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
            "manifest_fields",
@@ -139,6 +139,7 @@ class Ownership:
     owned: list[str] = field(default_factory=list)            # this command's files, unchanged since
     foreign: list[str] = field(default_factory=list)          # everything else below the folder
     changed: list[str] = field(default_factory=list)          # this command's files that were changed since
+    leftovers: list[str] = field(default_factory=list)        # of owned: killed writes' temporary files
 
     def describe(self, names: list[str], *, limit: int = 4) -> str:
         shown = [f"{n} (changed since edgevit wrote it)" if n in self.changed else n for n in names[:limit]]
@@ -152,7 +153,7 @@ def _matches(path: Path, facts: dict) -> bool:
     return bool(candidates) and sha256_file(path) in {f["sha256"] for f in candidates}
 
 
-_TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")   # contract.files.atomic_write's temporary file
+_TEMP = re.compile(r"\.(?P<name>.+)" + re.escape(TEMP_MARK) + r"[a-z0-9_]{8}\.tmp")   # atomic_write's temporary
 
 
 def _leftover(rel: str, manifest: dict[str, dict], kind: str) -> bool:
@@ -172,8 +173,11 @@ def ownership(folder: Path, kind: str) -> Ownership:
         facts = own.manifest.get(rel)
         path = folder / rel
         if facts is None or facts.get("kind") != kind:
-            (own.owned if _leftover(rel, own.manifest, kind) and path.is_file() and not path.is_symlink()
-             else own.foreign).append(rel)
+            if _leftover(rel, own.manifest, kind) and path.is_file() and not path.is_symlink():
+                own.owned.append(rel)
+                own.leftovers.append(rel)
+            else:
+                own.foreign.append(rel)
         elif not path.is_symlink() and path.is_file() and _matches(path, facts):
             own.owned.append(rel)
         else:

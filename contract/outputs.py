@@ -53,7 +53,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
 _MAX_NAME = 255 - len(".") - len(".partial-") - 8   # the longest sibling: .NAME.partial-XXXXXXXX (mkdtemp: 8)
-_MAX_FILE_NAME = 255 - len(".") - len(".") - 8 - len(".tmp")   # atomic_write's .NAME.XXXXXXXX.tmp beside it
+_MAX_FILE_NAME = 255 - len(".") - len(".edgevit-") - 8 - len(".tmp")   # atomic_write's .NAME.edgevit-XXXXXXXX.tmp
 _LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (only such a file is removed)
 _NOTED: set[Path] = set()    # superseded backups this process has named already
 
@@ -279,6 +279,11 @@ class InPlace:
         """Adds these files (as they are now) to the manifest as this command's."""
         self.files.update(record_outputs(self.out, self.kind, *paths))
 
+    def owns(self, path: Path) -> bool:
+        """`path` is this command's file, unchanged since it was written (earlier, or by this run)."""
+        rel = resolve_out(path).relative_to(self.out).as_posix()
+        return rel in self.files or bool(self.earlier and rel in self.earlier.owned)
+
     def pending(self, path: Path):
         """atomic_write's before_replace for a file this command writes at `path`: the manifest lists the new
         file before the rename, keeping the one it replaces (when it was this command's, unchanged) as "was":
@@ -327,12 +332,18 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     out = resolve_out(out)
     restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
     own = ownership(out, kind) if out.is_dir() else None
-    if own and resume and not force:   # a resumed run rewrites its files in place: never over one the user changed
-        edited = [n for n in expect if n in own.changed]
+    if own and own.leftovers:   # a killed write's temporary files (this code's, by their mark): garbage
+        with deferred_signals():
+            for rel in own.leftovers:
+                (out / rel).unlink(missing_ok=True)
+        own = ownership(out, kind)
+    if own and resume and not force:   # a resumed run rewrites its files in place: never over one it did not write
+        listed = any(f.get("kind") == kind for f in own.manifest.values())   # a run from before manifests: as is
+        edited = [n for n in expect if listed and n in own.foreign and (out / n).exists()]
         if edited:
-            raise UserError(f"{out}: {', '.join(edited)} changed since edgevit wrote it, and --resume rewrites it; "
-                            "keep your copy elsewhere, then move it out of the folder, or continue with --resume "
-                            "--force (it is overwritten)")
+            raise UserError(f"{out}: {own.describe(edited)} is not the file edgevit wrote there, and --resume "
+                            "rewrites it; keep your copy elsewhere, then move it out of the folder, or continue with "
+                            "--resume --force (it is overwritten)")
     if own and not resume and (own.owned or own.foreign) and not force:
         held = (f"an earlier {kind} ({own.describe(own.owned)})" if own.owned else "") + \
             (" and " if own.owned and own.foreign else "") + \
@@ -410,7 +421,7 @@ def restore_left_backup(out: Path) -> None:
                 print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached "
                       "its first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C). The "
                       f"backup is a whole run with its manifest: rename it to keep it as a run of its own (mv "
-                      f"{backup} {out.name}-earlier), or delete it", file=sys.stderr)
+                      f"{backup} {out.parent / (out.name + '-earlier')}), or delete it", file=sys.stderr)
             continue
         if out.exists() and not out.is_dir():
             raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "

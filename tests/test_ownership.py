@@ -922,7 +922,7 @@ def test_a_name_too_long_for_the_staging_beside_it_is_one_line(tmp_path):
 def test_a_json_name_too_long_for_its_temporary_file_is_refused_before_any_work(tmp_path):
     with pytest.raises(UserError, match="choose a shorter file name"):
         check_output_file(tmp_path / ("j" * 245 + ".json"), kind="bench")
-    assert check_output_file(tmp_path / ("j" * 236 + ".json"), kind="bench").name.startswith("j")
+    assert check_output_file(tmp_path / ("j" * 228 + ".json"), kind="bench").name.startswith("j")
 
 
 def test_a_legacy_manifest_never_reads_a_fifo(tmp_path):
@@ -958,7 +958,8 @@ def test_resume_never_rewrites_a_file_the_user_changed(tmp_path):
         _run_files(out, "old", w)
     (out / "best.pt").write_text("old, with my note")
     before = snapshot(out)
-    with pytest.raises(UserError, match=r"best.pt changed since edgevit wrote it, and --resume rewrites it"):
+    with pytest.raises(UserError, match=r"best.pt \(changed since edgevit wrote it\) is not the file edgevit wrote "
+                                        r"there, and --resume rewrites it"):
         with written_in_place(out, kind="train", force=False, resume=True, expect=("best.pt",)):
             pytest.fail("the block must not run")
     with pytest.raises(UserError, match=r"best.pt changed since edgevit wrote it: move it out of the folder to "
@@ -998,20 +999,44 @@ def test_a_file_listed_just_before_its_rename_is_the_runs_either_way(tmp_path):
 
 
 def test_a_killed_writes_temporary_file_is_edgevits(tmp_path):
-    """A SIGKILL inside atomic_write leaves .NAME.XXXXXXXX.tmp: of a file the run lists (or of the manifest) it is
-    the run's own (--force and make clean take it away, refusals do not name it); anything else is the user's."""
+    """A SIGKILL inside atomic_write leaves .NAME.edgevit-XXXXXXXX.tmp: of a file the run lists (or of the manifest)
+    it is the run's own (never named as the user's; the next run into the folder, --force and make clean take it
+    away); a name without edgevit's mark, or of a file the run never wrote, is the user's."""
     from contract.manifest import ownership
 
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
-    for name in (".best.pt.k3d9_x0a.tmp", "baseline/.best.pt.abcdefgh.tmp", "..edgevit-output.json.zz99aa00.tmp"):
+    ours = (".best.pt.edgevit-k3d9_x0a.tmp", "baseline/.best.pt.edgevit-abcdefgh.tmp",
+            "..edgevit-output.json.edgevit-zz99aa00.tmp")
+    mine = (".notes.txt.edgevit-abcdefgh.tmp", ".best.pt.mynotes1.tmp", "..edgevit-output.json.userfile.tmp")
+    for name in (*ours, *mine):
         (out / name).write_text("half")
-    (out / ".notes.txt.abcdefgh.tmp").write_text("mine")      # not of a file the run wrote: the user's
     own = ownership(out, "train")
-    assert {".best.pt.k3d9_x0a.tmp", "baseline/.best.pt.abcdefgh.tmp", "..edgevit-output.json.zz99aa00.tmp"} \
-        <= set(own.owned) and own.foreign == [".notes.txt.abcdefgh.tmp"]
-    assert remove_outputs(out) and sorted(p.name for p in out.rglob("*") if p.is_file()) == [".notes.txt.abcdefgh.tmp"]
+    assert set(ours) <= set(own.owned) and sorted(own.foreign) == sorted(mine)
+    kept = snapshot(out)
+    with written_in_place(out, kind="train", force=True) as w:   # a KeyError on the leftover before
+        _run_files(out, "new", w)
+    assert not any((out / n).exists() for n in ours)
+    assert {rel: kept[rel] for rel in mine} == {rel: snapshot(out)[rel] for rel in mine}
+    assert remove_outputs(out) and sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+        Path(m).name for m in mine)
+
+
+def test_resume_never_takes_over_a_file_it_did_not_write(tmp_path):
+    """A metrics.json the user put into an unfinished run (never listed) is refused by --resume like an edited one
+    (it was read as the finished run's results and recorded as edgevit's)."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "epoch 1", w)
+    (out / "metrics.json").write_text('{"model": {"note": "my own summary"}}')
+    before = snapshot(out)
+    with pytest.raises(UserError, match="metrics.json is not the file edgevit wrote there, and --resume rewrites it"):
+        with written_in_place(out, kind="train", force=False, resume=True, expect=("best.pt", "metrics.json")):
+            pytest.fail("the block must not run")
+    assert_unchanged(before, out, "after the refusal")
+    with written_in_place(out, kind="train", force=True, resume=True, expect=("metrics.json",)) as w:
+        assert not w.owns(out / "metrics.json") and w.owns(out / "best.pt")   # not a finished run's results
 
 
 def test_a_ctrl_c_while_the_earlier_run_moves_aside_rolls_it_back(tmp_path, monkeypatch):

@@ -284,7 +284,8 @@ def _resume(out: Path, run: _Run) -> _Progress:
 def _train_one(cfg: TrainConfig, splits: ImageSplits, out: Path, ctx: dist_utils.Context, *,
                resume: bool = False, writer: InPlace | None = None) -> dict:
     run = _setup(cfg, splits, ctx)
-    done = _finished_metrics(out, cfg) if resume else None
+    # finished only by a metrics.json this run wrote (--resume --force over a hand-edited one trains or tests again)
+    done = _finished_metrics(out, cfg) if resume and (writer is None or writer.owns(out / "metrics.json")) else None
     if done is not None:
         return done
     prog = _resume(out, run) if resume and (out / "last.pt").is_file() else _Progress()
