@@ -26,6 +26,7 @@ from queue import Queue
 
 import numpy as np
 
+from benchmarks.report import results_path
 from benchmarks.run import ROOT, host_info, log
 
 CORES = ("cortex-a53", "cortex-a55", "cortex-a76")
@@ -189,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     res["goals"], res["designs"] = evaluate(res["counts"], res["projections"]), designs(res["counts"])
     res["seconds"] = time.perf_counter() - t0
     out = Path(args.out) if args.out else ROOT
-    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
-    json_path = out / "benchmarks" / "results" / f"arm-{stamp}.json"
+    json_path = results_path(out, "arm-", res)
     write_json(json_path, res)
     write_json(out / CALIBRATION.relative_to(ROOT) if args.out else CALIBRATION,
                {**calibration, "created": res["created"], "versions": res["versions"], "results": json_path.name})

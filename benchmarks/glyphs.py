@@ -26,6 +26,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.report import results_path
 from benchmarks.run import ROOT, host_info, log
 
 MODELS = {   # result name -> (registered model, `edgevit train` options)
@@ -172,8 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import rerender
     from contract.files import write_json
 
-    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
-    path = ROOT / "benchmarks" / "results" / f"glyphs-{stamp}{'-smoke' if args.smoke else ''}.json"
+    path = results_path(ROOT, "glyphs-", res, "-smoke" if args.smoke else "")
     write_json(path, res)
     log(f"wrote {path}")
     if not args.smoke:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.jobs import run_parallel
+from benchmarks.report import results_path
 from benchmarks.run import ROOT, host_info, log
 
 RECIPE = ("--data", "glyphs", "--img-size", "64", "--epochs", "40", "--threads", "1")
@@ -270,8 +271,7 @@ def main(argv: list[str] | None = None) -> int:
            "seconds": time.perf_counter() - t0}
     from contract.files import write_json
 
-    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
-    path = ROOT / "benchmarks" / "results" / f"protocol-{stamp}{'-smoke' if args.smoke else ''}.json"
+    path = results_path(ROOT, "protocol-", res, "-smoke" if args.smoke else "")
     write_json(path, res)
     log(f"wrote {path}")
     return 0

@@ -8,7 +8,13 @@ from pathlib import Path
 from benchmarks.goals import TIE_BAND, p50, rate, ratio
 from contract.files import atomic_write, write_json
 
-__all__ = ["write_outputs", "rerender"]
+__all__ = ["write_outputs", "rerender", "results_path"]
+
+
+def results_path(out: Path, prefix: str, res: dict, suffix: str = "") -> Path:
+    """benchmarks/results/<prefix><date>-<host><suffix>.json under `out`: where a benchmark's results go."""
+    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
+    return out / "benchmarks" / "results" / f"{prefix}{stamp}{suffix}.json"
 
 
 def _f(v, spec=".2f", none="-") -> str:
@@ -16,8 +22,7 @@ def _f(v, spec=".2f", none="-") -> str:
 
 
 def write_outputs(res: dict, out: Path) -> list[Path]:
-    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
-    json_path = out / "benchmarks" / "results" / f"{stamp}{'-smoke' if res['smoke'] else ''}.json"
+    json_path = results_path(out, "", res, "-smoke" if res["smoke"] else "")
     write_json(json_path, res)
     plots = _plots(res, out / "benchmarks" / "plots")
     return [json_path, _write_markdown(res, json_path, plots, out), *plots]

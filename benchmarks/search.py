@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.report import results_path
 from benchmarks.run import ROOT, host_info, log
 
 VALIDATION_CORES = ("cortex-a53", "cortex-a55")
@@ -123,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.report import rerender
     from contract.files import write_json
 
-    stamp = res["created"][:10] + "-" + res["host"]["hostname"].split(".")[0]
-    path = ROOT / "benchmarks" / "results" / f"search-{stamp}.json"
+    path = results_path(ROOT, "search-", res)
     write_json(path, res)
     log(f"wrote {path}")
     log(f"wrote {rerender(ROOT)}")
