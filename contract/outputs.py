@@ -321,16 +321,10 @@ class InPlace:
         _move_all([rel for rel in moved if not (self.out / rel).exists()], self.backup, self.out, [])
 
 
-@contextlib.contextmanager
-def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False, expect: tuple[str, ...] = ()):
-    """For a command that writes into `out` as it goes. Without force or resume `out` must be new or empty
-    (besides a manifest). resume: continue, recording new files, refused when a file of `expect` was changed since
-    (with force too: overwritten). force: the earlier `kind` output's own files
-    move to a backup beside `out` (everything else stays); the backup is restored if the block fails or is
-    interrupted before `checkpointed()`, and removed once the block succeeds or fails after it (from the first
-    checkpoint on the new run is the one kept: resumable, as after a Ctrl-C)."""
-    out = resolve_out(out)
-    restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
+def _in_place_ownership(out: Path, kind: str, *, force: bool, resume: bool, expect: tuple[str, ...]):
+    """What `out` holds for an in-place writer, after a killed write's leftovers are gone; refuses (UserError) what
+    the options do not allow: without force or resume any earlier output, with resume alone a file of `expect`
+    that is not the one edgevit wrote there."""
     own = ownership(out, kind) if out.is_dir() else None
     if own and own.leftovers:   # a killed write's temporary files (this code's, by their mark): garbage
         with deferred_signals():
@@ -354,6 +348,29 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
             "--resume, or " if edited else "continue it with --resume, ") +
             "start over with --force (replaces only the earlier run's own files, keeps yours), or choose another "
             "--out")
+    return own
+
+
+def _move_aside(out: Path, backup: Path, own: Ownership) -> None:
+    """The earlier output's own files into `backup` (its manifest first, for restore_left_backup), the folder's
+    manifest without them."""
+    write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned}, backup_of=str(out))
+    _move_all(own.owned, out, backup, [])
+    write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != own.kind})
+    _prune_dirs(out, own.owned)
+
+
+@contextlib.contextmanager
+def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False, expect: tuple[str, ...] = ()):
+    """For a command that writes into `out` as it goes. Without force or resume `out` must be new or empty
+    (besides a manifest). resume: continue, recording new files, refused when a file of `expect` was changed since
+    (with force too: overwritten). force: the earlier `kind` output's own files
+    move to a backup beside `out` (everything else stays); the backup is restored if the block fails or is
+    interrupted before `checkpointed()`, and removed once the block succeeds or fails after it (from the first
+    checkpoint on the new run is the one kept: resumable, as after a Ctrl-C)."""
+    out = resolve_out(out)
+    restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
+    own = _in_place_ownership(out, kind, force=force, resume=resume, expect=expect)
     replacing = bool(own and not resume and (own.owned or own.foreign))
     if replacing:
         check_output_folder(out, kind=kind, force=True, expect=expect)
@@ -367,11 +384,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     try:
         if replacing:
             backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
-            write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned},   # for restore_left_backup
-                           backup_of=str(out))
-            _move_all(own.owned, out, backup, [])
-            write_manifest(out, {rel: f for rel, f in own.manifest.items() if f.get("kind") != kind})
-            _prune_dirs(out, own.owned)
+            _move_aside(out, backup, own)
         out.mkdir(parents=True, exist_ok=True)
         writer = InPlace(out, kind, backup, own)
         hold.release()   # a Ctrl-C held meanwhile stops the command here, rolled back below

@@ -14,6 +14,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_in_a_terminal():
+    """In-process Ctrl-C tests need Python's own SIGINT handler, which a process started with SIGINT ignored (a
+    background job's pytest: `make test &`, a CI runner without a terminal) never installs; each test gets it,
+    and the disposition it found is put back."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Instruction counts the simulator caches go to this session's temp folder, not the user's ~/.cache."""
