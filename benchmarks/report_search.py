@@ -402,8 +402,9 @@ def _cost_lines(s: dict, p: dict) -> list[str]:
     runs = [r["train_seconds"] for r in p.get("runs", {}).values() if "train_seconds" in r]
     if not trials and not runs:
         return []
+    spread = "each: wall time, which the host's load and pauses of the benchmark stretch; not the models' cost ratio"
     parts = ([f"the search trained {len(trials)} designs in {sum(trials) / 60:.0f} min"] if trials else []) + \
         ([f"the protocol {len(runs)} runs in {sum(runs) / 60:.0f} min ({min(runs) / 60:.0f}-{max(runs) / 60:.0f} min "
-          "each: wall time, which the host's load and pauses of the benchmark stretch; not the models' cost ratio)"] if runs else [])
+          f"{spread})"] if runs else [])
     return ["", "- Cost on this 2-core host (1 thread per training, two at a time, often beside other work): "
             + ", ".join(parts) + "."]

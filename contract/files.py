@@ -81,6 +81,19 @@ def to_json(obj) -> str:
     return json.dumps(plain, indent=2, allow_nan=False) + "\n"
 
 
+def read_json_object(path: str | Path) -> dict:
+    """A JSON object from a file edgevit keeps (a manifest, a cache): {} when it is missing, unreadable, not JSON,
+    not an object, or not a regular file (a FIFO by its name would block the read)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_json(path: str | Path, obj, *, before_replace: Callable[[Path], None] | None = None) -> None:
     text = to_json(obj)
     atomic_write(path, lambda p: p.write_text(text), before_replace=before_replace)

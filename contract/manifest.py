@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from contract.files import TEMP_MARK, atomic_write, sha256_file
+from contract.files import TEMP_MARK, atomic_write, read_json_object, sha256_file
 
 __all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
            "manifest_fields",
@@ -90,14 +90,7 @@ def write_manifest(folder: Path, files: dict[str, dict], *, path: Path | None = 
 
 def manifest_fields(folder: Path) -> dict:
     """The manifest's top-level fields ({} when there is none or it cannot be read)."""
-    path = folder / MANIFEST
-    if not path.is_file():   # none, or a FIFO or folder by that name: nothing to read (a FIFO would block)
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_object(folder / MANIFEST)   # none, or a FIFO or folder by that name: {}
 
 
 def manifest_bytes(folder: Path) -> bytes | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from contract.files import write_json
+from contract.files import read_json_object, write_json
 
 __all__ = ["load_cache", "usable", "save_cache", "MAX_INSTRUCTIONS", "MIN_INSTRUCTIONS"]
 
@@ -19,14 +19,7 @@ MIN_INSTRUCTIONS = 1.0     # an average over invocations of real code: never bel
 def load_cache(path: Path) -> dict:
     """The cache as a dict; {} when it is missing, unreadable, not JSON, not an object, or not a regular file
     (a FIFO by its name would block the read)."""
-    path = Path(path)
-    if not path.is_file():
-        return {}
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return {}
-    return cache if isinstance(cache, dict) else {}
+    return read_json_object(path)
 
 
 def usable(entry, fields: tuple[str, ...]) -> bool:
