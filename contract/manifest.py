@@ -62,14 +62,18 @@ def read_manifest(folder: Path) -> dict[str, dict]:
 def _legacy(folder: Path, kind: str, entries: list[str], manifest: Path) -> dict[str, dict]:
     """Format 1 listed top-level names only: its files are those under them not newer than it, and not in a
     folder below with a manifest of its own (a copy of another run put there keeps its old times)."""
-    limit = manifest.stat().st_mtime + _LEGACY_SLACK_S
+    ms = manifest.stat()
+    limit, moved_limit = ms.st_mtime + _LEGACY_SLACK_S, max(ms.st_mtime, ms.st_ctime) + _LEGACY_SLACK_S
     nested = {p.parent.relative_to(folder).as_posix() for p in folder.rglob(MANIFEST) if p.parent != folder}
     files = {}
     for rel in tree_files(folder):
         path = folder / rel
         if any(rel.startswith(n + "/") for n in nested):
             continue
-        if rel.split("/")[0] in entries and not path.is_symlink() and path.is_file() and path.stat().st_mtime <= limit:
+        st = path.lstat()
+        # ctime too: a file moved in after the manifest keeps its old mtime, but the move stamps its ctime
+        if rel.split("/")[0] in entries and not path.is_symlink() and path.is_file() \
+                and st.st_mtime <= limit and st.st_ctime <= moved_limit:
             files[rel] = file_facts(path, kind)
     return files
 

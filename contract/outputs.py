@@ -280,8 +280,9 @@ class InPlace:
         self.files.update(record_outputs(self.out, self.kind, *paths))
 
     def owns(self, path: Path) -> bool:
-        """`path` is this command's file, unchanged since it was written (earlier, or by this run)."""
-        rel = resolve_out(path).relative_to(self.out).as_posix()
+        """`path` (under `out`, as the command names it) is this command's file, unchanged since it was written
+        (earlier, or by this run)."""
+        rel = Path(path).relative_to(self.out).as_posix()
         return rel in self.files or bool(self.earlier and rel in self.earlier.owned)
 
     def pending(self, path: Path):
@@ -289,7 +290,7 @@ class InPlace:
         file before the rename, keeping the one it replaces (when it was this command's, unchanged) as "was":
         killed between the two, either file is this command's. `record` afterwards drops the "was"."""
         def hook(tmp: Path) -> None:
-            rel = resolve_out(path).relative_to(self.out).as_posix()
+            rel = Path(path).relative_to(self.out).as_posix()   # as named: never through a link (refused before)
             manifest = read_manifest(self.out)
             facts, old = file_facts(tmp, self.kind), manifest.get(rel)
             here = self.out / rel
@@ -331,6 +332,13 @@ def _in_place_ownership(out: Path, kind: str, *, force: bool, resume: bool, expe
             for rel in own.leftovers:
                 (out / rel).unlink(missing_ok=True)
         own = ownership(out, kind)
+    if own is not None:   # never written through a link, never a file where a folder stands: before any work
+        for rel in expect:
+            stands = _obstacle(out, rel, ours=set(own.owned))
+            if stands is not None and (stands != out / rel or stands.is_symlink() or stands.is_dir()):
+                what = "a symlink" if stands.is_symlink() else "a folder" if stands.is_dir() else "a file"
+                raise UserError(f"{out}: {stands} is {what} where this {kind} writes {rel}; edgevit never writes "
+                                "through it or over it: move it away, or choose another --out")
     if own and resume and not force:   # a resumed run rewrites its files in place: never over one it did not write
         listed = any(f.get("kind") == kind for f in own.manifest.values())   # a run from before manifests: as is
         edited = [n for n in expect if listed and n in own.foreign and (out / n).exists()]
@@ -447,6 +455,12 @@ def restore_left_backup(out: Path) -> None:
         # What stands at a file's own place was written by the run that was killed before its first checkpoint
         # (or put there since): it goes aside, never away, and the earlier run goes back.
         taken = [rel for rel, p in stands.items() if p is not None]
+        killed = read_manifest(out)
+        users = [rel for rel in taken if not (rel in killed and _matches(out / rel, killed[rel]))]
+        if users:   # put there by the user since the kill: theirs, never moved
+            raise UserError(f"{backup} holds an earlier {out.name} that a --force run did not finish replacing, and "
+                            f"{out / users[0]} (not written by that run) stands where it goes back: move it aside and "
+                            "run again")
         with deferred_signals():
             aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.killed-", dir=out.parent)) if taken else None
             if aside is not None:

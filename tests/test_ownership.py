@@ -1090,3 +1090,64 @@ def test_a_kill_while_the_next_command_puts_the_run_back_keeps_it_owned(tmp_path
         os.rename(backup / rel, out / rel)
     restore_left_backup(out)
     assert ownership(out, "train").owned == ["baseline/best.pt", "best.pt"] and not backup.exists()
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("what", ["linked-folder", "linked-file", "dangling-link", "folder"])
+def test_an_in_place_run_never_writes_through_a_link_or_over_a_folder(tmp_path, what, force):
+    """A symlinked baseline/ (or a link, or a folder, where metrics.json goes): --resume wrote through the link into
+    the user's folder, recorded its files as edgevit's and clean deleted them; a link outside the run was a
+    traceback; a folder failed after the whole training. Refused before any work, with or without --force."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.json").write_text("my notes")
+    if what == "linked-folder":
+        shutil.rmtree(out / "baseline")
+        (out / "baseline").symlink_to(mine)
+    elif what == "linked-file":
+        (out / "metrics.json").symlink_to(mine / "metrics.json")
+    elif what == "dangling-link":
+        (out / "metrics.json").symlink_to(tmp_path / "nowhere.json")
+    else:
+        (out / "metrics.json").mkdir()
+    rel = "baseline/metrics.json" if what == "linked-folder" else "metrics.json"
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError, match=f"where this train writes {rel}"):
+        with written_in_place(out, kind="train", force=force, resume=True, expect=("metrics.json",
+                                                                                    "baseline/metrics.json")):
+            pytest.fail("the block must not run")
+    assert_unchanged(before, tmp_path, "after the refusal")
+
+
+def test_a_users_file_where_the_earlier_run_goes_back_is_never_moved(tmp_path):
+    """After a killed --force run, a file the user put where the earlier run's file goes back is theirs: the
+    restore refuses, naming it (it was moved into .run.killed-* as the killed run's)."""
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    _killed_force_run(out, checkpointed=False)
+    (out / "best.pt").write_text("mine, put here after the kill")
+    before = snapshot(tmp_path)
+    with pytest.raises(UserError, match=r"best.pt \(not written by that run\) stands where it goes back"):
+        restore_left_backup(out)
+    assert_unchanged(before, tmp_path, "after the refusal")
+
+
+def test_a_legacy_manifest_does_not_own_a_file_moved_in_later(tmp_path):
+    """Format 1 owns files not newer than the manifest; a file moved in keeps its old mtime, not its ctime."""
+    from contract.manifest import ownership
+
+    run = tmp_path / "run"
+    (run / "baseline").mkdir(parents=True)
+    (run / "baseline" / "best.pt").write_text("w")
+    (run / MANIFEST).write_text(json.dumps({"kind": "train", "entries": ["baseline"]}))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    old = time.time() - 365 * 86400
+    os.utime(notes, (old, old))
+    time.sleep(2.5)   # past the legacy slack: the move comes later than the manifest
+    os.rename(notes, run / "baseline" / "notes.txt")
+    assert ownership(run, "train").owned == ["baseline/best.pt"]
