@@ -228,9 +228,10 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
     _check_input(path, where, task, src, earlier)
     if src != FRAME:
         _check_crop(path, where, parts.get("crop", {}), earlier[src])
-    if "max_crops" in top and src == FRAME:
-        raise UserError(f"pipeline {path}: {where}max_crops applies to a stage on crops (input = an earlier stage); "
-                        "remove it from this whole-frame stage")
+    for key, given_ in (("max_crops", "max_crops" in top), ("[stage.crop]", "crop" in parts)):
+        if given_ and src == FRAME:
+            raise UserError(f"pipeline {path}: {where}{key} applies to a stage on crops (input = an earlier stage); "
+                            "remove it from this whole-frame stage")
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}

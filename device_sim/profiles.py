@@ -75,7 +75,7 @@ _FIXED = {
          "description": ("description", str, lambda v: True, "a string")},
     "camera": {"width": ("camera_width", int, lambda v: 16 <= v <= 8192, "16..8192"),
                "height": ("camera_height", int, lambda v: 16 <= v <= 8192, "16..8192"),
-               "fps": ("fps", float, _finite(lambda v: 0 < v <= 240), "> 0 and <= 240")},
+               "fps": ("fps", float, _finite(lambda v: 0.001 <= v <= 240), ">= 0.001 and <= 240")},
     "device": {"core": ("core", str, lambda v: v in _core_names(), "one of " + ", ".join(_core_names())),
                "clock_ghz": ("clock_ghz", float, _finite(lambda v: 0.1 <= v <= 6.0), "0.1..6.0 GHz"),
                "threads": ("threads", int, lambda v: 1 <= v <= MAX_THREADS, f"1..{MAX_THREADS}"),

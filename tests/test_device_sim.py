@@ -65,6 +65,7 @@ def test_builtin_profiles_load():
     (lambda s: s + "\n[gpu]\ncores = 2\n", "unknown section [gpu]"),
     (lambda s: s.replace("threads = 1", "threads = 0"), "threads = 0 is out of range"),
     (lambda s: s.replace("fps = 30", 'fps = "fast"'), "fps must be float"),
+    (lambda s: s.replace("fps = 30", "fps = 5e-324"), ">= 0.001"),   # 1000 / fps overflowed to inf in the report
     (lambda s: s.replace('drop_policy = "latest"', 'drop_policy = "oldest"'), "drop_policy"),
     (lambda s: s.replace("latency_ms = 1000", ""), "missing latency_ms"),
     (lambda s: s.replace("[camera]", "[camera"), "not valid TOML"),

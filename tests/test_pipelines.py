@@ -75,6 +75,7 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
                             'interpolation_down = "area"'),   # a crop stage's model loads the whole-frame form too
      "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
     (_st(body="max_crops = 2"), "max_crops applies to a stage on crops"),
+    (_st(body="[stage.crop]\nscale = 7.0"), "[stage.crop] applies to a stage on crops"),
 ])
 def test_pipeline_files_are_checked(tmp_path, some_tflite, extra, fragment):
     path = _write(tmp_path, (STAGE + extra).replace("{model}", some_tflite.name))
@@ -100,6 +101,8 @@ def test_the_pipelines_own_name_must_be_a_string(tmp_path, some_tflite):
                                    "face_detection_short_range.tflite gives 16 per anchor"),
     ("decode", "keypoint_offset", "14", "keypoint_offset = 14"),
     ("decode", "num_keypoints", "64", "keypoint_offset = 4 with num_keypoints = 64"),
+    ("decode", "scale", "1e-300", "scale = 1e-300 is not 1e-6..1e9"),      # inf points, a NaN angle in the crop
+    ("landmarks", "scale", "1e-300", "scale = 1e-300 is not 1e-6..1e9"),
 ])
 def test_decoding_keys_that_do_not_fit_the_model_are_refused_before_any_frame(tmp_path, section, key, value,
                                                                               fragment):

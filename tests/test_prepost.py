@@ -61,7 +61,7 @@ def test_counts_are_cached_per_frame_size(arm_env, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(runner, "prepost_per_invocation",
                         lambda env, core, units, invokes: calls.append(len(units)) or
-                        [{"preprocess": 1000.0 * u["frame"][0], "postprocess": 500.0} for u in units])
+                        [{"preprocess": 1000.0 * u["frame"][0], "postprocess": 5000.0} for u in units])
     cache = tmp_path / "instructions.json"
     first = cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None)
     reloaded = prepost_unit(detector(), (160, 120))
@@ -71,7 +71,7 @@ def test_counts_are_cached_per_frame_size(arm_env, tmp_path, monkeypatch):
     cached_prepost([prepost_unit(model, (320, 240))], "cortex-a55", cache_file=cache, log=lambda *a: None)
     assert calls == [1, 1]                                 # another frame size is counted again
     ms = project_prepost(first[0], "cortex-a55", 1.8)
-    assert ms["preprocess_ms"] == pytest.approx(2 * ms["postprocess_ms"] * 160)   # instructions x CPI / clock
+    assert ms["preprocess_ms"] == pytest.approx(32 * ms["postprocess_ms"])   # instructions x CPI / clock
 
 
 def test_the_cache_key_covers_the_code_the_guest_runs():
@@ -109,13 +109,13 @@ def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_pat
     unit = prepost_unit(detector(), (160, 120))
     calls = []
     monkeypatch.setattr(runner, "prepost_per_invocation", lambda env, core, units, invokes: calls.append(1) or
-                        [{"preprocess": 1000.0, "postprocess": 500.0} for _ in units])
+                        [{"preprocess": 9000.0, "postprocess": 5000.0} for _ in units])
     cache = tmp_path / "instructions.json"
     key = _key(unit, "cortex-a55", arm_env.versions())
-    good = {"preprocess": 1000.0, "postprocess": 500.0}
+    good = {"preprocess": 9000.0, "postprocess": 5000.0}
     entry = {"negative": {**good, "postprocess": -1e9}, "string": {**good, "preprocess": "abc"},
              "infinite": {**good, "postprocess": float("inf")}, "huge": {**good, "preprocess": 1e300},
-             "missing": {"preprocess": 1000.0}, "not-an-object": 5, "tiny": {**good, "preprocess": 1e-300},
+             "missing": {"preprocess": 9000.0}, "not-an-object": 5, "tiny": {**good, "preprocess": 1.0},
              "huge-int": {**good, "preprocess": 10 ** 400}}.get(corrupt)
     if corrupt == "fifo":
         os.mkfifo(cache)
@@ -126,7 +126,7 @@ def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_pat
     else:
         cache.write_text(json.dumps([] if corrupt == "list" else {key: entry}))
     got = cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None)
-    assert calls == [1] and got[0]["preprocess"] == 1000.0 and got[0]["postprocess"] == 500.0
+    assert calls == [1] and got[0]["preprocess"] == 9000.0 and got[0]["postprocess"] == 5000.0
     assert cache.is_fifo() == (corrupt == "fifo")    # a FIFO by its name is left alone, not replaced or read
     if corrupt != "fifo":
         assert key in json.loads(cache.read_text()), "the new count is cached"

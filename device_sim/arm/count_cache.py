@@ -13,7 +13,7 @@ from contract.files import read_json_object, write_json
 __all__ = ["load_cache", "usable", "save_cache", "MAX_INSTRUCTIONS", "MIN_INSTRUCTIONS"]
 
 MAX_INSTRUCTIONS = 1e13    # per inference or per frame: ~an hour of a 2 GHz core; above it a count is not one
-MIN_INSTRUCTIONS = 1.0     # an average over invocations of real code: never below one instruction
+MIN_INSTRUCTIONS = 1e3     # one inference, or one pre/post-processing in Python: never below a thousand
 
 
 def load_cache(path: Path) -> dict:

@@ -34,7 +34,8 @@ class LandmarksTask(Task):
     name = "landmarks"
     sections = {
         "landmarks": {"output": OUTPUT, "count": whole(1, 10000), "dims": whole(2, 3),
-                      "scale": num(lambda v: v > 0, "> 0"), "presence_output": OUTPUT, "presence_sigmoid": BOOL,
+                      "scale": num(lambda v: 1e-6 <= v <= 1e9, "1e-6..1e9 (the size its values are in)"),
+                      "presence_output": OUTPUT, "presence_sigmoid": BOOL,
                       "presence_threshold": num(lambda v: 0 <= v <= 1, "0..1")},
         "track": {"rotation_landmarks": ints(2), "target_angle": ANGLE, "scale": num(lambda v: v > 0, "> 0"),
                   "shift_y": ANY_NUMBER,
