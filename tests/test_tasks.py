@@ -68,7 +68,7 @@ def pipeline_file(tmp_path):
      ["[[stage]] lm: [stage.crop] rotation_keypoints = [0, 6], but the regions of stage det carry 6 point(s); "
       "give two of 0..5"]),
     (DETECTOR.replace("num_keypoints = 6", "min_score = 0.5") + _landmarks(),
-     ["stage det carry 0 point(s)", "or num_keypoints in its [stage.decode]"]),
+     ["stage det carry 0 point(s)", "set num_keypoints in its [stage.decode]"]),
     (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.track]\nrotation_landmarks = [0, 5]"),
      ["[[stage]] lm: [stage.track] rotation_landmarks = [0, 5] but [stage.landmarks] count = 5 (points 0..4)"]),
     (DETECTOR + _landmarks(body="[stage.landmarks]\ncount = 5\n[stage.anchors]\nstrides = [8]"),
