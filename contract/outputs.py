@@ -39,6 +39,7 @@ from contract.manifest import (
     manifest_fields,
     ownership,
     read_manifest,
+    read_manifest_bytes_entries,
     restore_manifest,
     tree_files,
     write_manifest,
@@ -310,9 +311,15 @@ class InPlace:
 
     def _rollback(self) -> None:
         """Removes what this run wrote (unchanged files only) and puts the earlier output back. The manifest goes
-        back first: killed midway, the files it lists are in `out` or in the backup, which the next command puts
-        back (restore_left_backup)."""
-        restore_manifest(self.out, self.earlier.raw)
+        first, listing the earlier output's files and this run's (each file's facts, the other's as "was"): killed
+        midway, what stands in `out` is known as either, and the next command puts the backup back and moves this
+        run's files aside (restore_left_backup); the earlier manifest itself goes back last."""
+        earlier = read_manifest_bytes_entries(self.earlier.raw)
+        both = dict(earlier)
+        for rel, facts in self.files.items():
+            was = earlier.get(rel)
+            both[rel] = {**facts, **({"was": {"size": was["size"], "sha256": was["sha256"]}} if was else {})}
+        write_manifest(self.out, both)
         for rel in self.files:
             path = self.out / rel
             if path.is_file() and not path.is_symlink() and file_facts(path, self.kind) == self.files[rel]:
@@ -320,6 +327,7 @@ class InPlace:
         _prune_dirs(self.out, list(self.files))
         moved = tree_files(self.backup)
         _move_all([rel for rel in moved if not (self.out / rel).exists()], self.backup, self.out, [])
+        restore_manifest(self.out, self.earlier.raw)
 
 
 def _in_place_ownership(out: Path, kind: str, *, force: bool, resume: bool, expect: tuple[str, ...]):

@@ -50,7 +50,7 @@ from contract.images import POLICIES, RESIZE_CHOICES, check_resize_policy, resiz
 from device_sim.frames import STAGE_COLUMN_KINDS, reserved_stage_names, stage_column
 from device_sim.profiles import builtin_names, named_toml
 from device_sim.tasks import Task, registered_tasks, task_named, task_names
-from device_sim.tasks.schema import ANGLE, ANY_NUMBER, BOOL, floats, ints, num, whole
+from device_sim.tasks.schema import ANGLE, BOOL, floats, ints, num, whole
 
 __all__ = ["PipelineSpec", "StageSpec", "load_pipeline", "builtin_pipelines", "PIPELINE_DIR"]
 
@@ -69,8 +69,9 @@ _STAGE_KEYS = {   # key -> (type, check, meaning): the keys of every [[stage]], 
     "resize": (str, lambda v: v in POLICIES, " | ".join(POLICIES) + " (or a [stage.resize] table)"),
     "labels": (list, lambda v: all(isinstance(x, str) for x in v), "a list of class names")}
 _SECTIONS = {   # the sections of every stage; a task kind adds its own (Task.sections)
-    "crop": {"scale": num(lambda v: v > 0, "> 0"), "rotation_keypoints": ints(2), "target_angle": ANGLE,
-             "shift_y": ANY_NUMBER},   # a crop stage: how a region of its input stage becomes its crop
+    "crop": {"scale": num(lambda v: 1e-3 <= v <= 1e3, "1e-3..1e3 (times the region)"),
+             "rotation_keypoints": ints(2), "target_angle": ANGLE,
+             "shift_y": num(lambda v: -100 <= v <= 100, "-100..100 (region heights)")},   # a region -> its crop
     "budgets": {"latency_ms": num(lambda v: v >= 0, ">= 0"), "memory_mb": num(lambda v: v >= 0, ">= 0")},
     "resize": {**{k: (str, lambda v, c=c: v in c, " | ".join(c)) for k, c in RESIZE_CHOICES.items()},
                "pad_value": num(lambda v: 0 <= v <= 255, "a pixel value 0..255")},   # a bare model's input geometry

@@ -1151,3 +1151,35 @@ def test_a_legacy_manifest_does_not_own_a_file_moved_in_later(tmp_path):
     time.sleep(2.5)   # past the legacy slack: the move comes later than the manifest
     os.rename(notes, run / "baseline" / "notes.txt")
     assert ownership(run, "train").owned == ["baseline/best.pt"]
+
+
+_KILLED_ROLLBACK = """
+import os, sys
+from pathlib import Path
+import contract.outputs as o
+out = Path(sys.argv[1])
+with o.written_in_place(out, kind="train", force=False) as w:
+    (out / "log.csv").write_text("old")
+    w.record(out / "log.csv")
+with o.written_in_place(out, kind="train", force=True) as w:
+    (out / "log.csv").write_text("new")
+    w.record(out / "log.csv")
+    o.file_facts = lambda *a, **k: os._exit(137)   # SIGKILL once the rollback's manifest is written
+    raise RuntimeError("diverged before its first checkpoint")
+"""
+
+
+def test_a_rollback_killed_midway_is_finished_by_the_next_command(tmp_path, capsys):
+    """The rollback lists both runs' files first: killed before it removed the new run's files, the next command
+    knows them as the killed run's (moved aside, never refused as the user's) and puts the earlier run back."""
+    from contract.manifest import ownership
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_ROLLBACK, str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 137, proc.stderr
+    assert (out / "log.csv").read_text() == "new"
+    restore_left_backup(out)
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith(".run.killed-")]
+    assert (out / "log.csv").read_text() == "old" and (aside[0] / "log.csv").read_text() == "new"
+    assert ownership(out, "train").owned == ["log.csv"] and "put back the earlier run" in capsys.readouterr().err

@@ -76,6 +76,10 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
      "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
     (_st(body="max_crops = 2"), "max_crops applies to a stage on crops"),
     (_st(body="[stage.crop]\nscale = 7.0"), "[stage.crop] applies to a stage on crops"),
+    (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.crop]\nshift_y = 1e308'),
+     "[stage.crop] shift_y = 1e+308 is not -100..100"),            # inf crops, then a NaN angle: a traceback
+    (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.track]\nrotation_landmarks = [0, 1]\n'
+                            'scale = 1e300'), "[stage.track] scale = 1e+300 is not 1e-3..1e3"),
 ])
 def test_pipeline_files_are_checked(tmp_path, some_tflite, extra, fragment):
     path = _write(tmp_path, (STAGE + extra).replace("{model}", some_tflite.name))

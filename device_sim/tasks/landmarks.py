@@ -14,7 +14,7 @@ import numpy as np
 
 from device_sim.tasks import register_task
 from device_sim.tasks.base import Task
-from device_sim.tasks.schema import ANGLE, ANY_NUMBER, BOOL, OUTPUT, ints, num, whole
+from device_sim.tasks.schema import ANGLE, BOOL, OUTPUT, ints, num, whole
 
 __all__ = ["Landmarks", "LandmarksTask"]
 
@@ -37,8 +37,9 @@ class LandmarksTask(Task):
                       "scale": num(lambda v: 1e-6 <= v <= 1e9, "1e-6..1e9 (the size its values are in)"),
                       "presence_output": OUTPUT, "presence_sigmoid": BOOL,
                       "presence_threshold": num(lambda v: 0 <= v <= 1, "0..1")},
-        "track": {"rotation_landmarks": ints(2), "target_angle": ANGLE, "scale": num(lambda v: v > 0, "> 0"),
-                  "shift_y": ANY_NUMBER,
+        "track": {"rotation_landmarks": ints(2), "target_angle": ANGLE,
+                  "scale": num(lambda v: 1e-3 <= v <= 1e3, "1e-3..1e3 (times the points' box)"),
+                  "shift_y": num(lambda v: -100 <= v <= 100, "-100..100 (box heights)"),
                   "extent": (str, lambda v: v in _EXTENTS, " | ".join(_EXTENTS) + " (the points' box along the "
                                                                               "crop's axes or the frame's)")},
     }
