@@ -26,8 +26,7 @@ from pathlib import Path
 
 from contract.files import TEMP_MARK, atomic_write, read_json_object, sha256_file
 
-__all__ = ["MANIFEST", "Ownership", "read_manifest", "read_manifest_bytes_entries",
-           "write_manifest", "manifest_bytes", "restore_manifest",
+__all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
            "manifest_fields",
            "file_facts", "tree_files", "ownership"]
 
@@ -43,16 +42,6 @@ def file_facts(path: Path, kind: str) -> dict:
 
 def _facts_ok(v) -> bool:
     return isinstance(v, dict) and isinstance(v.get("sha256"), str) and isinstance(v.get("size"), int)
-
-
-def read_manifest_bytes_entries(raw: bytes | None) -> dict[str, dict]:
-    """The file entries of a manifest kept as bytes (Ownership.raw), checked like read_manifest's; {} for none."""
-    try:
-        files = json.loads(raw).get("files") if raw else None
-    except (ValueError, AttributeError, RecursionError):
-        return {}
-    return {k: v for k, v in files.items() if _facts_ok(v) and isinstance(v.get("kind"), str)} \
-        if isinstance(files, dict) else {}
 
 
 def read_manifest(folder: Path) -> dict[str, dict]:

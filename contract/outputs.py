@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,7 +40,6 @@ from contract.manifest import (
     manifest_fields,
     ownership,
     read_manifest,
-    read_manifest_bytes_entries,
     restore_manifest,
     tree_files,
     write_manifest,
@@ -314,7 +314,7 @@ class InPlace:
         first, listing the earlier output's files and this run's (each file's facts, the other's as "was"): killed
         midway, what stands in `out` is known as either, and the next command puts the backup back and moves this
         run's files aside (restore_left_backup); the earlier manifest itself goes back last."""
-        earlier = read_manifest_bytes_entries(self.earlier.raw)
+        earlier = self.earlier.manifest   # as read when the run started (read_manifest of its raw bytes)
         both = dict(earlier)
         for rel, facts in self.files.items():
             was = earlier.get(rel)
@@ -416,8 +416,6 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         else:
             done = True
             if backup is not None:   # after a checkpoint the new run is kept
-                import sys
-
                 print(f"note: the new run in {out} is kept (it reached its first checkpoint; the earlier run it "
                       "replaced is gone): continue it with --resume", file=sys.stderr)
         raise
@@ -445,8 +443,6 @@ def restore_left_backup(out: Path) -> None:
         if manifest_fields(backup).get("superseded"):   # never put back by itself, never removed
             if backup not in _NOTED:   # once per command (train and written_in_place both look)
                 _NOTED.add(backup)
-                import sys
-
                 print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached "
                       "its first checkpoint before it was killed, so it is the one kept (as after a Ctrl-C). The "
                       f"backup is a whole run with its manifest: rename it to keep it as a run of its own (mv "
@@ -479,14 +475,12 @@ def restore_left_backup(out: Path) -> None:
             back = {rel: f for rel, f in entries.items()
                     if rel in files or (rel not in taken and (out / rel).is_file() and not (out / rel).is_symlink()
                                         and _matches(out / rel, f))}
-            present = {rel: f for rel, f in read_manifest(out).items() if rel not in taken}
+            present = {rel: f for rel, f in killed.items() if rel not in taken}   # moving aside left it as is
             write_manifest(out, {**present, **back})
             _move_all(files, backup, out, [])
             shutil.rmtree(backup, ignore_errors=True)
             if not files:
                 continue
-        import sys
-
         print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never reached its "
               f"first checkpoint had moved aside ({len(files)} file(s))"
               + (f"; what that run had written so far is in {aside}" if aside is not None else ""), file=sys.stderr)
@@ -692,6 +686,4 @@ def _not_a_folder(path: Path) -> Path | None:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(_main(sys.argv[1:]))
