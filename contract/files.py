@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import re
+import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["sha256_file", "atomic_write", "write_json", "to_json", "check_writable", "check_utf8_path"]
+__all__ = ["sha256_file", "atomic_write", "temp_target", "marked_name", "is_marked", "write_json", "to_json",
+           "check_writable", "check_utf8_path", "path_problem"]
 
 
 def sha256_file(path: str | Path) -> str:
@@ -24,7 +28,46 @@ def _umask() -> int:
     return mask
 
 
-TEMP_MARK = ".edgevit-"   # atomic_write's temporary file: .NAME.edgevit-XXXXXXXX.tmp (contract.manifest knows it)
+TEMP_MARK = ".edgevit-"   # atomic_write's temporary file: .NAME.edgevit-RRRRRRRRCCCCCCCC.tmp
+TEMP_EXTRA = len(".") + len(TEMP_MARK) + 16 + len(".tmp")   # what the temporary name adds to NAME
+_TEMP = re.compile(r"\.(?P<name>.+)" + re.escape(TEMP_MARK) + r"[a-z0-9]{8}[0-9a-f]{8}\.tmp")
+
+
+def _check(prefix: str, rand: str) -> str:
+    return hashlib.sha256(f"edgevit\0{prefix}\0{rand}".encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def marked_name(prefix: str) -> str:
+    """`prefix` + 8 random characters + 8 of a checksum of both: a name only edgevit makes (a user's
+    `.run.partial-mine` or `.notes.edgevit-mynotes12.tmp` never passes `is_marked`), for what edgevit leaves beside a
+    user's files for a moment (temporary files, staging and backup folders) and may have to remove after a kill."""
+    rand = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
+    return f"{prefix}{rand}{_check(prefix, rand)}"
+
+
+def is_marked(name: str, prefix: str, suffix: str = "") -> bool:
+    """`name` is prefix + marked_name's 16 characters + suffix, the checksum right."""
+    core = name[len(prefix):len(name) - len(suffix)]
+    return (name.startswith(prefix) and name.endswith(suffix) and len(core) == 16
+            and core[:8].isascii() and core[:8].isalnum() and core[:8] == core[:8].lower()
+            and _check(prefix, core[:8]) == core[8:])
+
+
+def temp_target(filename: str) -> str | None:
+    """The NAME whose atomic_write left `filename` (.NAME.edgevit-RRRRRRRRCCCCCCCC.tmp, marked_name), or None."""
+    m = _TEMP.fullmatch(filename)
+    return m["name"] if m and is_marked(filename, f".{m['name']}{TEMP_MARK}", ".tmp") else None
+
+
+def _make_temp(path: Path) -> tuple[int, str]:
+    """A new private file .NAME.edgevit-RRRRRRRRCCCCCCCC.tmp beside `path` (O_EXCL, like mkstemp)."""
+    for _ in range(100):
+        tmp = path.parent / (marked_name(f".{path.name}{TEMP_MARK}") + ".tmp")
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path))
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None], *,
@@ -34,11 +77,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *,
     manifest records what is about to stand at `path`: contract.outputs.InPlace.pending)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp", dir=path.parent)
+    fd, tmp = _make_temp(path)
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp's file is private (0600); an output gets the usual mode
+        os.chmod(tmp, 0o666 & ~_umask())   # the temporary file is private (0600); an output gets the usual mode
         if before_replace is not None:
             before_replace(Path(tmp))
         os.replace(tmp, path)
@@ -132,6 +175,25 @@ def check_utf8_path(path: str | Path, *, what: str, fix: str = "rename it") -> P
         raise _user_error(f"{what} {shown} is not valid UTF-8 text, which OpenCV and the TFLite runtime cannot "
                           f"open; {fix}") from None
     return Path(path)
+
+
+def path_problem(path: str | Path, want: str) -> str | None:
+    """Why `path` is not a `want` ("file": a regular file, "folder"), as the end of a sentence ("does not exist",
+    "is a folder", "is a FIFO", "is a broken symbolic link", ...), or None when it is one."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        return "is a broken symbolic link"
+    if not path.exists():
+        return "does not exist"
+    if (want == "folder") == path.is_dir() and (want == "folder" or path.is_file()):
+        return None
+    if path.is_dir():
+        return "is a folder"
+    if want == "folder" and path.is_file():
+        return "is a file, not a folder"
+    return "is " + next((what for test, what in (("is_fifo", "a FIFO"), ("is_socket", "a socket"),
+                                                ("is_block_device", "a device"), ("is_char_device", "a device"))
+                         if getattr(path, test)()), "not a regular file")
 
 
 def _user_error(message: str):

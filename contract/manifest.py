@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from contract.files import TEMP_MARK, atomic_write, read_json_object, sha256_file
+from contract.files import atomic_write, read_json_object, sha256_file, temp_target
 
 __all__ = ["MANIFEST", "Ownership", "read_manifest", "write_manifest", "manifest_bytes", "restore_manifest",
            "manifest_fields",
@@ -150,16 +149,13 @@ def _matches(path: Path, facts: dict) -> bool:
     return bool(candidates) and sha256_file(path) in {f["sha256"] for f in candidates}
 
 
-_TEMP = re.compile(r"\.(?P<name>.+)" + re.escape(TEMP_MARK) + r"[a-z0-9_]{8}\.tmp")   # atomic_write's temporary
-
-
 def _leftover(rel: str, manifest: dict[str, dict], kind: str) -> bool:
     """A killed atomic_write's temporary file of one of `kind`'s files (or of the manifest): never a user's."""
     folder, _, name = rel.rpartition("/")
-    m = _TEMP.fullmatch(name)
-    if m is None:
+    target = temp_target(name)
+    if target is None:
         return False
-    target = f"{folder}/{m['name']}" if folder else m["name"]
+    target = f"{folder}/{target}" if folder else target
     return manifest.get(target, {}).get("kind") == kind or target == MANIFEST
 
 

@@ -24,14 +24,14 @@ yours": a file of the user's where the command must write refuses the run even w
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from contract.errors import UserError
-from contract.files import _umask, check_utf8_path
+from contract.files import TEMP_EXTRA, _umask, check_utf8_path, is_marked, marked_name, temp_target
 from contract.manifest import (
     MANIFEST,
     Ownership,
@@ -49,14 +49,18 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
            "HeldSignals",
            "remove_outputs", "record_outputs", "unchanged_outputs",
-           "writers_in_turn", "restore_left_backup"]
+           "writers_in_turn", "restore_left_backup", "recover_output"]
 
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
-_MAX_NAME = 255 - len(".") - len(".partial-") - 8   # the longest sibling: .NAME.partial-XXXXXXXX (mkdtemp: 8)
-_MAX_FILE_NAME = 255 - len(".") - len(".edgevit-") - 8 - len(".tmp")   # atomic_write's .NAME.edgevit-XXXXXXXX.tmp
+_STAGING_MARK = ".partial-"   # .NAME.partial-XXXX: a new output being built (make_staging)
+_KILLED_MARK = ".killed-"     # .NAME.killed-XXXX: what a killed --force run had written, set aside
+_MAX_NAME = 255 - len(".") - len(_STAGING_MARK) - 16   # the longest sibling: .NAME.partial-RRRRRRRRCCCCCCCC
+_MAX_FILE_NAME = 255 - TEMP_EXTRA   # atomic_write's .NAME.edgevit-RRRRRRRRCCCCCCCC.tmp
 _LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (only such a file is removed)
 _NOTED: set[Path] = set()    # superseded backups this process has named already
+_HELD: set[Path] = set()     # folders whose lock this process holds (folder_lock)
+_STAGING: set[Path] = set()  # staging folders this process is building
 
 
 def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
@@ -90,6 +94,7 @@ def check_output_folder(out: str | Path, *, kind: str, force: bool = False, prot
     that is not (a protected input, or a user's file at a path in `expect`) would have to be replaced.
     Returns the folder's Ownership (None when it does not exist)."""
     out = resolve_out(out, option=option)
+    recover_output(out, what=kind)   # a command killed while it replaced `out`: undone first
     if not out.exists():
         return None
     if not out.is_dir():
@@ -130,8 +135,8 @@ def make_staging(out: Path) -> Path:
     _check_name_room(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-        os.chmod(staging, 0o777 & ~_umask())    # mkdtemp's folder is private (0700); it becomes the output folder
+        staging = _sibling_dir(out, _STAGING_MARK, 0o777 & ~_umask())   # it becomes the output folder
+        _STAGING.add(staging)
         return staging
     except OSError as e:
         raise UserError(f"cannot write to output folder {out} ({e.strerror}); choose another --out") from None
@@ -139,6 +144,20 @@ def make_staging(out: Path) -> Path:
 
 def discard(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+    _STAGING.discard(staging)
+
+
+def _sibling_dir(out: Path, mark: str, mode: int = 0o700) -> Path:
+    """A new folder .NAME<mark>RRRRRRRRCCCCCCCC beside `out` (contract.files.marked_name: edgevit's by its name)."""
+    for _ in range(100):
+        path = out.parent / marked_name(f".{out.name}{mark}")
+        try:
+            os.mkdir(path, mode)
+            os.chmod(path, mode)   # mkdir's mode passes through the umask
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free name", str(out))
 
 
 def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option: str = "--out") -> None:
@@ -180,8 +199,16 @@ def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
 
 
 def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
-    """Old own files -> a backup beside `out`, new files -> `out`, manifest; undone on any failure."""
-    backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
+    """Old own files -> a backup beside `out`, new files -> `out`, manifest; undone on any failure. Killed midway
+    (SIGKILL: nothing runs), the next command into `out` undoes it (restore_left_backup): the backup's manifest is
+    written before a file moves, and `out`'s lists every file of both outputs and names the backup as the swap in
+    progress until the final manifest replaces it; that last write is the moment the new output is in."""
+    backup = None
+    if own.owned:
+        backup = _sibling_dir(out, _BACKUP_MARK)
+        write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned if rel in own.manifest},
+                       backup_of=str(out), swap=staging.name)
+    write_manifest(out, _both(own.manifest, new), **({"swapping": backup.name} if backup else {}))
     moved_old, moved_new = [], []
     try:
         _move_all(own.owned, out, backup, moved_old)
@@ -191,10 +218,22 @@ def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
         _move_all(moved_new, out, staging, [])
         _move_all(moved_old, backup, out, [])   # a failure here leaves the backup (the only copy) beside `out`
         restore_manifest(out, own.raw)
-        shutil.rmtree(backup, ignore_errors=True)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
         raise
-    shutil.rmtree(backup, ignore_errors=True)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
     _prune_dirs(out, own.owned)
+
+
+def _both(earlier: dict, files: dict) -> dict:
+    """A manifest listing the earlier output's files and `files` (each path's new facts, the earlier ones as
+    "was"): while one output replaces the other, whatever stands at a path is known as either."""
+    both = dict(earlier)
+    for rel, facts in files.items():
+        was = earlier.get(rel)
+        both[rel] = {**facts, **({"was": {"size": was["size"], "sha256": was["sha256"]}} if was else {})}
+    return both
 
 
 def _merged(own: Ownership, new: dict) -> dict:
@@ -314,12 +353,7 @@ class InPlace:
         first, listing the earlier output's files and this run's (each file's facts, the other's as "was"): killed
         midway, what stands in `out` is known as either, and the next command puts the backup back and moves this
         run's files aside (restore_left_backup); the earlier manifest itself goes back last."""
-        earlier = self.earlier.manifest   # as read when the run started (read_manifest of its raw bytes)
-        both = dict(earlier)
-        for rel, facts in self.files.items():
-            was = earlier.get(rel)
-            both[rel] = {**facts, **({"was": {"size": was["size"], "sha256": was["sha256"]}} if was else {})}
-        write_manifest(self.out, both)
+        write_manifest(self.out, _both(self.earlier.manifest, self.files))   # the earlier: as read when it started
         for rel in self.files:
             path = self.out / rel
             if path.is_file() and not path.is_symlink() and file_facts(path, self.kind) == self.files[rel]:
@@ -385,7 +419,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     interrupted before `checkpointed()`, and removed once the block succeeds or fails after it (from the first
     checkpoint on the new run is the one kept: resumable, as after a Ctrl-C)."""
     out = resolve_out(out)
-    restore_left_backup(out)     # the callers have done so already under their lock; nothing is left then
+    recover_output(out, what=kind)   # the callers have done so already under their lock; nothing is left then
     own = _in_place_ownership(out, kind, force=force, resume=resume, expect=expect)
     replacing = bool(own and not resume and (own.owned or own.foreign))
     if replacing:
@@ -399,7 +433,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
     hold = HeldSignals()
     try:
         if replacing:
-            backup = Path(tempfile.mkdtemp(prefix=f".{out.name}{_BACKUP_MARK}", dir=out.parent))
+            backup = _sibling_dir(out, _BACKUP_MARK)
             _move_aside(out, backup, own)
         out.mkdir(parents=True, exist_ok=True)
         writer = InPlace(out, kind, backup, own)
@@ -432,15 +466,13 @@ def restore_left_backup(out: Path) -> None:
     only copy of that run: it goes back into `out`, with its manifest entries, before anything else happens
     (the run it was replaced by never finished). When a file of the same name is in the way, the run is
     refused naming the backup: nothing is overwritten."""
-    import re
-
-    pattern = re.compile(re.escape(f".{out.name}{_BACKUP_MARK}") + r"[a-z0-9_]{8}")
-    if not out.parent.is_dir():
-        return
-    for backup in sorted(p for p in out.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
-                         and not p.is_symlink() and _is_backup(p)):
-        files, entries = tree_files(backup), read_manifest(backup)
-        if manifest_fields(backup).get("superseded"):   # never put back by itself, never removed
+    for backup in _left_backups(out):
+        files, entries, fields = tree_files(backup), read_manifest(backup), manifest_fields(backup)
+        swap = fields.get("swap")
+        if swap and manifest_fields(out).get("swapping") != backup.name:   # the swap's last write was done: the
+            _remove_swap_leftovers(out, backup, swap)                       # backup only holds replaced files
+            continue
+        if fields.get("superseded"):   # never put back by itself, never removed
             if backup not in _NOTED:   # once per command (train and written_in_place both look)
                 _NOTED.add(backup)
                 print(f"note: {backup} holds the earlier {out.name} that a --force run replaced; that run reached "
@@ -466,9 +498,11 @@ def restore_left_backup(out: Path) -> None:
                             f"{out / users[0]} (not written by that run) stands where it goes back: move it aside and "
                             "run again")
         with deferred_signals():
-            aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.killed-", dir=out.parent)) if taken else None
+            aside = _sibling_dir(out, _KILLED_MARK) if taken and not swap else None
             if aside is not None:
                 _move_all(taken, out, aside, [])
+            for rel in taken if swap else []:   # an unfinished swap's new files (its own): it is run again
+                (out / rel).unlink()
             out.mkdir(parents=True, exist_ok=True)
             # the manifest first: killed midway, the files already back are listed (a backup left holding only
             # its manifest still names, below, those that went back before)
@@ -478,12 +512,73 @@ def restore_left_backup(out: Path) -> None:
             present = {rel: f for rel, f in killed.items() if rel not in taken}   # moving aside left it as is
             write_manifest(out, {**present, **back})
             _move_all(files, backup, out, [])
+            if swap:
+                _remove_swap_leftovers(out, backup, swap)
             shutil.rmtree(backup, ignore_errors=True)
             if not files:
                 continue
+        if swap:
+            print(f"note: put back the earlier {out.name} from {backup.name}: the command that was replacing it was "
+                  f"killed while it swapped its results in ({len(files)} file(s) back); run that command again",
+                  file=sys.stderr)
+            continue
         print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never reached its "
               f"first checkpoint had moved aside ({len(files)} file(s))"
               + (f"; what that run had written so far is in {aside}" if aside is not None else ""), file=sys.stderr)
+
+
+def _remove_swap_leftovers(out: Path, backup: Path, staging_name) -> None:
+    """A killed swap's backup (files the swap replaced, or none) and the staging folder it names (what the swap had
+    not moved in yet): both edgevit's, by the backup's manifest, and of no use once the swap is undone or done."""
+    staging = out.parent / str(staging_name)
+    if staging.name.startswith(f".{out.name}.partial-") and staging.is_dir() and not staging.is_symlink():
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _siblings(out: Path, mark: str) -> list[Path]:
+    """Folders beside `out` that edgevit made with `mark` (by their names; mkdtemp's 8 characters before they were
+    marked), in name order; never a symlink."""
+    import re
+
+    prefix = f".{out.name}{mark}"
+    legacy = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")
+    try:
+        names = [p for p in out.parent.iterdir() if p.name.startswith(prefix)] if out.parent.is_dir() else []
+    except OSError:
+        return []
+    return sorted(p for p in names if (is_marked(p.name, prefix) or legacy.fullmatch(p.name))
+                  and p.is_dir() and not p.is_symlink())
+
+
+def _left_backups(out: Path) -> list[Path]:
+    """Backups written_in_place or a swap left beside `out` (see _is_backup), in name order."""
+    return [p for p in _siblings(out, _BACKUP_MARK) if _is_backup(p)]
+
+
+def _orphans(out: Path) -> list[Path]:
+    """What a killed command left beside `out` that holds nothing of anyone's: a staging folder (its output was
+    never published; this process's own are in use), a backup folder killed before its manifest was written (no
+    file moves into one before), an empty folder for a killed run's files."""
+    stagings = [p for p in _siblings(out, _STAGING_MARK) if is_marked(p.name, f".{out.name}{_STAGING_MARK}")
+                and p not in _STAGING]
+    unborn = [p for p in _siblings(out, _BACKUP_MARK) if is_marked(p.name, f".{out.name}{_BACKUP_MARK}")
+              and not (p / MANIFEST).exists() and all(temp_target(Path(r).name) for r in tree_files(p))]
+    empty = [p for p in _siblings(out, _KILLED_MARK) if not any(p.iterdir())]
+    return stagings + unborn + empty
+
+
+def recover_output(out: str | Path, *, what: str) -> None:
+    """The first thing any command writing `out` does, before it reads what the folder holds, under `out`'s lock
+    (taken here unless this process holds it): a backup a killed command left goes back (restore_left_backup), and
+    what else it left beside `out` goes (_orphans)."""
+    out = resolve_out(out)
+    if not _left_backups(out) and not _orphans(out):
+        return
+    with contextlib.nullcontext() if out in _HELD else folder_lock(out, what=what):
+        restore_left_backup(out)
+        for path in _orphans(out):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _is_backup(folder: Path) -> bool:
@@ -607,6 +702,11 @@ def _main(argv: list[str]) -> int:
         if Path(path).is_symlink():
             print(f"clean: {path} is a symlink: not followed; clean the folder it points to")
             continue
+        try:
+            recover_output(Path(path), what="command")   # a killed replacement's backup goes back, then away
+        except UserError as e:
+            print(f"clean: {e}")
+            return 2
         gone = remove_outputs(Path(path))
         if gone:
             print(f"clean: {path}: removed {len(gone)} file(s) edgevit wrote"
@@ -668,9 +768,11 @@ def folder_lock(folder: Path, *, what: str):
         except FileNotFoundError:
             pass
         os.close(fd)
+    _HELD.add(folder)
     try:
         yield
     finally:
+        _HELD.discard(folder)
         with contextlib.suppress(OSError):
             if os.pread(fd, len(_LOCK_MARK) + 1, 0) == _LOCK_MARK:
                 lock.unlink()

@@ -86,19 +86,21 @@ def _resumed_config(args: argparse.Namespace):
     with --resume must equal the saved ones (so `make train TRAIN_ARGS=--resume` works)."""
     from dataclasses import fields, replace
 
+    from contract.outputs import recover_output
     from edgevit.checkpoint import load_checkpoint
     from edgevit.train.config import TrainConfig
 
     given = {k: v for k, v in vars(args).items() if k not in RESUME_OK and v is not None}
     out = Path(_default_out(args))
     last = out / "last.pt"
-    if not last.is_file():   # a --force run killed before it finished: put the earlier run back first
-        from contract.outputs import folder_lock, resolve_out, restore_left_backup
-
-        with folder_lock(out, what="training run"):
-            restore_left_backup(resolve_out(out))
+    # A --force run killed before its first checkpoint: the earlier run goes back first, so the options read
+    # below are that run's, never the killed run's (its last.pt may already stand in the folder)
+    recover_output(out, what="training run")
     if not last.is_file():
-        raise UserError(f"nothing to resume: {last} does not exist; start the run without --resume")
+        file = next((p for p in [*reversed(out.parents), out] if p.exists() and not p.is_dir()), None)
+        raise UserError(f"nothing to resume: {file} is a file, so {out} is no run folder; give the run's folder as "
+                        "--out" if file else f"nothing to resume: {last} does not exist; start the run without "
+                        "--resume")
     saved = dict(load_checkpoint(last).train_config)
     for key, value in given.items():
         was = saved.get("model_kwargs", {}).get(key) if key in ("act", "attention") else saved.get(key)

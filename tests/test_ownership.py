@@ -920,9 +920,13 @@ def test_a_name_too_long_for_the_staging_beside_it_is_one_line(tmp_path):
 
 
 def test_a_json_name_too_long_for_its_temporary_file_is_refused_before_any_work(tmp_path):
+    from contract.outputs import _MAX_FILE_NAME
+
     with pytest.raises(UserError, match="choose a shorter file name"):
-        check_output_file(tmp_path / ("j" * 245 + ".json"), kind="bench")
-    assert check_output_file(tmp_path / ("j" * 228 + ".json"), kind="bench").name.startswith("j")
+        check_output_file(tmp_path / ("j" * (_MAX_FILE_NAME - 4) + ".json"), kind="bench")
+    longest = check_output_file(tmp_path / ("j" * (_MAX_FILE_NAME - 5) + ".json"), kind="bench")
+    publish_file(longest, "{}", kind="bench")   # its temporary name fits the file system's 255 bytes
+    assert json.loads(longest.read_text()) == {}
 
 
 def test_a_legacy_manifest_never_reads_a_fifo(tmp_path):
@@ -999,22 +1003,37 @@ def test_a_file_listed_just_before_its_rename_is_the_runs_either_way(tmp_path):
 
 
 def test_a_killed_writes_temporary_file_is_edgevits(tmp_path):
-    """A SIGKILL inside atomic_write leaves .NAME.edgevit-XXXXXXXX.tmp: of a file the run lists (or of the manifest)
-    it is the run's own (never named as the user's; the next run into the folder, --force and make clean take it
-    away); a name without edgevit's mark, or of a file the run never wrote, is the user's."""
+    """A SIGKILL inside atomic_write leaves .NAME.edgevit-RRRRRRRRCCCCCCCC.tmp: of a file the run lists (or of the
+    manifest) it is the run's own (never named as the user's; the next run into the folder, --force and make clean
+    take it away). A name without edgevit's mark, whose last 8 characters are not the checksum of NAME and the
+    random part (a user's .log.csv.edgevit-mynotes1.tmp was removed as a leftover), or of a file the run never
+    wrote, is the user's."""
+    from contract.files import _make_temp, temp_target
     from contract.manifest import ownership
 
     out = tmp_path / "run"
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
-    ours = (".best.pt.edgevit-k3d9_x0a.tmp", "baseline/.best.pt.edgevit-abcdefgh.tmp",
-            "..edgevit-output.json.edgevit-zz99aa00.tmp")
-    mine = (".notes.txt.edgevit-abcdefgh.tmp", ".best.pt.mynotes1.tmp", "..edgevit-output.json.userfile.tmp")
+    ours = []
+    for target in ("best.pt", "baseline/best.pt", ".edgevit-output.json"):
+        fd, tmp = _make_temp(out / target)
+        os.close(fd)
+        ours.append(Path(tmp).relative_to(out).as_posix())
+        assert temp_target(Path(tmp).name) == Path(target).name
+    forged = Path(ours[0]).name[:-12] + "0000abcd.tmp"   # edgevit's random part, a wrong checksum
+    mine = (".notes.txt.edgevit-" + Path(ours[0]).name[-20:], ".log.csv.edgevit-mynotes1.tmp", forged,
+            ".best.pt.edgevit-mynotes1abcdef12.tmp", "..edgevit-output.json.edgevit-keepme12.tmp",
+            ".best.pt.mynotes1.tmp", "..edgevit-output.json.userfile.tmp")
     for name in (*ours, *mine):
         (out / name).write_text("half")
     own = ownership(out, "train")
     assert set(ours) <= set(own.owned) and sorted(own.foreign) == sorted(mine)
     kept = snapshot(out)
+    with written_in_place(out, kind="train", force=False, resume=True) as w:   # a resume removes leftovers, only
+        assert not any((out / n).exists() for n in ours)
+    assert {rel: kept[rel] for rel in mine} == {rel: snapshot(out)[rel] for rel in mine}
+    for name in ours:
+        (out / name).write_text("half")
     with written_in_place(out, kind="train", force=True) as w:   # a KeyError on the leftover before
         _run_files(out, "new", w)
     assert not any((out / n).exists() for n in ours)
@@ -1183,3 +1202,97 @@ def test_a_rollback_killed_midway_is_finished_by_the_next_command(tmp_path, caps
     aside = [p for p in tmp_path.iterdir() if p.name.startswith(".run.killed-")]
     assert (out / "log.csv").read_text() == "old" and (aside[0] / "log.csv").read_text() == "new"
     assert ownership(out, "train").owned == ["log.csv"] and "put back the earlier run" in capsys.readouterr().err
+
+
+_KILLED_SWAP = """
+import os, shutil, signal, sys
+from pathlib import Path
+import contract.outputs as o
+out, at = Path(sys.argv[1]), sys.argv[2]
+staging = o.make_staging(out)
+(staging / "int8").mkdir()
+(staging / "int8" / "model.tflite").write_text("new model")
+(staging / "report.json").write_text("new report")
+(staging / "fp32").mkdir()
+(staging / "fp32" / "model.json").write_text("new card")   # a file the earlier export did not have
+calls, replace, rmtree = [0], os.replace, shutil.rmtree
+def kill_at(n, real):
+    def call(*a, **k):
+        calls[0] += 1
+        if calls[0] == n:
+            os.kill(os.getpid(), signal.SIGKILL)   # power loss, an OOM kill: nothing runs after it
+        return real(*a, **k)
+    return call
+if at == "rmtree":
+    shutil.rmtree = kill_at(1, rmtree)
+else:
+    os.replace = kill_at(int(at), replace)
+o.publish(staging, out, kind="export", force=True)
+print(calls[0])
+"""
+
+
+@pytest.mark.parametrize("at", [*map(str, range(1, 9)), "rmtree"])
+def test_an_export_killed_while_it_swaps_its_results_in_is_undone_or_done(tmp_path, at):
+    """SIGKILL at every rename of publish's swap (the manifests' and the files'), and while it removes the replaced
+    files: the next command into the folder finds the earlier export whole or the new one whole, never a mix, the
+    user's files untouched, no hidden backup or staging folder left, and writes again without a refusal (it named
+    edgevit's own new file as 'changed since edgevit wrote it', the earlier export only in a hidden .old- folder)."""
+    from contract.manifest import ownership
+
+    out = tmp_path / "art"
+    staging = make_staging(out)
+    (staging / "int8").mkdir()
+    (staging / "int8" / "model.tflite").write_text("old model")
+    (staging / "report.json").write_text("old report")
+    publish(staging, out, kind="export")
+    (out / "notes.txt").write_text("mine")
+    (out / "int8" / "mine.txt").write_text("mine too")
+    users = {rel: h for rel, h in snapshot(out).items() if "mine" in (out / rel).read_text()}
+    proc = subprocess.run([sys.executable, "-c", _KILLED_SWAP, str(out), at], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL or (at == "8" and proc.returncode == 0), proc.stderr
+    own = check_output_folder(out, kind="export", force=True)   # what export does first
+    assert_unchanged(users, out, f"killed at {at}")
+    assert sorted(own.foreign) == ["int8/mine.txt", "notes.txt"]
+    model, report = (out / "int8" / "model.tflite").read_text(), (out / "report.json").read_text()
+    assert (model, report) in {("old model", "old report"), ("new model", "new report")}, (at, model, report)
+    assert (out / "fp32" / "model.json").exists() == (model == "new model") or model == "old model"
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "art"], f"left beside after a kill at {at}"
+    staging = make_staging(out)
+    (staging / "report.json").write_text("third report")
+    publish(staging, out, kind="export", force=True)   # no refusal
+    assert ownership(out, "export").foreign == ["int8/mine.txt", "notes.txt"]
+    assert_unchanged(users, out, f"killed at {at}, then written again")
+
+
+_KILLED_AT_FIRST_CHECKPOINT = """
+import os, runpy, signal, sys
+import contract.outputs as o
+o.InPlace.checkpointed = lambda self: os.kill(os.getpid(), signal.SIGKILL)   # last.pt in place, not yet kept
+sys.argv = ["edgevit", *sys.argv[1:]]
+runpy.run_module("edgevit_cli", run_name="__main__")
+"""
+
+
+def test_resume_after_a_force_run_killed_at_its_first_checkpoint_continues_the_earlier_run(tiny_run, tmp_path):
+    """Killed between its first last.pt and the moment that run is kept: --resume read the killed run's last.pt for
+    the options, then put the earlier run back and trained it on with them (the finished earlier run rewritten with
+    the killed run's learning rate). The earlier run goes back first; its options are the ones resumed."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = snapshot(run)
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AT_FIRST_CHECKPOINT, "train", "--force", "--model",
+                           "edgevit_xxs", "--epochs", "2", "--lr", "0.01", "--out", str(run), "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert snapshot(run) != before   # the killed run's last.pt stands in the folder
+    proc = run_cli("train", "--resume", "--out", str(run), "--no-progress", timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    assert "put back the earlier run" in proc.stderr
+    from contract.manifest import ownership
+
+    assert_unchanged({rel: h for rel, h in before.items() if rel != MANIFEST}, run, "the earlier, finished run")
+    assert sorted(ownership(run, "train").owned) == sorted(rel for rel in before if rel != MANIFEST)
+    killed = [p for p in tmp_path.iterdir() if p.name.startswith(".run.killed-")]
+    assert len(killed) == 1 and (killed[0] / "last.pt").is_file()   # the killed run's epoch, set aside

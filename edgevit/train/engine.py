@@ -26,8 +26,8 @@ from contract.outputs import (
     InPlace,
     deferred_signals,
     folder_lock,
+    recover_output,
     resolve_out,
-    restore_left_backup,
     written_in_place,
 )
 from edgevit.checkpoint import load_checkpoint, save_checkpoint
@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, splits: ImageSplits | None = None, *, resume: bool =
     if ctx.is_main:
         # locked before anything is checked or moved: a run in progress keeps its files
         with folder_lock(out, what="training run"):
-            restore_left_backup(out)   # a --force run killed before it finished: the earlier run comes back
+            recover_output(out, what="training run")   # a --force run killed before it finished: the earlier run back
             if resume and not (out / "last.pt").is_file():
                 raise UserError(f"nothing to resume: {out / 'last.pt'} does not exist; start the run without --resume")
             with written_in_place(out, kind=OUTPUT_KIND, force=force, resume=resume, expect=EXPECTED) as writer:
