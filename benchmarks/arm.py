@@ -94,7 +94,7 @@ def collect(work: Path) -> dict:
     env = find_env(None)
     calib = natural_images(64, 224)
     todo: Queue = Queue()
-    done = work / "counts.json"   # counts of an earlier run with the same --work are reused
+    done = work / "counts-steady.json"   # counts of an earlier run (same --work, same counting method) are reused
     counts = json.loads(done.read_text()) if done.is_file() else {}
     reused = len(counts)
     models, errors = {}, []

@@ -127,7 +127,7 @@ def check_stage_budgets(stages: dict[str, dict], run: RunFacts) -> list[dict]:
                 value = models.get(stage, {}).get("resident_mb")
             # a stage that never ran (nothing to crop around) has no time to judge: not checked, not failed
             skipped = value is None and key == "latency_ms"
-            ok = skipped or (value is not None and math.isfinite(value) and value <= limit)
+            ok = None if skipped else (value is not None and math.isfinite(value) and value <= limit)
             rows.append({"budget": f"{stage}.{key}", "title": title.format(stage=stage, pct=run.latency_percentile,
                                                                          device=run.device),
                          "unit": unit, "limit": limit, "value": value, "pass": ok, "how": how, "plot": None,

@@ -56,18 +56,18 @@ def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log
     counted on the aarch64 runtime once per (model hash, core, runtime and emulator versions) and
     cached. Raises UserError without an aarch64 environment."""
     from device_sim.arm.cores import get_core
-    from device_sim.arm.count_cache import load_cache, save_cache, usable
+    from device_sim.arm.count_cache import load_cache, save_cache, seal, usable
     from device_sim.arm.runner import find_env, instructions_per_inference
 
     env = find_env(None)
     versions = env.versions()
-    key = f"{sha256}/{core}/{versions['runtime']}/{versions['emulator']}"
+    key = f"{sha256}/{core}/{versions['runtime']}/{versions['emulator']}/steady"   # counted between marks
     path = _cache_file()
     cache = load_cache(path)
-    if not usable(cache.get(key), ("per_inference",)):   # never trust what this code would not have written
+    if not usable(key, cache.get(key), ("per_inference",)):   # never trust what this code did not write
         log(f"counting instructions per inference on {core} (aarch64 under qemu; once per model, cached in {path})")
         count = instructions_per_inference(env, get_core(core), tflite, x[None], invokes=COUNT_INVOKES)
-        cache[key] = {"per_inference": count["per_inference"], "invokes": COUNT_INVOKES, **versions}
+        cache[key] = seal(key, {"per_inference": count["per_inference"], "invokes": COUNT_INVOKES, **versions})
         save_cache(path, cache, log)
     return cache[key]
 

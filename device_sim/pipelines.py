@@ -233,6 +233,10 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
         if given_ and src == FRAME:
             raise UserError(f"pipeline {path}: {where}{key} applies to a stage on crops (input = an earlier stage); "
                             "remove it from this whole-frame stage")
+    for key in ("every", "skip_while_tracking"):
+        if key in top and src != FRAME:
+            raise UserError(f"pipeline {path}: {where}{key} applies to a whole-frame stage (a stage on crops runs on "
+                            f"every crop that {src} gives); remove it from this stage")
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from contract.errors import UserError
+from contract.files import path_problem
 from contract.runtime import MAX_THREADS
 from device_sim.budgets import BUDGETS
 
@@ -121,8 +122,8 @@ def named_toml(spec: str | Path, folder: Path, what: str) -> Path:
     kind in errors ("profile", "pipeline")."""
     path = Path(spec)
     if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise UserError(f"{what} file {path} does not exist")
+        if (problem := path_problem(path, "file")) is not None:
+            raise UserError(f"{what} file {path} {problem}; give the path of a .toml file, or a built-in {what}'s name")
         return path
     builtin = folder / f"{spec}.toml"
     if not builtin.is_file():

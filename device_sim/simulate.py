@@ -137,7 +137,10 @@ def _run(work, cam, profile, memory: dict, *, threads: int, duration_s, max_fram
     if not result.records:
         if result.interrupted is not None:
             raise result.interrupted
-        raise UserError(f"no frame was processed ({result.stop_reason}); nothing to report")
+        bad = result.bad_frames
+        why = (f"; every frame it gave was bad ({len(bad)}): {bad[0]}" + (f" ... {bad[-1]}" if len(bad) > 1 else "")
+               if bad else "")
+        raise UserError(f"no frame was processed ({result.stop_reason}{why}); nothing to report")
     return result, _report(result, work, profile, memory, threads=threads, max_speed=max_speed, source=cam.name)
 
 
@@ -156,6 +159,9 @@ def _ms(value: float | None) -> str:
 def _locate(model_path: Path | None, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
     """(model path, its card or None for a bare .tflite, the source, the sample pack or None); a pipeline
     (model_path None) is like a bare model: no card, no sample pack of its own."""
+    if samples and source and source.split(":")[0] != "synthetic":
+        raise UserError(f"--samples is the synthetic camera's sample pack, but the source is {source}: drop "
+                        "--samples, or use --source synthetic")
     if model_path is None:
         source = source or "photo"
         if not samples and source.split(":")[0] == "synthetic":
@@ -308,7 +314,8 @@ def _report(result, work, profile, memory: dict, *, threads: int, max_speed: boo
         "deadline_miss_rate": float(np.mean([not r.deadline_met for r in recs])),
         "accuracy": float(np.mean([bool(r.correct) for r in labelled])) if labelled else None,
         "labelled_frames": len(labelled),
-        "memory_mb": memory, "budgets": budgets, "pass": all(b["pass"] for b in budgets),
+        "memory_mb": memory, "budgets": budgets,   # a budget whose pass is None was not judged (a stage never ran)
+        "pass": all(b["pass"] is not False for b in budgets),
         "wall_seconds": result.wall_s,
     }
     if stages:
@@ -447,6 +454,9 @@ def apply_overrides(profile, **overrides):
     for name, value in changes.items():
         check_override(name, value)
     result = dataclasses.replace(profile, **changes)
+    if "queue_size" in changes and result.drop_policy != "queue":
+        raise UserError(f"--queue-size bounds the queue drop policy, but profile {profile.name} drops with "
+                        f"{result.drop_policy}; add --drop-policy queue, or drop --queue-size")
     if result.core != "host" and result.clock_ghz is None:
         raise UserError(f"--core {result.core} needs --clock-ghz (profile {profile.name} sets no clock)")
     return result

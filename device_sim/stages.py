@@ -224,6 +224,7 @@ class Pipeline:
         for roi in source.task.regions(held, st.spec.crop, place) if held is not None else ():
             if all(_overlap(roi, r) <= TRACK_IOU for r, _ in rois):
                 rois.append((roi, False))
+        rois = [(r, t) for r, t in rois if _cropable(r, w, h)]
         times, kept, ok = StageTimes(), [], True
         for roi, tracked in rois[: st.spec.max_crops]:
             roi = st.fit(roi)
@@ -254,6 +255,17 @@ class Pipeline:
 
 def _col(rec, stage: str, kind: str) -> float:
     return rec.columns[stage_column(stage, kind)]
+
+
+def _cropable(roi: Roi, w: int, h: int) -> bool:
+    """A region a crop can be taken of: finite, at least a pixel wide and high, within 16 frame sizes of the frame.
+    A track whose [stage.track] scale or shift_y compounds from frame to frame (each crop made from the points found
+    in the one before) ends there, and the stage before looks again, instead of a NaN crop or a zero-sized one (a
+    traceback mid-run)."""
+    values = (roi.x, roi.y, roi.width, roi.height, roi.rotation)
+    reach = 16 * max(w, h)
+    return (all(np.isfinite(values)) and 1 <= min(roi.width, roi.height) and max(roi.width, roi.height) <= reach
+            and abs(roi.x) <= reach and abs(roi.y) <= reach)
 
 
 def _bounds(roi: Roi) -> np.ndarray:

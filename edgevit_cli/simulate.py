@@ -9,6 +9,7 @@ from edgevit_cli.main import seed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from device_sim.arm.cores import CORES
     from device_sim.tasks import bare_task_names
 
     what = p.add_mutually_exclusive_group(required=True)
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "virtual clock; a camera: source always runs in real time")
     p.add_argument("--threads", type=int, default=None, help="override the cores the app may use on the device")
     p.add_argument("--core", default=None,
-                   help="override the device's core: cortex-a53, cortex-a55, cortex-a76, or host (no projection)")
+                   help=f"override the device's core: {', '.join(CORES)}, or host (no projection)")
     p.add_argument("--clock-ghz", type=float, default=None, help="override the device core's clock")
     p.add_argument("--drop-policy", choices=("latest", "queue"), default=None, help="override the profile's policy")
     p.add_argument("--queue-size", type=int, default=None, help="override the bound of the queue policy")
@@ -78,14 +79,11 @@ def _floats(text: str | None, option: str, n: int) -> tuple[float, ...] | None:
 def _labels(path: Path) -> tuple[str, ...]:
     """--labels: a text file, one class name per line."""
     from contract.errors import UserError
+    from contract.files import path_problem
 
     what = "a text file, one class name per line"
-    if path.is_dir():
-        raise UserError(f"--labels {path} is a folder; give {what}")
-    if not path.exists():
-        raise UserError(f"--labels {path} does not exist; give {what}")
-    if not path.is_file():
-        raise UserError(f"--labels {path} is not a regular file (a FIFO or device); give {what}")
+    if (problem := path_problem(path, "file")) is not None:
+        raise UserError(f"--labels {path} {problem}; give {what}")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -110,11 +108,14 @@ def bare_model(args: argparse.Namespace):
     if args.labels is not None:
         labels = _labels(Path(args.labels))
     task = args.task or bare_default_task(bool(labels))
+    std = _floats(args.std, "--std", 3)
+    if std is not None and min(std) < 1e-6:   # 1e-320 passed "> 0", then was 0 in float32: a division by zero
+        raise UserError(f"--std values are the channels' spread in 0..1 units, at least 1e-6; got {args.std!r}")
     low_high = _floats(args.input_range, "--input-range", 2) or (0.0, 255.0)
     if low_high[0] >= low_high[1]:
         raise UserError(f"--input-range LOW,HIGH needs LOW < HIGH, got {args.input_range!r}")
     return BareModel(task=task, labels=labels, value_range=low_high, mean=_floats(args.mean, "--mean", 3),
-                     std=_floats(args.std, "--std", 3), color=args.color or "RGB", resize=_resize(args.resize))
+                     std=std, color=args.color or "RGB", resize=_resize(args.resize))
 
 
 def _resize(name: str | None) -> dict | None:

@@ -129,6 +129,10 @@ def _user_data(root) -> None:
     (root / "bare").mkdir()
     shutil.copy(root / "art" / "int8" / "model.tflite", root / "bare" / "model.tflite")
     (root / "three_labels.txt").write_text("a\nb\nc\n")
+    (root / "frames.toml").mkdir()
+    (root / "bad_only").mkdir()
+    (root / "bad_only" / "notes.png").write_text("not an image")
+    os.mkfifo(root / "bad_only" / "pipe.png")
     (root / "root_model.toml").write_text('name = "p"\n[[stage]]\nname = "cls"\nmodel = "/"\ntask = "classification"\n')
     shutil.copytree(root / "art", root / "bad_onnx", ignore=shutil.ignore_patterns("fp16", "fp32", "*.md"))
     (root / "bad_onnx" / "model.onnx").write_bytes(b"\xff\xff\xff not protobuf: a damaged model.onnx")
@@ -214,6 +218,17 @@ CASES = [
     ("sim-camera-missing", [*SIM, "--source", "camera:57"], USER, "camera index 57"),
     ("sim-video-missing", [*SIM, "--source", "video:{ws}/none.mp4"], USER, "does not exist"),
     ("sim-empty-folder", [*SIM, "--source", "folder:{ws}/empty_images"], USER, "holds no images"),
+    # a path that exists, but is not what the source reads: named for what it is (it was "does not exist")
+    ("sim-video-is-a-folder", [*SIM, "--source", "video:{ws}/frames"], USER, "frames is a folder; give video:"),
+    ("sim-video-is-a-fifo", [*SIM, "--source", "video:{ws}/frames/a/stuck.png"], USER, "is a FIFO"),
+    ("sim-photo-is-a-folder", [*SIM, "--source", "photo:{ws}/frames"], USER, "frames is a folder; give photo:"),
+    ("sim-folder-is-a-file", [*SIM, "--source", "folder:{ws}/three_labels.txt"], USER, "is a file, not a folder"),
+    ("sim-folder-only-bad-frames", [*SIM, "--source", "folder:{ws}/bad_only"], USER,
+     "every frame it gave was bad (2): "),   # the reasons were dropped: "source ended after 0 frames"
+    ("sim-folder-empty-path", [*SIM, "--source", "folder:"], USER, "folder: needs the folder of images"),
+    ("sim-video-empty-path", [*SIM, "--source", "video:"], USER, "video: needs the video file"),
+    ("sim-pipeline-is-a-folder", ["simulate", "--pipeline", "{ws}/frames.toml", "--out", "{ws}/s"], USER,
+     "frames.toml is a folder; give the path of a .toml file"),
     ("sim-unwritable", [*SIM[:-1], "/proc/edgevit-sim"], USER, "cannot write"),
     ("sim-into-user-folder", [*SIM[:-1], "{ws}/user"], USER, "notes.txt"),
     ("sim-into-export-folder", [*SIM[:-1], "{ws}/art"], USER, "--force"),

@@ -76,6 +76,10 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
      "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
     (_st(body="max_crops = 2"), "max_crops applies to a stage on crops"),
     (_st(body="[stage.crop]\nscale = 7.0"), "[stage.crop] applies to a stage on crops"),
+    (_st("lm", "landmarks", 'input = "det"\nevery = 5\n[stage.landmarks]\ncount = 5'),   # silently ignored before
+     "every applies to a whole-frame stage (a stage on crops runs on every crop that det gives)"),
+    (_st("lm", "landmarks", 'input = "det"\nskip_while_tracking = true\n[stage.landmarks]\ncount = 5'),
+     "skip_while_tracking applies to a whole-frame stage"),
     (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.crop]\nshift_y = 1e308'),
      "[stage.crop] shift_y = 1e+308 is not -100..100"),            # inf crops, then a NaN angle: a traceback
     (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.track]\nrotation_landmarks = [0, 1]\n'
@@ -100,7 +104,9 @@ def test_the_pipelines_own_name_must_be_a_string(tmp_path, some_tflite):
     ("landmarks", "dims", "2", "count x dims = 468 x 2 = 936"),
     ("landmarks", "output", "7", "output = 7, but face_landmark.tflite has 2 output(s)"),
     ("landmarks", "presence_output", "9", "presence_output = 9"),
-    ("landmarks", "presence_output", "0", "presence_output = 0 must be an output of its own holding one value"),
+    ("landmarks", "presence_output", "0", "presence_output = 0 is the landmarks' own output (output = 0)"),
+    ("decode", "boxes_output", "9", "boxes_output = 9, but face_detection_short_range.tflite has 2 output(s)"),
+    ("decode", "scores_output", "0", "boxes_output and scores_output are both 0"),
     ("decode", "box_offset", "20", "box_offset = 20 with num_keypoints = 6 reads values 20..23 of each anchor, but "
                                    "face_detection_short_range.tflite gives 16 per anchor"),
     ("decode", "keypoint_offset", "14", "keypoint_offset = 14"),
@@ -245,6 +251,33 @@ def test_face_landmarks_land_on_the_face_and_tracking_skips_the_detector():
         (lx, ly), (rx, ry) = on_photo[[33, 263]]
         assert abs(ly - EYE_CORNERS_Y) < 12 and abs(ry - EYE_CORNERS_Y) < 12 and lx < rx, (i, on_photo[[33, 263]])
     assert detector_runs[0] == 1 and sum(detector_runs[1:]) == 0   # found once, then tracked
+
+
+@needs_models
+@pytest.mark.parametrize("scale, presence", [(5.0, False), (0.001, False), (5.0, True), (1000.0, True)])
+def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scale, presence):
+    """[stage.track] scale within its bounds still compounds: each frame's crop is scale x the points found in the
+    one before (5.0: NaN points after a few frames, a traceback; 0.001: a zero-sized crop, a ZeroDivisionError).
+    The track ends once its crop is not a region (non-finite, under a pixel, past 16 frame sizes) and the detector
+    runs again; without a presence score, or with a threshold of 0 that lets everything through."""
+    from device_sim.sources.base import SourceSpec
+    from device_sim.sources.photo import PhotoCamera
+    from device_sim.stages import UNTIMED, Pipeline, Stage, load_stage_models
+
+    text = (ROOT / "device_sim" / "pipelines" / "face.toml").read_text().replace(
+        'model = "mediapipe/', f'model = "{MEDIAPIPE.resolve()}/')
+    text = text.replace("scale = 1.5\nextent", f"scale = {scale}\nextent")
+    text = text.replace("presence_threshold = 0.5", "presence_threshold = 0.0") if presence else "\n".join(
+        ln for ln in text.splitlines() if not ln.startswith("presence_"))
+    assert f"scale = {scale}" in text
+    spec = load_pipeline(_write(tmp_path, text))
+    pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
+    cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
+    runs = []
+    for i in range(40):
+        pipe.process(cam.replay(i))
+        runs.append(pipe.view.ran["detector"])
+    assert runs[0] == 1 and sum(runs[1:]) >= 1   # the track ended at least once; the detector found the face again
 
 
 def test_tracking_roi_follows_the_landmarks_by_hand():

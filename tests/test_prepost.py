@@ -74,6 +74,24 @@ def test_counts_are_cached_per_frame_size(arm_env, tmp_path, monkeypatch):
     assert ms["preprocess_ms"] == pytest.approx(32 * ms["postprocess_ms"])   # instructions x CPI / clock
 
 
+@needs_detector
+def test_the_cache_key_is_the_model_not_where_it_lies(tmp_path, monkeypatch):
+    """The same .tflite named by a relative path, an absolute one, or copied under another name is one count (the
+    bare card's path made a run from another folder count again, and its device columns differ)."""
+    import shutil
+
+    from device_sim.arm.prepost import _key, prepost_unit
+    from device_sim.model import BareModel, DeployedModel
+
+    versions = {"runtime": "r", "emulator": "e"}
+    copy = tmp_path / "my-detector.tflite"
+    shutil.copy(DETECTOR, copy)
+    keys = {_key(prepost_unit(DeployedModel.load(p, bare=BareModel(task="raw", value_range=(-1.0, 1.0))),
+                              (160, 120)), "cortex-a55", versions)
+            for p in (DETECTOR, DETECTOR.resolve(), copy)}
+    assert len(keys) == 1
+
+
 def test_the_cache_key_covers_the_code_the_guest_runs():
     """Every module of device_sim/ and contract/ the guest's per-frame work loads that holds pre- or
     post-processing (the task kinds' decoders above all) is in the key: a change to it is counted again."""
@@ -96,14 +114,15 @@ def test_the_cache_key_covers_the_code_the_guest_runs():
 
 @needs_detector
 @pytest.mark.parametrize("corrupt", ["negative", "string", "infinite", "huge", "missing", "not-an-object", "list",
-                                     "fifo", "tiny", "huge-int", "nested", "nan-elsewhere"])
+                                     "fifo", "tiny", "huge-int", "nested", "nan-elsewhere", "plausible", "edited"])
 def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_path, monkeypatch, corrupt):
     """A hand-edited cache (a negative count made a negative latency PASS; other shapes were tracebacks, a FIFO
-    by its name hung) is counted again, never trusted."""
+    by its name hung; a plausible 1001 made every latency 0.00 ms and PASS) is counted again, never trusted."""
     import json
     import os
 
     from device_sim.arm import runner
+    from device_sim.arm.count_cache import seal
     from device_sim.arm.prepost import _key, cached_prepost, prepost_unit
 
     unit = prepost_unit(detector(), (160, 120))
@@ -116,7 +135,8 @@ def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_pat
     entry = {"negative": {**good, "postprocess": -1e9}, "string": {**good, "preprocess": "abc"},
              "infinite": {**good, "postprocess": float("inf")}, "huge": {**good, "preprocess": 1e300},
              "missing": {"preprocess": 9000.0}, "not-an-object": 5, "tiny": {**good, "preprocess": 1.0},
-             "huge-int": {**good, "preprocess": 10 ** 400}}.get(corrupt)
+             "huge-int": {**good, "preprocess": 10 ** 400}, "plausible": {"preprocess": 1001, "postprocess": 1001},
+             "edited": {**seal(key, {"preprocess": 9000.0, "postprocess": 5000.0}), "preprocess": 1001}}.get(corrupt)
     if corrupt == "fifo":
         os.mkfifo(cache)
     elif corrupt == "nested":
@@ -127,6 +147,8 @@ def test_a_cache_entry_this_code_did_not_write_is_counted_again(arm_env, tmp_pat
         cache.write_text(json.dumps([] if corrupt == "list" else {key: entry}))
     got = cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None)
     assert calls == [1] and got[0]["preprocess"] == 9000.0 and got[0]["postprocess"] == 5000.0
+    if corrupt != "fifo":   # what it cached is used from now on (a FIFO by its name caches nothing)
+        assert cached_prepost([unit], "cortex-a55", cache_file=cache, log=lambda *a: None) == got and calls == [1]
     assert cache.is_fifo() == (corrupt == "fifo")    # a FIFO by its name is left alone, not replaced or read
     if corrupt != "fifo":
         assert key in json.loads(cache.read_text()), "the new count is cached"

@@ -66,12 +66,18 @@ def main(path: str) -> int:
     if k == 0:
         return 0
     xs = np.load(req["inputs"])
+    if req.get("marks"):   # steady state: one warm-up inference, then the k counted ones framed by two marks
+        interp.set_tensor(inp["index"], xs[0])
+        interp.invoke()
+        _mark()
     keep = []
     for i in range(k):
         interp.set_tensor(inp["index"], xs[i % len(xs)])
         interp.invoke()
         if req.get("outputs") and i < len(xs):
             keep.append(interp.get_tensor(out["index"]).copy())
+    if req.get("marks"):
+        _mark()
     if req.get("outputs"):
         np.save(req["outputs"], np.concatenate(keep))
     return 0

@@ -34,7 +34,9 @@ _ROOT = Path(__file__).resolve().parents[2]
 CODE_COUNTED = ("contract/images.py", "contract/quant.py", "device_sim/model.py", "device_sim/stages.py",
                 "device_sim/decode/ssd.py", "device_sim/decode/geometry.py", "device_sim/arm/prepost_guest.py",
                 *sorted(p.relative_to(_ROOT).as_posix() for p in (_ROOT / "device_sim" / "tasks").glob("*.py")))
-_NOT_COUNTED = ("created",)   # card fields that change nothing the count measures (a bare card's is its load time)
+# card fields that change nothing the count measures: a bare card's load time, and where the file came from or
+# lies (the model is its sha256: the same file from another folder or under another name is the same count)
+_NOT_COUNTED = ("created", "source", "toolchain", "fidelity", "name", "file")
 
 
 def _digest(*parts: bytes) -> str:
@@ -70,7 +72,7 @@ def cached_prepost(units: list[dict], core: str, *, cache_file: Path, log=print)
     counted (all missing units in one guest run) and cached. Raises UserError without an aarch64
     environment, or one without OpenCV."""
     from device_sim.arm.cores import get_core
-    from device_sim.arm.count_cache import load_cache, save_cache, usable
+    from device_sim.arm.count_cache import load_cache, save_cache, seal, usable
     from device_sim.arm.runner import find_env, prepost_per_invocation
 
     env = find_env(None)
@@ -80,13 +82,13 @@ def cached_prepost(units: list[dict], core: str, *, cache_file: Path, log=print)
     versions = env.versions()
     keys = [_key(u, core, versions) for u in units]
     cache = load_cache(cache_file)
-    missing = [i for i, k in enumerate(keys) if not usable(cache.get(k), ("preprocess", "postprocess"))]
+    missing = [i for i, k in enumerate(keys) if not usable(k, cache.get(k), ("preprocess", "postprocess"))]
     if missing:
         log(f"counting pre- and post-processing instructions on {core} for {units[0]['frame'][0]}x"
             f"{units[0]['frame'][1]} frames (aarch64 under qemu; once, cached in {cache_file})")
         counted = prepost_per_invocation(env, get_core(core), [units[i] for i in missing], invokes=COUNT_INVOKES)
         for i, c in zip(missing, counted):
-            cache[keys[i]] = {**c, "invokes": COUNT_INVOKES, **versions}
+            cache[keys[i]] = seal(keys[i], {**c, "invokes": COUNT_INVOKES, **versions})
         save_cache(cache_file, cache, log)
     return [cache[k] for k in keys]
 

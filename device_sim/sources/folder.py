@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from contract.errors import UserError
-from contract.files import check_utf8_path
+from contract.files import check_utf8_path, path_problem
 from contract.images import IMAGE_SUFFIXES
 from device_sim.quiet import quiet_stderr
 from device_sim.sources.base import CorruptFrame, SourceSpec, fit, register_source
@@ -20,9 +20,11 @@ class FolderSource:
     replayable = True
 
     def __init__(self, spec: SourceSpec):
+        if not spec.arg:
+            raise UserError("folder: needs the folder of images (folder:PATH)")
         root = check_utf8_path(spec.arg, what="image folder", fix="rename it")
-        if not root.is_dir():
-            raise UserError(f"image folder {root} does not exist")
+        if (problem := path_problem(root, "folder")) is not None:
+            raise UserError(f"image folder {root} {problem}; give folder:PATH of a folder of images")
         # a folder named like an image is a folder (rglob lists what is in it); special files stay, to be
         # skipped and counted as bad frames
         self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())

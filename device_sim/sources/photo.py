@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from contract.errors import UserError
-from contract.files import check_utf8_path
+from contract.files import check_utf8_path, path_problem
 from device_sim.sources.base import SourceSpec, register_source
 from device_sim.sources.synthetic import NOISE_MARGIN, _noise_fields
 
@@ -45,9 +45,10 @@ class PhotoCamera:
     def __init__(self, spec: SourceSpec):
         path = check_utf8_path(spec.arg, what="photo", fix="rename the file") if spec.arg else \
             models_dir() / DEFAULT_PHOTO
-        if not path.is_file():
-            hint = "" if spec.arg else " (run `make mediapipe-models`, which extracts it, or give photo:PATH)"
-            raise UserError(f"photo {path} not found{hint}")
+        if (problem := path_problem(path, "file")) is not None:
+            hint = "; give photo:PATH of an image file" if spec.arg else \
+                " (run `make mediapipe-models`, which extracts it, or give photo:PATH)"
+            raise UserError(f"photo {path} {problem}{hint}")
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise UserError(f"photo {path} is not an image OpenCV can read")

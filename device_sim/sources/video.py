@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from contract.errors import UserError
-from contract.files import check_utf8_path
+from contract.files import check_utf8_path, path_problem
 from device_sim.quiet import quiet_stderr
 from device_sim.sources.base import SourceFailed, SourceSpec, fit, register_source
 
@@ -22,7 +22,8 @@ class VideoSource:
         self.live = path is None   # a camera cannot wait for the simulated device: the loop runs in real time
 
     def read(self) -> tuple[np.ndarray, int | None] | None:
-        ok, frame = self.cap.read()
+        with quiet_stderr():   # ffmpeg's own "[mpeg4 @ ...] header damaged" lines: a bad frame is reported in ours
+            ok, frame = self.cap.read()
         if not ok:
             if self.path is not None and (self.total is None or self.index >= self.total - 1):
                 return None
@@ -35,9 +36,10 @@ class VideoSource:
             return None
         if not hasattr(self, "_replay"):
             self._replay, self._replay_pos = cv2.VideoCapture(str(self.path)), 0
-        if i != self._replay_pos:
-            self._replay.set(cv2.CAP_PROP_POS_FRAMES, i)
-        ok, frame = self._replay.read()
+        with quiet_stderr():
+            if i != self._replay_pos:
+                self._replay.set(cv2.CAP_PROP_POS_FRAMES, i)
+            ok, frame = self._replay.read()
         self._replay_pos = i + 1
         return fit(frame, self.width, self.height) if ok else None
 
@@ -63,9 +65,11 @@ def open_camera(spec: SourceSpec) -> VideoSource:
 
 @register_source("video")
 def open_video(spec: SourceSpec) -> VideoSource:
+    if not spec.arg:
+        raise UserError("video: needs the video file (video:PATH)")
     path = check_utf8_path(spec.arg, what="video", fix="rename the file")
-    if not path.is_file():
-        raise UserError(f"video {path} does not exist")
+    if (problem := path_problem(path, "file")) is not None:
+        raise UserError(f"video {path} {problem}; give video:PATH of a video file")
     with quiet_stderr():
         cap = cv2.VideoCapture(str(path))
         ok, _ = cap.read() if cap.isOpened() else (False, None)

@@ -56,7 +56,14 @@ class Detection(Task):
         rule = DecodeSpec(**{"scale": float(model.width)} | {k: d[k] for k in _DECODE_KEYS if k in d})
         outs = [int(np.prod(s["shape"])) for s in model.output_specs]
         b, s = d.get("boxes_output", 0), d.get("scores_output", 1)
-        if max(b, s) >= len(outs) or outs[s] != len(anchors) or outs[b] % len(anchors):
+        for key, i in (("boxes_output", b), ("scores_output", s)):
+            if i >= len(outs):
+                raise UserError(f"[stage.decode] {key} = {i}, but {spec.model.name} has {len(outs)} output(s) "
+                                f"(0..{len(outs) - 1})")
+        if b == s:
+            raise UserError(f"[stage.decode] boxes_output and scores_output are both {b}; the boxes and the scores "
+                            "are two outputs of the detector")
+        if outs[s] != len(anchors) or outs[b] % len(anchors):
             raise UserError(f"the anchors give {len(anchors)} boxes, but {spec.model.name} "
                             f"outputs {outs}; check [stage.anchors] and boxes_output / scores_output")
         per = outs[b] // len(anchors)   # values per anchor: 4 box values, then 2 per keypoint
@@ -95,7 +102,7 @@ class Detection(Task):
                                    rotation_keypoints=tuple(crop.get("rotation_keypoints", (0, 1))),
                                    target_angle=math.radians(crop.get("target_angle", 0.0)),
                                    shift_y=crop.get("shift_y", 0.0))
-                for box, kps in zip(det.boxes, det.keypoints)]
+                for box, kps in zip(det.boxes, det.keypoints) if np.isfinite(box).all() and np.isfinite(kps).all()]
 
     def draw(self, frame: np.ndarray, shown) -> np.ndarray:
         for box, keypoints, score in shown:

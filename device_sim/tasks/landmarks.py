@@ -62,7 +62,10 @@ class LandmarksTask(Task):
                 raise UserError(f"[stage.landmarks] {key} = {lm[key]}, but {spec.model.name} has {len(sizes)} "
                                 f"output(s) (0..{len(sizes) - 1})")
         presence = lm.get("presence_output")
-        if presence is not None and (presence == lm.get("output", 0) or sizes[presence] != 1):
+        if presence is not None and presence == lm.get("output", 0):
+            raise UserError(f"[stage.landmarks] presence_output = {presence} is the landmarks' own output (output = "
+                            f"{lm.get('output', 0)}); name the output that holds the presence score")
+        if presence is not None and sizes[presence] != 1:
             raise UserError(f"[stage.landmarks] presence_output = {presence} must be an output of its own holding one "
                             f"value, but output {presence} of {spec.model.name} holds {sizes[presence]}")
         if count * dims != sizes[lm.get("output", 0)]:
@@ -103,7 +106,8 @@ class LandmarksTask(Task):
 
     def track(self, spec, kept: list) -> list:
         tr = spec.sections.get("track")
-        return [self._roi(k.points, tr.get("rotation_landmarks"), tr) for k in kept] if tr else []
+        return [self._roi(k.points, tr.get("rotation_landmarks"), tr) for k in kept
+                if np.isfinite(k.points).all()] if tr else []   # a track whose points overflowed ends
 
     def region_points(self, spec) -> int:
         return spec.sections["landmarks"]["count"]
@@ -116,7 +120,8 @@ class LandmarksTask(Task):
         return None
 
     def regions(self, kept: list, crop: dict, place) -> list:
-        return [self._roi(k.points, crop.get("rotation_keypoints", (0, 1)), crop) for k in kept]
+        return [self._roi(k.points, crop.get("rotation_keypoints", (0, 1)), crop) for k in kept
+                if np.isfinite(k.points).all()]
 
     @staticmethod
     def _roi(points: np.ndarray, rotation: tuple, table: dict):
