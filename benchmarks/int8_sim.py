@@ -2,8 +2,10 @@
 top-1 agreement with the float model when only the weights are rounded to int8 (per output channel,
 symmetric, as TFLite does), when the activations are rounded too (per tensor, asymmetric, min/max ranges
 over the export's 200 calibration images, as TFLite's converter takes them), and with the activation ranges
-clipped to a percentile instead (what TFLite's converter cannot do, tried to know whether it would pay).
-The real int8 model's agreement (its export report) stands beside them.
+clipped to a percentile instead (what TFLite's converter cannot do, tried to know whether it would pay),
+and with one group of activations left unrounded at a time (a stage; the residual stream, the token mixers, the
+FFNs, attention's convs): where the error comes from. The real int8 model's agreement (its export report) stands
+beside them.
 
 The simulation rounds the output of every leaf module (convs, linears, activations; a conv followed by
 ReLU or ReLU6 only after the activation, which TFLite fuses into it) and of every module whose output has
@@ -98,6 +100,31 @@ def _agreement(model: nn.Module, x: torch.Tensor, ref: np.ndarray, ranges: dict 
     return float(np.mean(pred == ref))
 
 
+def _group(name: str) -> list[str]:
+    """The groups a rounding point belongs to: its stage, and its kind (the residual stream's block outputs, the
+    token mixers, the FFNs, attention's q/k/v/proj convs)."""
+    parts = name.split(".")
+    groups = [".".join(parts[:2]) if parts[0] == "stages" else "stem and head"]
+    if parts[0] == "stages" and len(parts) == 3:
+        groups.append("residual stream")
+    groups += [kind for key, kind in ((".mixer", "token mixers"), (".ffn", "FFNs")) if key in name]
+    if any(f".mixer.{c}" in name for c in ("q", "k", "v", "proj")):
+        groups.append("attention convs")
+    return groups
+
+
+def _kept_float(model: nn.Module, x: torch.Tensor, ref: np.ndarray, ranges: dict) -> dict[str, float]:
+    """Agreement with each group of activations left unrounded (the rest rounded as TFLite does): which part of
+    the network the int8 error comes from."""
+    names = {m: n for n, m in model.named_modules()}
+    groups: dict[str, list[nn.Module]] = {}
+    for point in ranges:
+        for g in _group(names[point]):
+            groups.setdefault(g, []).append(point)
+    return {g: _agreement(model, x, ref, {p: r for p, r in ranges.items() if p not in points}, "minmax")
+            for g, points in sorted(groups.items())}
+
+
 def diagnose(run: Path, export: Path | None) -> dict:
     from edgevit.checkpoint import load_checkpoint
     from edgevit.data import load_dataset
@@ -124,6 +151,7 @@ def diagnose(run: Path, export: Path | None) -> dict:
            "weights_int8": _agreement(model, x, ref, None, ""),
            "weights_and_activations": _agreement(model, x, ref, ranges, "minmax")}
     out |= {f"clipped_p{q:g}": _agreement(model, x, ref, ranges, f"p{q:g}") for q in PERCENTILES}
+    out["kept_float"] = _kept_float(model, x, ref, ranges)
     report = export / "export_report.json" if export else None
     if report and report.is_file():
         out["tflite_int8"] = json.loads(report.read_text())["artifacts"]["int8"]["agreement"]

@@ -215,6 +215,14 @@ def int8_sim_lines(d: dict, rel: Path) -> list[str]:
                   "the worst four tensors in float recovers under 1 pp), not to one bad tensor or to the calibration: "
                   "the next step toward 98% is quantization-aware fine-tuning (or 16-bit activations), not a "
                   "converter option."]
+    kept = [r for r in ours if r.get("kept_float")]
+    if kept:
+        gains = {g: [100 * (r["kept_float"][g] - r["weights_and_activations"]) for r in kept if g in r["kept_float"]]
+                 for g in kept[0]["kept_float"]}
+        ranked = sorted(gains.items(), key=lambda kv: -sum(kv[1]) / len(kv[1]))
+        lines += [f"- Left unrounded one group at a time (simulated, {len(kept)} run(s)): "
+                  + "; ".join(f"{g} {min(v):+.1f} to {max(v):+.1f} pp" for g, v in ranked)
+                  + f". The largest share is the {ranked[0][0]}'s."]
     return lines
 
 

@@ -275,3 +275,22 @@ def test_the_goal_is_judged_met_missed_or_unresolved_from_the_protocols_seeds():
     text = "\n".join(_goal_lines(search, p))
     assert "**Not judged yet**" in text and "5 trainings of about 60 min each (median so far)" in text
     assert "the protocol 0 runs" not in "\n".join(_goal_lines(search, {**p, "runs": {}}))
+
+
+def test_int8_sim_groups_and_renders_where_the_error_comes_from():
+    """Each rounding point falls in its stage and its kind; BENCHMARKS names the group whose rounding costs most."""
+    from pathlib import Path
+
+    from benchmarks.int8_sim import _group
+    from benchmarks.report_search import int8_sim_lines
+
+    assert _group("stages.2.6") == ["stages.2", "residual stream"]
+    assert _group("stages.3.4.mixer.q") == ["stages.3", "token mixers", "attention convs"]
+    assert _group("stages.1.0.ffn.fc1.1") == ["stages.1", "FFNs"]
+    assert _group("stem.0.1") == ["stem and head"]
+    row = {"run": "edgevit_wear-s0", "model": "edgevit_wear", "weights_int8": 0.995, "weights_and_activations": 0.975,
+           "clipped_p99.99": 0.976, "clipped_p99.9": 0.974, "tflite_int8": 0.972,
+           "kept_float": {"residual stream": 0.984, "FFNs": 0.976, "stages.2": 0.978}}
+    text = "\n".join(int8_sim_lines({"runs": [row], "calibration_images": 200}, Path("r.json")))
+    assert "residual stream +0.9 to +0.9 pp; stages.2 +0.3 to +0.3 pp; FFNs +0.1 to +0.1 pp" in text
+    assert "The largest share is the residual stream's." in text
