@@ -61,6 +61,7 @@ _LOCK_MARK = b"edgevit folder lock\n"   # what a lock file edgevit made holds (o
 _NOTED: set[Path] = set()    # superseded backups this process has named already
 _HELD: set[Path] = set()     # folders whose lock this process holds (folder_lock)
 _STAGING: set[Path] = set()  # staging folders this process is building
+_TURNS: dict[Path, int] = {}  # folders whose manifest this process is writing (writers_in_turn), how deep
 
 
 def resolve_out(out: str | Path, *, option: str = "--out") -> Path:
@@ -200,15 +201,16 @@ def _blocked(out: Path, own: Ownership, new: dict) -> list[str]:
 
 def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
     """Old own files -> a backup beside `out`, new files -> `out`, manifest; undone on any failure. Killed midway
-    (SIGKILL: nothing runs), the next command into `out` undoes it (restore_left_backup): the backup's manifest is
-    written before a file moves, and `out`'s lists every file of both outputs and names the backup as the swap in
-    progress until the final manifest replaces it; that last write is the moment the new output is in."""
+    (SIGKILL: nothing runs), the next command into `out` undoes it (recover_output -> _undo_swap): the backup's
+    manifest, naming the new files, is written before a file moves and removed only once `out`'s final manifest
+    is in: while it exists the swap is unfinished, whatever else happened to `out` since (a bench --json into it,
+    a rename)."""
     backup = None
     if own.owned:
         backup = _sibling_dir(out, _BACKUP_MARK)
         write_manifest(backup, {rel: own.manifest[rel] for rel in own.owned if rel in own.manifest},
-                       backup_of=str(out), swap=staging.name)
-    write_manifest(out, _both(own.manifest, new), **({"swapping": backup.name} if backup else {}))
+                       backup_of=str(out), swap={"kind": own.kind, "staging": staging.name, "new": new})
+    write_manifest(out, _both(own.manifest, new))   # killed midway, every file in `out` is known as either's
     moved_old, moved_new = [], []
     try:
         _move_all(own.owned, out, backup, moved_old)
@@ -219,11 +221,18 @@ def _swap(staging: Path, out: Path, own: Ownership, new: dict) -> None:
         _move_all(moved_old, backup, out, [])   # a failure here leaves the backup (the only copy) beside `out`
         restore_manifest(out, own.raw)
         if backup is not None:
-            shutil.rmtree(backup, ignore_errors=True)
+            _discard_backup(backup)
         raise
     if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+        _discard_backup(backup)
     _prune_dirs(out, own.owned)
+
+
+def _discard_backup(backup: Path) -> None:
+    """Its manifest first: a backup without one is never put back, only cleared (_orphans), wherever the removal
+    stops."""
+    (backup / MANIFEST).unlink(missing_ok=True)
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _both(earlier: dict, files: dict) -> dict:
@@ -331,14 +340,15 @@ class InPlace:
         killed between the two, either file is this command's. `record` afterwards drops the "was"."""
         def hook(tmp: Path) -> None:
             rel = Path(path).relative_to(self.out).as_posix()   # as named: never through a link (refused before)
-            manifest = read_manifest(self.out)
-            facts, old = file_facts(tmp, self.kind), manifest.get(rel)
-            here = self.out / rel
-            if old and old.get("kind") == self.kind and here.is_file() and not here.is_symlink() \
-                    and file_facts(here, self.kind) == {k: v for k, v in old.items() if k != "was"}:
-                facts["was"] = {"size": old["size"], "sha256": old["sha256"]}
-            self.files[rel] = {k: v for k, v in facts.items() if k != "was"}
-            write_manifest(self.out, {**manifest, rel: facts})
+            facts, here = file_facts(tmp, self.kind), self.out / rel
+            with writers_in_turn(self.out):
+                manifest = read_manifest(self.out)
+                old = manifest.get(rel)
+                if old and old.get("kind") == self.kind and here.is_file() and not here.is_symlink() \
+                        and file_facts(here, self.kind) == {k: v for k, v in old.items() if k != "was"}:
+                    facts["was"] = {"size": old["size"], "sha256": old["sha256"]}
+                self.files[rel] = {k: v for k, v in facts.items() if k != "was"}
+                write_manifest(self.out, {**manifest, rel: facts})
         return hook
 
     def checkpointed(self) -> None:
@@ -455,7 +465,7 @@ def written_in_place(out: Path, *, kind: str, force: bool, resume: bool = False,
         raise
     finally:
         if backup is not None and done:
-            shutil.rmtree(backup, ignore_errors=True)
+            _discard_backup(backup)
         if created and failed:
             with contextlib.suppress(OSError):   # a run that failed before writing anything leaves no folder
                 out.rmdir()
@@ -468,9 +478,8 @@ def restore_left_backup(out: Path) -> None:
     refused naming the backup: nothing is overwritten."""
     for backup in _left_backups(out):
         files, entries, fields = tree_files(backup), read_manifest(backup), manifest_fields(backup)
-        swap = fields.get("swap")
-        if swap and manifest_fields(out).get("swapping") != backup.name:   # the swap's last write was done: the
-            _remove_swap_leftovers(out, backup, swap)                       # backup only holds replaced files
+        if isinstance(fields.get("swap"), dict):
+            _undo_swap(out, backup, fields["swap"])
             continue
         if fields.get("superseded"):   # never put back by itself, never removed
             if backup not in _NOTED:   # once per command (train and written_in_place both look)
@@ -498,11 +507,9 @@ def restore_left_backup(out: Path) -> None:
                             f"{out / users[0]} (not written by that run) stands where it goes back: move it aside and "
                             "run again")
         with deferred_signals():
-            aside = _sibling_dir(out, _KILLED_MARK) if taken and not swap else None
+            aside = _sibling_dir(out, _KILLED_MARK) if taken else None
             if aside is not None:
                 _move_all(taken, out, aside, [])
-            for rel in taken if swap else []:   # an unfinished swap's new files (its own): it is run again
-                (out / rel).unlink()
             out.mkdir(parents=True, exist_ok=True)
             # the manifest first: killed midway, the files already back are listed (a backup left holding only
             # its manifest still names, below, those that went back before)
@@ -512,28 +519,49 @@ def restore_left_backup(out: Path) -> None:
             present = {rel: f for rel, f in killed.items() if rel not in taken}   # moving aside left it as is
             write_manifest(out, {**present, **back})
             _move_all(files, backup, out, [])
-            if swap:
-                _remove_swap_leftovers(out, backup, swap)
-            shutil.rmtree(backup, ignore_errors=True)
+            _discard_backup(backup)
             if not files:
                 continue
-        if swap:
-            print(f"note: put back the earlier {out.name} from {backup.name}: the command that was replacing it was "
-                  f"killed while it swapped its results in ({len(files)} file(s) back); run that command again",
-                  file=sys.stderr)
-            continue
         print(f"note: put back the earlier {out.name} from {backup.name}, which a --force run that never reached its "
               f"first checkpoint had moved aside ({len(files)} file(s))"
               + (f"; what that run had written so far is in {aside}" if aside is not None else ""), file=sys.stderr)
 
 
-def _remove_swap_leftovers(out: Path, backup: Path, staging_name) -> None:
-    """A killed swap's backup (files the swap replaced, or none) and the staging folder it names (what the swap had
-    not moved in yet): both edgevit's, by the backup's manifest, and of no use once the swap is undone or done."""
-    staging = out.parent / str(staging_name)
-    if staging.name.startswith(f".{out.name}.partial-") and staging.is_dir() and not staging.is_symlink():
-        shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(backup, ignore_errors=True)
+def _undo_swap(out: Path, backup: Path, swap: dict) -> None:
+    """Puts back the earlier output a swap killed midway had moved into `backup`: the new files it had moved into
+    `out` go (its own, unchanged: those it did not move are in its staging folder, which goes too), the earlier
+    ones come back, and the manifest lists them again beside every other command's entries. Each step can be
+    repeated: killed during this, the backup's manifest still says so and the next command finishes it. A file
+    that is not the swap's where an earlier one goes back refuses the command, naming it (nothing is moved)."""
+    kind, new, entries = swap.get("kind"), swap.get("new"), read_manifest(backup)
+    if not isinstance(kind, str) or not isinstance(new, dict):
+        return
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{backup} holds the earlier {out.name} that a command killed while it replaced it had moved "
+                        f"aside, and {out} is now a file where it goes back: move that file aside and run again")
+    files = tree_files(backup)
+    with deferred_signals():
+        for rel, facts in new.items():   # where an earlier file is still in place (never moved), it stays
+            path = out / rel
+            if (rel in files or rel not in entries) and isinstance(facts, dict) and path.is_file() \
+                    and not path.is_symlink() and _matches(path, {k: v for k, v in facts.items() if k != "was"}):
+                path.unlink()
+        blocked = [rel for rel in files if _obstacle(out, rel) is not None]
+        if blocked:
+            raise UserError(f"{backup} holds the earlier {out.name} that a command killed while it replaced it had "
+                            f"moved aside, and {_obstacle(out, blocked[0])} (not that command's) stands where it goes "
+                            "back: move it aside and run again")
+        out.mkdir(parents=True, exist_ok=True)
+        _move_all(files, backup, out, [])
+        others = {rel: f for rel, f in read_manifest(out).items() if f.get("kind") != kind}
+        write_manifest(out, {**others, **{rel: f for rel, f in entries.items() if (out / rel).is_file()}})
+        _prune_dirs(out, list(new))
+        staging = out.parent / str(swap.get("staging"))
+        if is_marked(staging.name, f".{out.name}{_STAGING_MARK}") and staging.is_dir() and not staging.is_symlink():
+            shutil.rmtree(staging, ignore_errors=True)
+        _discard_backup(backup)
+    print(f"note: put back the earlier {out.name} from {backup.name}: the command that was replacing it was killed "
+          f"while it swapped its results in ({len(files)} file(s) back); run that command again", file=sys.stderr)
 
 
 def _siblings(out: Path, mark: str) -> list[Path]:
@@ -558,14 +586,16 @@ def _left_backups(out: Path) -> list[Path]:
 
 def _orphans(out: Path) -> list[Path]:
     """What a killed command left beside `out` that holds nothing of anyone's: a staging folder (its output was
-    never published; this process's own are in use), a backup folder killed before its manifest was written (no
-    file moves into one before), an empty folder for a killed run's files."""
+    never published; this process's own are in use), a backup folder without its manifest (no file moves into one
+    before the manifest is written, and the manifest goes only once the backup is no longer needed: killed before
+    the one or while it was removed), an empty folder for a killed run's files. Only edgevit's marked names."""
     stagings = [p for p in _siblings(out, _STAGING_MARK) if is_marked(p.name, f".{out.name}{_STAGING_MARK}")
                 and p not in _STAGING]
-    unborn = [p for p in _siblings(out, _BACKUP_MARK) if is_marked(p.name, f".{out.name}{_BACKUP_MARK}")
-              and not (p / MANIFEST).exists() and all(temp_target(Path(r).name) for r in tree_files(p))]
-    empty = [p for p in _siblings(out, _KILLED_MARK) if not any(p.iterdir())]
-    return stagings + unborn + empty
+    done = [p for p in _siblings(out, _BACKUP_MARK) if is_marked(p.name, f".{out.name}{_BACKUP_MARK}")
+            and not (p / MANIFEST).exists()]
+    empty = [p for p in _siblings(out, _KILLED_MARK) if is_marked(p.name, f".{out.name}{_KILLED_MARK}")
+             and not any(p.iterdir())]
+    return stagings + done + empty
 
 
 def recover_output(out: str | Path, *, what: str) -> None:
@@ -573,12 +603,23 @@ def recover_output(out: str | Path, *, what: str) -> None:
     (taken here unless this process holds it): a backup a killed command left goes back (restore_left_backup), and
     what else it left beside `out` goes (_orphans)."""
     out = resolve_out(out)
-    if not _left_backups(out) and not _orphans(out):
+    if not _left_backups(out) and not _orphans(out) and not _manifest_temps(out):
         return
     with contextlib.nullcontext() if out in _HELD else folder_lock(out, what=what):
         restore_left_backup(out)
         for path in _orphans(out):
             shutil.rmtree(path, ignore_errors=True)
+        for path in _manifest_temps(out):
+            path.unlink(missing_ok=True)
+
+
+def _manifest_temps(out: Path) -> list[Path]:
+    """A killed manifest write's temporary file in `out` (by its marked name): nobody's."""
+    try:
+        return [p for p in out.glob(f".{MANIFEST}.edgevit-*.tmp") if temp_target(p.name) == MANIFEST
+                and p.is_file() and not p.is_symlink()] if out.is_dir() else []
+    except OSError:
+        return []
 
 
 def _is_backup(folder: Path) -> bool:
@@ -599,21 +640,33 @@ def record_outputs(folder: Path, kind: str, *paths: Path) -> dict[str, dict]:
     for path in paths:
         rel = resolve_out(path).relative_to(folder).as_posix()
         files[rel] = file_facts(folder / rel, kind)
-    write_manifest(folder, {**read_manifest(folder), **files})
+    with writers_in_turn(folder):   # read, add, write: one command at a time (a bench --json beside a training)
+        write_manifest(folder, {**read_manifest(folder), **files})
     return files
 
 
 @contextlib.contextmanager
 def writers_in_turn(folder: Path):
-    """For commands whose workers share a folder (search): one at a time writes a file and records it
-    (a lock on the folder itself, so the manifest always holds the last writer's checksum)."""
+    """One writer at a time reads, changes and writes `folder`'s manifest (search's workers sharing a folder, a
+    bench --json into a folder a training writes): a lock on the folder itself, so no manifest write loses another's
+    entry. Re-entrant within a process (a writer's turn may record files)."""
     import fcntl
 
-    fd = os.open(resolve_out(folder), os.O_RDONLY)
+    folder = resolve_out(folder)
+    if folder in _TURNS:
+        _TURNS[folder] += 1
+        try:
+            yield
+        finally:
+            _TURNS[folder] -= 1
+        return
+    fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _TURNS[folder] = 1
         yield
     finally:
+        _TURNS.pop(folder, None)
         os.close(fd)
 
 
@@ -650,6 +703,7 @@ def check_output_file(path: str | Path, *, kind: str, force: bool = False, input
         if real == src or (src.is_dir() and _inside(real, src) and real.exists()):
             raise UserError(f"{option} {path} is an input of this command ({p}); write the results elsewhere")
     check_writable(real.parent, option=option)
+    recover_output(real.parent, what=kind)   # a command killed while it replaced that folder's output: undone first
     if real.exists() and not real.is_file():
         raise UserError(f"{option} {path} is not a regular file (a FIFO, socket or device); choose another {option}")
     manifest = real.parent / MANIFEST
@@ -668,7 +722,7 @@ def publish_file(path: Path, text: str, *, kind: str) -> None:
     """Writes `text` to the (checked) output file atomically and records it in its folder's manifest."""
     from contract.files import atomic_write
 
-    with deferred_signals():
+    with writers_in_turn(path.parent), deferred_signals():   # another command's manifest write loses nothing
         atomic_write(path, lambda p: p.write_text(text))
         write_manifest(path.parent, {**read_manifest(path.parent), path.name: file_facts(path, kind)})
 
@@ -738,7 +792,7 @@ def folder_lock(folder: Path, *, what: str):
     while True:
         try:   # a file of that name that is not our lock (a user's) is used as the lock, never removed
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            os.write(fd, _LOCK_MARK)
+            os.write(fd, _LOCK_MARK + what.encode("utf-8", "replace") + b"\n")   # who holds it, for the others
         except FileNotFoundError:   # another locker removed the empty parent folder it had made: make it again
             retries += 1
             if retries > 100:
@@ -759,9 +813,12 @@ def folder_lock(folder: Path, *, what: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            held = os.pread(fd, 200, 0)
             os.close(fd)
-            raise FolderBusy(f"another {what} is writing {folder} right now; wait for it or choose another "
-                             "--out") from None
+            holder = held[len(_LOCK_MARK):].decode("utf-8", "replace").strip() \
+                if held.startswith(_LOCK_MARK) and held != _LOCK_MARK else "command"
+            raise FolderBusy(f"{'an' if holder[:1] in 'aeiou' else 'a'} {holder} is writing {folder} right now; wait "
+                             "for it to finish, or write elsewhere") from None
         try:   # the holder before us removes the file as it lets go: a lock on that file locks nothing
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
                 break
@@ -774,7 +831,7 @@ def folder_lock(folder: Path, *, what: str):
     finally:
         _HELD.discard(folder)
         with contextlib.suppress(OSError):
-            if os.pread(fd, len(_LOCK_MARK) + 1, 0) == _LOCK_MARK:
+            if os.pread(fd, 200, 0).startswith(_LOCK_MARK):
                 lock.unlink()
         os.close(fd)
         for parent in made:   # folders made only to hold the lock (a run that wrote nothing): empty ones go

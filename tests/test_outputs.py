@@ -4,10 +4,13 @@ the same command; anything else needs --force, and even then only that output's 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from torch import nn
 
 from contract.errors import UserError
@@ -65,7 +68,7 @@ def test_protected_inputs(tmp_path):
 
 def test_lock_refuses_a_second_writer(tmp_path):
     with folder_lock(tmp_path / "o", what="export"):
-        with pytest.raises(UserError, match="another export is writing"):
+        with pytest.raises(UserError, match="an export is writing"):
             with folder_lock(tmp_path / "o", what="export"):
                 pass
     with folder_lock(tmp_path / "o", what="export"):   # released afterwards
@@ -103,6 +106,38 @@ def test_train_force_never_touches_a_run_in_progress(tmp_path):
     run.mkdir()
     (run / "best.pt").write_bytes(b"in progress")
     with folder_lock(run, what="training run"):
-        with pytest.raises(UserError, match="another training run is writing"):
+        with pytest.raises(UserError, match="a training run is writing"):
             train(TrainConfig(out=str(run), model="edgevit_xxs", epochs=1), force=True)
     assert (run / "best.pt").read_bytes() == b"in progress"
+
+
+def test_a_busy_folder_names_the_command_that_holds_it(tmp_path):
+    """A simulation into a folder an export is writing said 'another simulation is writing' (its own name)."""
+    out = tmp_path / "art"
+    with folder_lock(out, what="export"):
+        with pytest.raises(UserError, match="an export is writing .*art right now; wait for it to finish"):
+            with folder_lock(out, what="simulation"):
+                pytest.fail("the lock is held")
+
+
+def test_a_writer_may_record_files_in_its_own_turn(tmp_path):
+    """writers_in_turn is re-entrant in a process: a search worker's turn records its files (record_outputs takes
+    the turn too, so a bench --json beside a training loses no manifest entry); another process waits."""
+    import threading
+
+    from contract.manifest import read_manifest
+    from contract.outputs import record_outputs, writers_in_turn
+
+    (tmp_path / "a.txt").write_text("a")
+    with writers_in_turn(tmp_path):
+        record_outputs(tmp_path, "search", tmp_path / "a.txt")   # no deadlock
+    assert read_manifest(tmp_path)["a.txt"]["kind"] == "search"
+    code = (f"from contract.outputs import writers_in_turn\nwith writers_in_turn({str(tmp_path)!r}):\n"
+            "    print('in', flush=True)\n")
+    with writers_in_turn(tmp_path):
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        waited = threading.Timer(1.0, lambda: None)
+        waited.start()
+        waited.join()
+        assert proc.poll() is None   # the other process waits for this turn
+    assert proc.communicate(timeout=60)[0] == "in\n"

@@ -140,7 +140,7 @@ def test_the_lock_is_keyed_by_the_real_folder(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run_link").symlink_to(tmp_path / "run", target_is_directory=True)
     with folder_lock(tmp_path / "run", what="training run"):
-        with pytest.raises(UserError, match="another training run is writing"):
+        with pytest.raises(UserError, match="a training run is writing"):
             with folder_lock(tmp_path / "run_link", what="training run"):
                 pass
 
@@ -624,7 +624,7 @@ def test_a_run_locked_through_another_path_is_refused(tiny_run, tmp_path):
     with folder_lock(run, what="training run"):
         proc = run_cli("train", "--force", "--model", "edgevit_xxs", "--epochs", "1", "--out", str(link))
     assert proc.returncode == 2
-    assert_user_error(proc, "another training run is writing")
+    assert_user_error(proc, "a training run is writing")
     assert_unchanged(before, run, "locked run")
 
 
@@ -1204,66 +1204,133 @@ def test_a_rollback_killed_midway_is_finished_by_the_next_command(tmp_path, caps
     assert ownership(out, "train").owned == ["log.csv"] and "put back the earlier run" in capsys.readouterr().err
 
 
-_KILLED_SWAP = """
+_KILLER = """
 import os, shutil, signal, sys
 from pathlib import Path
 import contract.outputs as o
-out, at = Path(sys.argv[1]), sys.argv[2]
-staging = o.make_staging(out)
-(staging / "int8").mkdir()
-(staging / "int8" / "model.tflite").write_text("new model")
-(staging / "report.json").write_text("new report")
-(staging / "fp32").mkdir()
-(staging / "fp32" / "model.json").write_text("new card")   # a file the earlier export did not have
-calls, replace, rmtree = [0], os.replace, shutil.rmtree
-def kill_at(n, real):
+out, at, what = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+calls = [0]
+def killing(real):
     def call(*a, **k):
         calls[0] += 1
-        if calls[0] == n:
+        if calls[0] == at:
             os.kill(os.getpid(), signal.SIGKILL)   # power loss, an OOM kill: nothing runs after it
         return real(*a, **k)
     return call
-if at == "rmtree":
-    shutil.rmtree = kill_at(1, rmtree)
-else:
-    os.replace = kill_at(int(at), replace)
-o.publish(staging, out, kind="export", force=True)
+if what == "publish":
+    staging = o.make_staging(out)
+    for rel, text in NEW.items():
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_text(text)
+for name in ("replace", "unlink", "rmdir", "rename"):
+    setattr(os, name, killing(getattr(os, name)))
+shutil.rmtree = killing(shutil.rmtree)
+if what == "publish":
+    o.publish(staging, out, kind="export", force=True)
+else:   # what the next command into the folder does first
+    o.check_output_folder(out, kind="export", force=True)
 print(calls[0])
 """
+_OLD = {"int8/model.tflite": "old model", "report.json": "old report", "fp16/model.tflite": "old fp16"}
+_NEW = {"int8/model.tflite": "new model", "report.json": "new report",   # and paths the earlier export had not
+        "fp32/model.json": "new card", "samples.npz": "new samples"}
 
 
-@pytest.mark.parametrize("at", [*map(str, range(1, 9)), "rmtree"])
-def test_an_export_killed_while_it_swaps_its_results_in_is_undone_or_done(tmp_path, at):
-    """SIGKILL at every rename of publish's swap (the manifests' and the files'), and while it removes the replaced
-    files: the next command into the folder finds the earlier export whole or the new one whole, never a mix, the
-    user's files untouched, no hidden backup or staging folder left, and writes again without a refusal (it named
-    edgevit's own new file as 'changed since edgevit wrote it', the earlier export only in a hidden .old- folder)."""
-    from contract.manifest import ownership
+def _killed(out: Path, at: int, what: str) -> subprocess.CompletedProcess:
+    code = _KILLER.replace("NEW.items()", f"{_NEW!r}.items()")
+    return subprocess.run([sys.executable, "-c", code, str(out), str(at), what], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
+
+def _earlier_export_with_user_files(tmp_path) -> tuple[Path, dict]:
     out = tmp_path / "art"
     staging = make_staging(out)
-    (staging / "int8").mkdir()
-    (staging / "int8" / "model.tflite").write_text("old model")
-    (staging / "report.json").write_text("old report")
+    for rel, text in _OLD.items():
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).write_text(text)
     publish(staging, out, kind="export")
     (out / "notes.txt").write_text("mine")
     (out / "int8" / "mine.txt").write_text("mine too")
-    users = {rel: h for rel, h in snapshot(out).items() if "mine" in (out / rel).read_text()}
-    proc = subprocess.run([sys.executable, "-c", _KILLED_SWAP, str(out), at], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL or (at == "8" and proc.returncode == 0), proc.stderr
-    own = check_output_folder(out, kind="export", force=True)   # what export does first
-    assert_unchanged(users, out, f"killed at {at}")
-    assert sorted(own.foreign) == ["int8/mine.txt", "notes.txt"]
-    model, report = (out / "int8" / "model.tflite").read_text(), (out / "report.json").read_text()
-    assert (model, report) in {("old model", "old report"), ("new model", "new report")}, (at, model, report)
-    assert (out / "fp32" / "model.json").exists() == (model == "new model") or model == "old model"
-    assert not [p.name for p in tmp_path.iterdir() if p.name != "art"], f"left beside after a kill at {at}"
-    staging = make_staging(out)
-    (staging / "report.json").write_text("third report")
-    publish(staging, out, kind="export", force=True)   # no refusal
-    assert ownership(out, "export").foreign == ["int8/mine.txt", "notes.txt"]
-    assert_unchanged(users, out, f"killed at {at}, then written again")
+    return out, {rel: h for rel, h in snapshot(out).items() if "mine" in (out / rel).read_text()}
+
+
+def _whole(out: Path, users: dict, what: str) -> str:
+    """The export in `out` is the earlier one or the new one, whole, listed as exactly what is there; the user's
+    files are untouched; nothing is left beside the folder. Returns which."""
+    from contract.manifest import ownership
+
+    assert_unchanged(users, out, what)
+    own = ownership(out, "export")
+    assert sorted(own.foreign) == ["int8/mine.txt", "notes.txt"], (what, own.foreign)
+    files = {rel: (out / rel).read_text() for rel in own.owned}
+    assert files in (_OLD, _NEW), (what, files)
+    listed = {rel for rel, f in read_manifest(out).items() if f.get("kind") == "export"}
+    assert listed == set(files), (what, listed, set(files))
+    beside = [p.name for p in out.parent.iterdir() if p.name != "art"]
+    # a lock file a killed command held is reused and removed by the next command that locks the folder
+    assert beside in ([], [".art.lock"]), f"left beside, {what}: {beside}"
+    return "old" if files == _OLD else "new"
+
+
+def test_an_export_killed_while_it_swaps_its_results_in_is_undone_or_done(tmp_path):
+    """SIGKILL at every rename, unlink, rmdir and rmtree of publish's swap: the next command into the folder finds
+    the earlier export whole or the new one whole, never a mix (new files at paths the earlier export did not have
+    stayed), listed as exactly what is there, the user's files untouched, nothing left beside the folder (an
+    unlisted .old- backup, the staging folder), and writes again without a refusal (it named edgevit's own new file
+    as 'changed since edgevit wrote it')."""
+    seen, at = set(), 1
+    while True:
+        case = tmp_path / f"k{at}"
+        case.mkdir()
+        out, users = _earlier_export_with_user_files(case)
+        proc = _killed(out, at, "publish")
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        check_output_folder(out, kind="export", force=True)
+        seen.add(_whole(out, users, f"killed at call {at}"))
+        at += 1
+    assert seen == {"old", "new"} and at > 10, (seen, at)
+
+
+@pytest.mark.parametrize("first", [6, 9])
+def test_a_recovery_killed_midway_is_finished_by_the_next_command(tmp_path, first):
+    """Killed again while it puts the earlier export back (a second power loss): the recovery wrote the folder's
+    manifest without the swap's mark first, and the next command read that as 'the swap finished' and deleted the
+    backup, the earlier export's only copy. Every point of the recovery, then the next command: the earlier export
+    whole."""
+    at = 1
+    while True:
+        case = tmp_path / f"r{at}"
+        case.mkdir()
+        out, users = _earlier_export_with_user_files(case)
+        assert _killed(out, first, "publish").returncode == -signal.SIGKILL
+        proc = _killed(out, at, "recover")
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        check_output_folder(out, kind="export", force=True)
+        assert _whole(out, users, f"recovery killed at call {at}") == "old"
+        at += 1
+    assert at > 3
+
+
+def test_what_happens_to_the_folder_after_a_killed_swap_never_loses_the_earlier_export(tmp_path):
+    """A bench --json into the folder (its manifest write dropped the swap's mark), or the folder renamed, before
+    the next command: the backup was taken for a finished swap's and deleted."""
+    out, users = _earlier_export_with_user_files(tmp_path / "a")
+    assert _killed(out, 6, "publish").returncode == -signal.SIGKILL
+    publish_file(check_output_file(out / "bench.json", kind="bench"), "{}", kind="bench")
+    check_output_folder(out, kind="export", force=True)
+    (out / "bench.json").unlink()
+    assert _whole(out, users, "after a bench --json") == "old"
+    out, users = _earlier_export_with_user_files(tmp_path / "b")
+    assert _killed(out, 6, "publish").returncode == -signal.SIGKILL
+    moved = snapshot(out)
+    out.rename(tmp_path / "b" / "renamed")
+    check_output_folder(out, kind="export", force=True)
+    assert {rel: (out / rel).read_text() for rel in _OLD} == _OLD   # the earlier export, back where it was
+    assert snapshot(tmp_path / "b" / "renamed") == moved            # the renamed folder as the user left it
 
 
 _KILLED_AT_FIRST_CHECKPOINT = """
