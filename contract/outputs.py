@@ -813,12 +813,7 @@ def folder_lock(folder: Path, *, what: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            held = os.pread(fd, 200, 0)
-            os.close(fd)
-            holder = held[len(_LOCK_MARK):].decode("utf-8", "replace").strip() \
-                if held.startswith(_LOCK_MARK) and held != _LOCK_MARK else "command"
-            raise FolderBusy(f"{'an' if holder[:1] in 'aeiou' else 'a'} {holder} is writing {folder} right now; wait "
-                             "for it to finish, or write elsewhere") from None
+            raise _busy(fd, folder) from None
         try:   # the holder before us removes the file as it lets go: a lock on that file locks nothing
             if os.stat(lock).st_ino == os.fstat(fd).st_ino:
                 break
@@ -837,6 +832,16 @@ def folder_lock(folder: Path, *, what: str):
         for parent in made:   # folders made only to hold the lock (a run that wrote nothing): empty ones go
             with contextlib.suppress(OSError):
                 parent.rmdir()
+
+
+def _busy(fd: int, folder: Path) -> FolderBusy:
+    """The refusal naming the command that holds the lock (what it wrote into the lock file); closes `fd`."""
+    held = os.pread(fd, 200, 0)
+    os.close(fd)
+    holder = held[len(_LOCK_MARK):].decode("utf-8", "replace").strip() \
+        if held.startswith(_LOCK_MARK) and held != _LOCK_MARK else "command"
+    return FolderBusy(f"{'an' if holder[:1] in 'aeiou' else 'a'} {holder} is writing {folder} right now; wait for it "
+                      "to finish, or write elsewhere")
 
 
 def _not_a_folder(path: Path) -> Path | None:
