@@ -64,7 +64,7 @@ _STAGE_KEYS = {   # key -> (type, check, meaning): the keys of every [[stage]], 
     "task": (str, lambda v: v in task_names(), lambda: " | ".join(task_names())),
     "input": (str, bool, f"{FRAME!r} or the name of an earlier stage that finds regions"),
     "every": whole(1, 1000), "skip_while_tracking": BOOL, "max_crops": whole(1, 16),
-    "input_range": floats(2), "mean": floats(3), "std": floats(3, lambda x: x > 0),
+    "input_range": floats(2), "mean": floats(3), "std": floats(3, lambda x: x >= 1e-6, "at least 1e-6"),
     "color": (str, lambda v: v.upper() in ("RGB", "BGR"), "RGB or BGR"),
     "resize": (str, lambda v: v in POLICIES, " | ".join(POLICIES) + " (or a [stage.resize] table)"),
     "labels": (list, lambda v: all(isinstance(x, str) for x in v), "a list of class names")}
@@ -129,9 +129,15 @@ def _check(path: Path, where: str, table: dict, schema: dict) -> dict:
         kind, check, meaning = schema[key]
         if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
             raw = float(raw)
-        if not isinstance(raw, kind) or (isinstance(raw, bool) and kind is not bool) or not check(raw):
-            raise UserError(f"pipeline {path}: {where}{key} = {raw!r} is not "
-                            f"{meaning() if callable(meaning) else meaning}")
+        meaning = meaning() if callable(meaning) else meaning
+        shown = str(raw).lower() if isinstance(raw, bool) else repr(raw)   # as TOML writes it
+        if not isinstance(raw, kind) or (isinstance(raw, bool) and kind is not bool):
+            want = {int: "a whole number", float: "a number", bool: "true or false", list: "a list",
+                    str: "a string"}.get(kind, kind.__name__)
+            raise UserError(f"pipeline {path}: {where}{key} = {shown} is not {want}"
+                            + (f" ({meaning})" if meaning != want else ""))
+        if not check(raw):
+            raise UserError(f"pipeline {path}: {where}{key} = {shown} is not {meaning}")
         out[key] = raw
     return out
 

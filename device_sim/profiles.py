@@ -121,7 +121,7 @@ def named_toml(spec: str | Path, folder: Path, what: str) -> Path:
     """A path to a .toml (which must exist), or the name of a built-in one in `folder`; `what` names the
     kind in errors ("profile", "pipeline")."""
     path = Path(spec)
-    if path.suffix == ".toml" or path.exists():
+    if path.suffix == ".toml" or path.exists() or path.is_symlink():
         if (problem := path_problem(path, "file")) is not None:
             raise UserError(f"{what} file {path} {problem}; give the path of a .toml file, or a built-in {what}'s name")
         return path

@@ -159,9 +159,14 @@ def _ms(value: float | None) -> str:
 def _locate(model_path: Path | None, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
     """(model path, its card or None for a bare .tflite, the source, the sample pack or None); a pipeline
     (model_path None) is like a bare model: no card, no sample pack of its own."""
-    if samples and source and source.split(":")[0] != "synthetic":
-        raise UserError(f"--samples is the synthetic camera's sample pack, but the source is {source}: drop "
+    located = _located(model_path, source, samples)
+    if samples and located[2].split(":")[0] != "synthetic":   # given, or the default for a bare model or pipeline
+        raise UserError(f"--samples is the synthetic camera's sample pack, but the source is {located[2]}: drop "
                         "--samples, or use --source synthetic")
+    return located
+
+
+def _located(model_path: Path | None, source: str | None, samples) -> tuple[Path, Path | None, str, Path | None]:
     if model_path is None:
         source = source or "photo"
         if not samples and source.split(":")[0] == "synthetic":

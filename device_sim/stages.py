@@ -42,7 +42,13 @@ class View:
 class Stage:
     def __init__(self, spec, model, timing: DeviceTiming):
         self.spec, self.model, self.timing, self.name, self.task = spec, model, timing, spec.name, spec.task
-        self.decode = spec.task.decoder(spec, model)
+        self._decode = spec.task.decoder(spec, model)
+        self.raw_finite = True   # the last invocation's raw outputs (a detector's NaN scores decode to nothing)
+
+    def decode(self, raw):
+        self.raw_finite = all(bool(np.isfinite(o).all()) for o in raw if np.issubdtype(np.asarray(o).dtype,
+                                                                                       np.floating))
+        return self._decode(raw)
 
     def run(self, frame: np.ndarray, roi: Roi | None, timing: DeviceTiming):
         """(decoded result, StageTimes) of one invocation on the whole frame or on the crop `roi` (a fitted one:
@@ -200,11 +206,13 @@ class Pipeline:
             self.held.pop(st.name, None)
         self.view.ran[st.name] = runs
         result = self.held.get(st.name)
+        raw_ok = st.raw_finite or not runs   # what it ran on this frame gave finite outputs
         if result is None:
-            return times, runs, 0, 0.0, True
+            return times, runs, 0, 0.0, raw_ok
         h, w = frame.shape[:2]
         self.view.found[st.name] = st.task.shown(result, st.model.placement(w, h))
-        return (times, runs, *st.task.summary(result))
+        found, confidence, ok = st.task.summary(result)
+        return times, runs, found, confidence, ok and raw_ok
 
     def _should_run(self, st: Stage) -> bool:
         if self.count % st.spec.every:
@@ -230,12 +238,13 @@ class Pipeline:
             roi = st.fit(roi)
             result, t = st.run(frame, roi, self._timing(st))
             times.add(t)
-            ok &= st.task.finite(result)
+            ok &= st.task.finite(result) and st.raw_finite
             if (item := st.task.keep(st.spec, result, roi, tracked)) is not None:
                 kept.append(item)
         self.held[st.name] = self.view.found[st.name] = kept
         self.view.ran[st.name] = min(len(rois), st.spec.max_crops)
-        self.tracked[st.name] = st.task.track(st.spec, kept)
+        # a track whose next crop is no region ends now, so the stage before looks again on the next frame
+        self.tracked[st.name] = [r for r in st.task.track(st.spec, kept) if _cropable(r, w, h)]
         found, confidence, _ = st.task.summary(kept)
         return times, self.view.ran[st.name], found, confidence, ok
 

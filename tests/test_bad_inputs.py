@@ -130,6 +130,7 @@ def _user_data(root) -> None:
     shutil.copy(root / "art" / "int8" / "model.tflite", root / "bare" / "model.tflite")
     (root / "three_labels.txt").write_text("a\nb\nc\n")
     (root / "frames.toml").mkdir()
+    (root / "gone_pipeline").symlink_to(root / "nothing_here.toml")
     (root / "bad_only").mkdir()
     (root / "bad_only" / "notes.png").write_text("not an image")
     os.mkfifo(root / "bad_only" / "pipe.png")
@@ -225,6 +226,15 @@ CASES = [
     ("sim-folder-is-a-file", [*SIM, "--source", "folder:{ws}/three_labels.txt"], USER, "is a file, not a folder"),
     ("sim-folder-only-bad-frames", [*SIM, "--source", "folder:{ws}/bad_only"], USER,
      "every frame it gave was bad (2): "),   # the reasons were dropped: "source ended after 0 frames"
+    ("sim-samples-with-the-photo-source", ["simulate", "--model", "{ws}/bare/model.tflite", "--samples",
+                                           "{ws}/art/samples.npz", "--frames", "2", "--out", "{ws}/s"], USER,
+     "--samples is the synthetic camera's sample pack, but the source is photo"),   # silently ignored before
+    ("sim-samples-is-a-folder", [*SIM, "--samples", "{ws}/frames"], USER, "frames is a folder"),
+    ("sim-queue-size-under-latest", [*SIM, "--queue-size", "4"], USER, "add --drop-policy queue"),
+    ("sim-std-below-float32", ["simulate", "--model", "{ws}/bare/model.tflite", "--mean", "0,0,0", "--std",
+                               "1e-320,1,1", "--out", "{ws}/s"], USER, "--std values"),
+    ("sim-pipeline-broken-link", ["simulate", "--pipeline", "{ws}/gone_pipeline", "--out", "{ws}/s"], USER,
+     "gone_pipeline is a broken symbolic link"),
     ("sim-folder-empty-path", [*SIM, "--source", "folder:"], USER, "folder: needs the folder of images"),
     ("sim-video-empty-path", [*SIM, "--source", "video:"], USER, "video: needs the video file"),
     ("sim-pipeline-is-a-folder", ["simulate", "--pipeline", "{ws}/frames.toml", "--out", "{ws}/s"], USER,

@@ -63,6 +63,10 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
     (_st("lm", "landmarks", 'input = "det"'), "missing [stage.landmarks]"),
     (_st(task="pose"), "task = 'pose' is not"),
     (_st(body="every = 0"), "every = 0 is not 1..1000"),
+    (_st(body="every = 2.0"), "every = 2.0 is not a whole number (1..1000)"),
+    (_st(body="every = true"), "every = true is not a whole number (1..1000)"),
+    (_st(body="std = [1e-320, 0.5, 0.5]\nmean = [0.5, 0.5, 0.5]"),   # 0 in float32: a NaN detector, PASS
+     "std = [1e-320, 0.5, 0.5] is not 3 numbers, each at least 1e-6"),
     (_st(body="speed = 2"), "unknown key [[stage]] x: 'speed'"),
     (_st(body="[stage.magic]\na = 1"), "unknown section [stage.magic]"),
     (_st(model="missing.tflite"), "model 'missing.tflite' not found"),
@@ -254,7 +258,8 @@ def test_face_landmarks_land_on_the_face_and_tracking_skips_the_detector():
 
 
 @needs_models
-@pytest.mark.parametrize("scale, presence", [(5.0, False), (0.001, False), (5.0, True), (1000.0, True)])
+@pytest.mark.parametrize("scale, presence", [(5.0, False), (0.001, False), (5.0, True), (1000.0, True),
+                                             ("1.5\nshift_y = 100.0", True)])
 def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scale, presence):
     """[stage.track] scale within its bounds still compounds: each frame's crop is scale x the points found in the
     one before (5.0: NaN points after a few frames, a traceback; 0.001: a zero-sized crop, a ZeroDivisionError).
@@ -273,11 +278,31 @@ def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scal
     spec = load_pipeline(_write(tmp_path, text))
     pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
     cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
-    runs = []
+    runs, idle = [], []
     for i in range(40):
         pipe.process(cam.replay(i))
         runs.append(pipe.view.ran["detector"])
+        idle += [i] if pipe.view.ran["detector"] + pipe.view.ran["landmarks"] == 0 else []
     assert runs[0] == 1 and sum(runs[1:]) >= 1   # the track ended at least once; the detector found the face again
+    assert not idle, f"frames on which nothing ran (the track ended one frame late): {idle}"
+
+
+@needs_models
+def test_a_detector_whose_outputs_are_nan_makes_the_frame_invalid():
+    """NaN scores clear no threshold, so nothing is decoded and the empty detections looked finite: a run whose
+    detector gave only NaN passed its non-finite-output budget. The raw outputs are checked."""
+    from device_sim.sources.base import SourceSpec
+    from device_sim.sources.photo import PhotoCamera
+
+    pipe = _face_pipeline()
+    cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
+    assert pipe.process(cam.replay(0)).valid
+    detector = pipe.stages[0].model
+    real = detector.invoke
+    detector.invoke = lambda x: [np.full_like(o, np.nan) for o in real(x)]
+    pipe.reset()
+    outcome = pipe.process(cam.replay(0))
+    assert not outcome.valid and outcome.columns["detector_found"] == 0
 
 
 def test_tracking_roi_follows_the_landmarks_by_hand():

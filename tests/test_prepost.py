@@ -181,3 +181,21 @@ def test_the_clock_note_says_when_host_timed_parts_make_a_run_vary():
                                      SimpleNamespace(name="lm", timing=SimpleNamespace(inference_ms=None, pre_ms=1.0,
                                                                                        post_ms=1.0))])
     assert _clock("virtual", stages)["host_timed"] == ["lm inference"]
+
+
+def test_a_symlinked_cache_is_written_through(tmp_path):
+    """A cache file kept elsewhere behind a link: the link stays a link and its target gets the counts (the link was
+    replaced by a regular file, its target left stale); a broken link is left alone with a note."""
+    import json
+
+    from device_sim.arm.count_cache import save_cache
+
+    real, link = tmp_path / "real.json", tmp_path / "instructions.json"
+    real.write_text("{}")
+    link.symlink_to(real)
+    save_cache(link, {"k": {"per_inference": 5000.0}}, log=lambda *a: None)
+    assert link.is_symlink() and json.loads(real.read_text()) == {"k": {"per_inference": 5000.0}}
+    real.unlink()
+    notes = []
+    save_cache(link, {"k": {"per_inference": 5000.0}}, log=notes.append)
+    assert link.is_symlink() and not real.exists() and "broken symbolic link" in notes[0]

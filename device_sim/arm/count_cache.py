@@ -61,6 +61,11 @@ def _writable(value) -> bool:
 def save_cache(path: Path, cache: dict, log=print) -> None:
     """Written whole (atomic); a name taken by something that is not a regular file is left alone."""
     path = Path(path)
+    if path.is_symlink():   # a link the user made (a cache kept elsewhere): written through, never replaced
+        if not path.exists():
+            log(f"note: {path} is a broken symbolic link; the count is not cached (it will be counted again next time)")
+            return
+        path = path.resolve()
     if path.exists() and not path.is_file():
         log(f"note: {path} is not a regular file; the count is not cached (it will be counted again next time)")
         return

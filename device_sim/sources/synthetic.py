@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from contract.errors import UserError
+from contract.files import path_problem
 from device_sim.sources.base import SourceSpec, register_source
 
 __all__ = ["SyntheticCamera", "sample_images"]
@@ -80,8 +81,8 @@ def sample_images(samples: Path) -> np.ndarray:
 
 
 def _read_pack(samples: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    if not samples.is_file():
-        raise UserError(f"sample pack {samples} not found; it is the samples.npz that `edgevit export` writes "
+    if (problem := path_problem(samples, "file")) is not None:
+        raise UserError(f"sample pack {samples} {problem}; it is the samples.npz that `edgevit export` writes "
                         "beside the model folders (or pass --samples PATH)")
     try:
         with np.load(samples) as pack:

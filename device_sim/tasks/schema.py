@@ -23,9 +23,10 @@ def ints(n: int):
             f"{n} whole numbers >= 0")
 
 
-def floats(n: int, check=lambda v: True):
+def floats(n: int, check=lambda v: True, each: str = ""):
     return (list, lambda v: len(v) == n and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                and math.isfinite(x) and check(x) for x in v), f"{n} numbers")
+                                                and math.isfinite(x) and check(x) for x in v),
+            f"{n} numbers" + (f", each {each}" if each else ""))
 
 
 BOOL = (bool, lambda v: True, "true or false")
