@@ -3,9 +3,10 @@
     python3.11 guest.py REQUEST.json
 
 REQUEST: {"model": .tflite, "threads": 1, "inputs": .npy of N model inputs (N, *input shape), "invokes": K,
-"outputs": .npy path or null}. Loads the model, allocates, then invokes K times cycling through the
-inputs; writes the outputs of the first min(K, N) invokes when asked. K = 0 loads and allocates only:
-the difference of two instruction counts (K and 0 invokes) is the cost of K steady inferences.
+"outputs": .npy path or null, "marks": bool}. Loads the model, allocates, then invokes K times cycling through
+the inputs; writes the outputs of the first min(K, N) invokes when asked. With "marks", one warm-up inference
+comes first and the K are framed by two marks (below): the count between them is K steady inferences, exactly
+repeatable (runner.instructions_per_inference).
 
 REQUEST {"segments": [{"model": .tflite, "inputs": .npy}, ...], "threads": 1, "invokes": K} measures many
 models in one run: each is loaded, allocated and invoked once (warm-up), then K invokes are framed by two
