@@ -187,9 +187,11 @@ def validate_card(card: dict, path: Path) -> dict:
         if spec.get("dtype") not in TENSOR_DTYPES:
             raise bad(f"{where}.dtype {spec.get('dtype')!r} is not one of {', '.join(TENSOR_DTYPES)}")
         q = spec.get("quantization")
+        # a scale past 1e30 (or inf) dequantizes to inf: non-finite outputs nobody would see in a decoded detection
         if q is not None and not (isinstance(q, dict) and isinstance(q.get("scale"), (int, float))
-                                  and q["scale"] > 0 and isinstance(q.get("zero_point"), int)):
-            raise bad(f"{where}.quantization must be null or {{scale > 0, zero_point}}, got {q!r}")
+                                  and 0 < q["scale"] <= 1e30 and isinstance(q.get("zero_point"), int)
+                                  and abs(q["zero_point"]) < 2 ** 31):
+            raise bad(f"{where}.quantization must be null or {{scale in (0, 1e30], zero_point}}, got {q!r}")
     return card
 
 

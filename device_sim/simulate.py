@@ -18,7 +18,7 @@ import numpy as np
 
 from contract.card import SAMPLE_PACK, is_bare_tflite, resolve_card
 from contract.errors import EXIT_OK, EXIT_SOURCE_FAILED, EXIT_TARGETS_MISSED, UserError
-from contract.files import check_writable, write_json
+from contract.files import check_writable, path_problem, write_json
 from contract.outputs import (
     HeldSignals,
     check_output_folder,
@@ -174,9 +174,10 @@ def _located(model_path: Path | None, source: str | None, samples) -> tuple[Path
                             "on a photograph), video:PATH, folder:PATH or camera:N, or give --samples")
         return None, None, source, Path(samples) if samples else None
     is_bare = is_bare_tflite(model_path)
-    if is_bare and not model_path.is_file():
-        raise UserError(f"{model_path} is a folder, not a .tflite file; give the model file or its export folder"
-                        if model_path.is_dir() else f"{model_path} does not exist")
+    problem = path_problem(model_path, "file")   # a folder is an export folder, unless named like a .tflite
+    if problem is not None and (is_bare or problem not in ("does not exist", "is a folder")):
+        what = "is a folder, not a .tflite file" if problem == "is a folder" else problem
+        raise UserError(f"--model {model_path} {what}; give the model file or its export folder")
     card_path = None if is_bare else resolve_card(model_path)
     source = source or ("photo" if is_bare else "synthetic")
     pack = Path(samples) if samples else None if is_bare else card_path.parent.parent / SAMPLE_PACK
@@ -460,8 +461,8 @@ def apply_overrides(profile, **overrides):
         check_override(name, value)
     result = dataclasses.replace(profile, **changes)
     if "queue_size" in changes and result.drop_policy != "queue":
-        raise UserError(f"--queue-size bounds the queue drop policy, but profile {profile.name} drops with "
-                        f"{result.drop_policy}; add --drop-policy queue, or drop --queue-size")
+        raise UserError(f"--queue-size bounds the queue drop policy, but the drop policy is {result.drop_policy} "
+                        f"(profile {profile.name}, or --drop-policy); use --drop-policy queue, or drop --queue-size")
     if result.core != "host" and result.clock_ghz is None:
         raise UserError(f"--core {result.core} needs --clock-ghz (profile {profile.name} sets no clock)")
     return result

@@ -230,7 +230,9 @@ CASES = [
                                            "{ws}/art/samples.npz", "--frames", "2", "--out", "{ws}/s"], USER,
      "--samples is the synthetic camera's sample pack, but the source is photo"),   # silently ignored before
     ("sim-samples-is-a-folder", [*SIM, "--samples", "{ws}/frames"], USER, "frames is a folder"),
-    ("sim-queue-size-under-latest", [*SIM, "--queue-size", "4"], USER, "add --drop-policy queue"),
+    ("sim-queue-size-under-latest", [*SIM, "--queue-size", "4"], USER, "use --drop-policy queue"),
+    ("sim-model-broken-link", ["simulate", "--model", "{ws}/gone_pipeline", "--out", "{ws}/s"], USER,
+     "gone_pipeline is a broken symbolic link"),   # it said "model.json not found"
     ("sim-std-below-float32", ["simulate", "--model", "{ws}/bare/model.tflite", "--mean", "0,0,0", "--std",
                                "1e-320,1,1", "--out", "{ws}/s"], USER, "--std values"),
     ("sim-pipeline-broken-link", ["simulate", "--pipeline", "{ws}/gone_pipeline", "--out", "{ws}/s"], USER,

@@ -240,3 +240,48 @@ def test_a_card_names_its_kind_and_the_kind_checks_the_card(tmp_path):
     with pytest.raises(UserError, match=r"model.json: task 'pose' is not one of classification, raw"):
         load(task="pose")
     assert load(task="raw").task is task_named("raw")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), 1e12, -1e15])
+def test_drawing_never_fails_on_a_point_it_cannot_draw(bad):
+    """demo.mp4 drew int(NaN) (a ValueError) or a coordinate past int32 (a cv2.error) after the whole run, and no
+    output was written: a non-finite object is not drawn, a huge coordinate is clipped."""
+    from device_sim.decode.geometry import Roi
+    from device_sim.tasks.landmarks import Landmarks
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    points = np.array([[10.0, 10.0], [bad, 20.0]])
+    lm = Landmarks(Roi(20.0, 20.0, 16.0, 16.0, 0.0), points, 0.9, False)
+    assert tasks.task_named("landmarks").draw(frame.copy(), [lm]).shape == frame.shape
+    shown = [(np.array([5.0, 5.0, bad, 30.0]), points, 0.8)]
+    drawn = tasks.task_named("detection").draw(frame.copy(), shown)
+    assert drawn.any() == np.isfinite(bad)   # a huge box is drawn clipped; a NaN one not at all
+
+
+def test_a_nan_presence_is_not_found():
+    from device_sim.decode.geometry import Roi
+
+    spec = type("Spec", (), {"sections": {"landmarks": {"presence_threshold": 0.5}}})()
+    task = tasks.task_named("landmarks")
+    roi = Roi(20.0, 20.0, 16.0, 16.0, 0.0)
+    assert task.keep(spec, (np.zeros((3, 2)), float("nan")), roi, False) is None
+    assert task.keep(spec, (np.zeros((3, 2)), 0.9), roi, False) is not None
+
+
+@pytest.mark.skipif(not (MEDIAPIPE / "face_detection_short_range.tflite").is_file(), reason="no MediaPipe models: "
+                    "run `make mediapipe-models` (make test does)")
+@pytest.mark.parametrize("scale", [float("inf"), 1e38])
+def test_a_quantization_scale_that_dequantizes_to_inf_is_refused(scale):
+    """An int8 output with scale 1e38 dequantized to inf: a detection decode clipped it to a score of 1.0 (found,
+    PASS); scale inf passed the load check, then the run failed writing its report."""
+    import copy
+
+    from contract.card import validate_card
+    from device_sim.model import BareModel, DeployedModel
+
+    tflite = MEDIAPIPE / "face_detection_short_range.tflite"
+    card = copy.deepcopy(DeployedModel.load(tflite, bare=BareModel(task="raw")).card)
+    validate_card(copy.deepcopy(card), tflite)
+    card["outputs"][1]["quantization"] = {"scale": scale, "zero_point": 0}
+    with pytest.raises(UserError, match=r"quantization must be null or \{scale in \(0, 1e30\]"):
+        validate_card(card, tflite)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Task"]
+__all__ = ["Task", "pixels"]
 
 
 class Task:
@@ -112,3 +112,13 @@ class Task:
         if shown is None:
             return None
         return f"{name}: {100 * shown.confidence:.0f}%" + (f" class {shown.label}" if shown.label >= 0 else " of input")
+
+
+def pixels(points) -> np.ndarray | None:
+    """Frame coordinates as int32 pixels for OpenCV's drawing, clipped to +-32767 (a point far outside the frame
+    draws nothing; one past int32 was a cv2.error after the whole run); None when any is not finite: nothing of
+    that object is drawn (int(NaN) was a ValueError, and the run's outputs were lost)."""
+    a = np.asarray(points, np.float64)
+    if not np.isfinite(a).all():
+        return None
+    return np.round(np.clip(a, -32767, 32767)).astype(np.int32)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from device_sim.tasks import register_task
-from device_sim.tasks.base import Task
+from device_sim.tasks.base import Task, pixels
 from device_sim.tasks.schema import BOOL, OUTPUT, num, whole
 
 __all__ = ["Detection"]
@@ -106,12 +106,15 @@ class Detection(Task):
 
     def draw(self, frame: np.ndarray, shown) -> np.ndarray:
         for box, keypoints, score in shown:
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            corners, points = pixels(box), pixels(keypoints)
+            if corners is None or points is None or not np.isfinite(score):   # an invalid frame: not drawn
+                continue
+            x0, y0, x1, y1 = (int(v) for v in corners)
             cv2.rectangle(frame, (x0, y0), (x1, y1), _BOX, 2)
             cv2.putText(frame, f"{100 * score:.0f}%", (x0, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _BOX, 1,
                         cv2.LINE_AA)
-            for x, y in keypoints:
-                cv2.circle(frame, (int(round(x)), int(round(y))), 3, _KEYPOINT, -1)
+            for x, y in points:
+                cv2.circle(frame, (int(x), int(y)), 3, _KEYPOINT, -1)
         return frame
 
     def stage_caption(self, name: str, shown, ran: int) -> str:

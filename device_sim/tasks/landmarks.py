@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from device_sim.tasks import register_task
-from device_sim.tasks.base import Task
+from device_sim.tasks.base import Task, pixels
 from device_sim.tasks.schema import ANGLE, BOOL, OUTPUT, ints, num, whole
 
 __all__ = ["Landmarks", "LandmarksTask"]
@@ -94,7 +94,7 @@ class LandmarksTask(Task):
         from device_sim.decode.geometry import roi_to_frame
 
         points, presence = result
-        if presence < spec.sections["landmarks"].get("presence_threshold", 0.5):
+        if not presence >= spec.sections["landmarks"].get("presence_threshold", 0.5):   # NaN: not found either
             return None
         return Landmarks(roi, roi_to_frame(points, roi), presence, tracked)
 
@@ -136,12 +136,14 @@ class LandmarksTask(Task):
         from device_sim.decode.geometry import roi_to_frame
 
         for lm in kept:
-            corners = roi_to_frame(np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32), lm.roi)
-            cv2.polylines(frame, [np.round(corners).astype(np.int32)], True, _TRACKED if lm.tracked else _NEW, 1,
-                          cv2.LINE_AA)
-            radius = 1 if len(lm.points) > 100 else 3
-            for x, y in lm.points:
-                cv2.circle(frame, (int(round(x)), int(round(y))), radius, _POINT, -1)
+            corners = pixels(roi_to_frame(np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32), lm.roi))
+            points = pixels(lm.points[:, :2])
+            if corners is None or points is None:   # non-finite: counted as an invalid frame, not drawn
+                continue
+            cv2.polylines(frame, [corners], True, _TRACKED if lm.tracked else _NEW, 1, cv2.LINE_AA)
+            radius = 1 if len(points) > 100 else 3
+            for x, y in points:
+                cv2.circle(frame, (int(x), int(y)), radius, _POINT, -1)
         return frame
 
     def stage_caption(self, name: str, kept, ran: int) -> str:
