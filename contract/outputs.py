@@ -174,11 +174,12 @@ def publish(staging: Path, out: Path, *, kind: str, force: bool = False, option:
                 write_manifest(staging, new, path=out)   # recorded where it goes
                 os.replace(staging, out)
                 return
-            own = check_output_folder(out, kind=kind, force=force, option=option)
-            blocked = _blocked(out, own, new)
-            if blocked:
-                raise _clash(out, kind, own, blocked, option)
-            _swap(staging, out, own, new)
+            with writers_in_turn(out):   # a --json written meanwhile is in the ownership read here, or waits
+                own = check_output_folder(out, kind=kind, force=force, option=option)
+                blocked = _blocked(out, own, new)
+                if blocked:
+                    raise _clash(out, kind, own, blocked, option)
+                _swap(staging, out, own, new)
     finally:
         discard(staging)
 
@@ -614,12 +615,20 @@ def recover_output(out: str | Path, *, what: str) -> None:
 
 
 def _manifest_temps(out: Path) -> list[Path]:
-    """A killed manifest write's temporary file in `out` (by its marked name): nobody's."""
-    try:
-        return [p for p in out.glob(f".{MANIFEST}.edgevit-*.tmp") if temp_target(p.name) == MANIFEST
-                and p.is_file() and not p.is_symlink()] if out.is_dir() else []
-    except OSError:
+    """A killed write's temporary file in `out` (by its marked name) of the manifest or of a file the manifest lists
+    (any command's): nobody's. Its name alone says so; nothing is read."""
+    if not out.is_dir() or out.is_symlink():
         return []
+    listed = set(read_manifest(out)) | {MANIFEST}
+    temps = []
+    for rel in tree_files(out):
+        folder, _, name = rel.rpartition("/")
+        target = temp_target(name)
+        path = out / rel
+        if target is not None and (f"{folder}/{target}" if folder else target) in listed and path.is_file() \
+                and not path.is_symlink():
+            temps.append(path)
+    return temps
 
 
 def _is_backup(folder: Path) -> bool:
@@ -722,9 +731,31 @@ def publish_file(path: Path, text: str, *, kind: str) -> None:
     """Writes `text` to the (checked) output file atomically and records it in its folder's manifest."""
     from contract.files import atomic_write
 
+    path.parent.mkdir(parents=True, exist_ok=True)   # check_output_file allowed folders still to be made
+    _wait_for_writer(path.parent)
     with writers_in_turn(path.parent), deferred_signals():   # another command's manifest write loses nothing
         atomic_write(path, lambda p: p.write_text(text))
         write_manifest(path.parent, {**read_manifest(path.parent), path.name: file_facts(path, kind)})
+
+
+def _wait_for_writer(folder: Path) -> None:
+    """A command that holds `folder`'s lock (an export, a simulation) is writing it: a --json into the folder waits
+    until it is done. Written meanwhile, the file would make that command's publish refuse the folder and throw
+    its finished results away. The lock file is only read, never made (its place, beside the folder, may not be
+    writable by a --json's user)."""
+    import fcntl
+
+    folder = resolve_out(folder)
+    if folder in _HELD:
+        return
+    try:
+        fd = os.open(folder.with_name(f".{folder.name}{_LOCK_SUFFIX}"), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)   # blocks while the holder's exclusive lock lasts
+    finally:
+        os.close(fd)
 
 
 def remove_outputs(folder: Path) -> list[str]:
