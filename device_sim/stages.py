@@ -42,19 +42,20 @@ class View:
 class Stage:
     def __init__(self, spec, model, timing: DeviceTiming):
         self.spec, self.model, self.timing, self.name, self.task = spec, model, timing, spec.name, spec.task
-        self._decode = spec.task.decoder(spec, model)
+        self.decode = spec.task.decoder(spec, model)
         self.raw_finite = True   # the last invocation's raw outputs (a detector's NaN scores decode to nothing)
 
-    def decode(self, raw):
+    def finish(self, raw):
+        """The post-processing of one invocation: its raw float outputs checked (raw_finite), then decoded."""
         self.raw_finite = all(bool(np.isfinite(o).all()) for o in raw if np.issubdtype(np.asarray(o).dtype,
                                                                                        np.floating))
-        return self._decode(raw)
+        return self.decode(raw)
 
     def run(self, frame: np.ndarray, roi: Roi | None, timing: DeviceTiming):
         """(decoded result, StageTimes) of one invocation on the whole frame or on the crop `roi` (a fitted one:
         see `fit`)."""
         prepare = (lambda: self.model.preprocess(frame)) if roi is None else (lambda: self._crop(frame, roi))
-        return run_timed(self.model, timing, prepare, self.decode)
+        return run_timed(self.model, timing, prepare, self.finish)
 
     def fit(self, roi: Roi) -> Roi:
         """The ROI the model's crop covers: fitted to its input's aspect ratio by its input geometry (MediaPipe's

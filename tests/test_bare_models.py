@@ -62,7 +62,7 @@ def test_photo_camera_moves_and_replays(tmp_path):
     (["--input-range", "0,1,2"], "--input-range takes 2 comma-separated numbers"),
     (["--labels", "/nonexistent/labels.txt"], "--labels /nonexistent/labels.txt does not exist"),
     (["--source", "synthetic"], "bare .tflite with no sample pack"),
-    (["--source", "photo:/nonexistent.png"], "photo /nonexistent.png not found"),
+    (["--source", "photo:/nonexistent.png"], "photo /nonexistent.png does not exist; give photo:PATH"),
 ])
 def test_bare_model_options_are_checked(tiny_export, tmp_path, extra, fragment):
     bare = tmp_path / "m.tflite"

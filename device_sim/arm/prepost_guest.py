@@ -46,11 +46,11 @@ def work(unit: dict):
     spec = load_pipeline(unit["stage"]["pipeline"])
     stage = Stage(next(s for s in spec.stages if s.name == unit["stage"]["name"]), model, UNTIMED)
     if not stage.spec.on_crops:
-        return model.preprocess, model, stage.decode
+        return model.preprocess, model, stage.finish
     w, h = unit["frame"]
     side = min(w, h) / 2
     roi = Roi(w / 2, h / 2, side, side, 0.0)
-    return (lambda frame: stage._crop(frame, roi)), model, stage.decode
+    return (lambda frame: stage._crop(frame, roi)), model, stage.finish
 
 
 def main(path: str) -> int:
