@@ -14,7 +14,15 @@ from conftest import ROOT
 from torch import nn
 
 from contract.errors import UserError
-from contract.outputs import MANIFEST, check_output_folder, folder_lock, make_staging, publish
+from contract.outputs import (
+    MANIFEST,
+    check_output_file,
+    check_output_folder,
+    folder_lock,
+    make_staging,
+    publish,
+    publish_file,
+)
 
 
 def _stage(out, files: dict[str, str]):
@@ -141,3 +149,29 @@ def test_a_writer_may_record_files_in_its_own_turn(tmp_path):
         waited.join()
         assert proc.poll() is None   # the other process waits for this turn
     assert proc.communicate(timeout=60)[0] == "in\n"
+
+
+_HOLDS_THE_FOLDER = """
+import sys, time
+from pathlib import Path
+from contract.outputs import folder_lock
+with folder_lock(Path(sys.argv[1]), what="simulation"):
+    print("locked", flush=True)
+    time.sleep(2)
+    Path(sys.argv[2]).write_text("done")   # the last thing before it lets go
+"""
+
+
+def test_a_json_waits_for_the_command_writing_its_folder(tmp_path):
+    """A bench --json written into a folder a simulation was writing made the simulation's publish refuse the
+    folder (a file it did not write) and throw its finished results away: the --json waits until it is done."""
+    out = tmp_path / "sim"
+    out.mkdir()
+    path = check_output_file(out / "bench.json", kind="bench")
+    done = tmp_path / "holder-done"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_FOLDER, str(out), str(done)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    publish_file(path, "{}", kind="bench")
+    assert done.is_file()   # written after the holder let go
+    holder.wait(timeout=60)

@@ -1371,29 +1371,3 @@ def test_a_json_into_folders_still_to_be_made_is_written(tmp_path):
     path = check_output_file(tmp_path / "results" / "new" / "bench.json", kind="bench")
     publish_file(path, "{}", kind="bench")
     assert json.loads(path.read_text()) == {} and read_manifest(path.parent)["bench.json"]["kind"] == "bench"
-
-
-_HOLDS_THE_FOLDER = """
-import sys, time
-from pathlib import Path
-from contract.outputs import folder_lock
-with folder_lock(Path(sys.argv[1]), what="simulation"):
-    print("locked", flush=True)
-    time.sleep(2)
-    Path(sys.argv[2]).write_text("done")   # the last thing before it lets go
-"""
-
-
-def test_a_json_waits_for_the_command_writing_its_folder(tmp_path):
-    """A bench --json written into a folder a simulation was writing made the simulation's publish refuse the
-    folder (a file it did not write) and throw its finished results away: the --json waits until it is done."""
-    out = tmp_path / "sim"
-    out.mkdir()
-    path = check_output_file(out / "bench.json", kind="bench")
-    done = tmp_path / "holder-done"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDS_THE_FOLDER, str(out), str(done)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline() == "locked\n"
-    publish_file(path, "{}", kind="bench")
-    assert done.is_file()   # written after the holder let go
-    holder.wait(timeout=60)
