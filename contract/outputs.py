@@ -49,7 +49,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
            "HeldSignals",
            "remove_outputs", "record_outputs", "unchanged_outputs",
-           "writers_in_turn", "restore_left_backup", "recover_output"]
+           "writers_in_turn", "restore_left_backup", "recover_output", "not_a_folder"]
 
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
@@ -815,7 +815,7 @@ def folder_lock(folder: Path, *, what: str):
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        file = _not_a_folder(folder.parent)
+        file = not_a_folder(folder.parent)
         raise UserError(f"cannot make the folder {folder.parent} ({e.strerror}{f': {file} is a file' if file else ''}"
                         "); choose another --out") from None
     lock = folder.with_name(f".{folder.name}{_LOCK_SUFFIX}")
@@ -875,7 +875,7 @@ def _busy(fd: int, folder: Path) -> FolderBusy:
                       "to finish, or write elsewhere")
 
 
-def _not_a_folder(path: Path) -> Path | None:
+def not_a_folder(path: Path) -> Path | None:
     """The first of `path` and its parents that exists but is not a folder."""
     return next((p for p in [*reversed(path.parents), path] if p.exists() and not p.is_dir()), None)
 

@@ -86,7 +86,7 @@ def _resumed_config(args: argparse.Namespace):
     with --resume must equal the saved ones (so `make train TRAIN_ARGS=--resume` works)."""
     from dataclasses import fields, replace
 
-    from contract.outputs import recover_output
+    from contract.outputs import not_a_folder, recover_output
     from edgevit.checkpoint import load_checkpoint
     from edgevit.train.config import TrainConfig
 
@@ -97,7 +97,7 @@ def _resumed_config(args: argparse.Namespace):
     # below are that run's, never the killed run's (its last.pt may already stand in the folder)
     recover_output(out, what="training run")
     if not last.is_file():
-        file = next((p for p in [*reversed(out.parents), out] if p.exists() and not p.is_dir()), None)
+        file = not_a_folder(out)
         raise UserError(f"nothing to resume: {file} is a file, so {out} is no run folder; give the run's folder as "
                         "--out" if file else f"nothing to resume: {last} does not exist; start the run without "
                         "--resume")
