@@ -245,6 +245,9 @@ def _stage(path: Path, i: int, table: dict, earlier: dict) -> StageSpec:
                             f"every crop that {src} gives); remove it from this stage")
     if "mean" in top and "input_range" in top or ("mean" in top) != ("std" in top):
         raise UserError(f"pipeline {path}: {where}give input_range, or mean and std together")
+    if "labels" in top and not task.uses_labels:
+        raise UserError(f"pipeline {path}: {where}labels names a classifier's classes; a {task.name} stage does "
+                        "not read them: remove it")
     describe = {k: top.pop(k) for k in ("input_range", "mean", "std", "color", "labels") if k in top}
     resize = resize_preset(top.pop("resize")) if "resize" in top else parts.pop("resize", None)
     if resize is not None:

@@ -95,7 +95,7 @@ def bare_model(args: argparse.Namespace):
     """The BareModel the options describe, or None when none was given (an exported model's card rules)."""
     from contract.errors import UserError
     from device_sim.model import BareModel
-    from device_sim.tasks import bare_default_task
+    from device_sim.tasks import bare_default_task, task_named
 
     given = {k: getattr(args, k) for k in ("task", "labels", "input_range", "mean", "std", "color", "resize")}
     if all(v is None for v in given.values()):
@@ -108,6 +108,9 @@ def bare_model(args: argparse.Namespace):
     if args.labels is not None:
         labels = _labels(Path(args.labels))
     task = args.task or bare_default_task(bool(labels))
+    if labels and not task_named(task).uses_labels:
+        raise UserError(f"--labels names a classifier's classes; a {task} model does not read them: drop --labels "
+                        "or give --task classification")
     std = _floats(args.std, "--std", 3)
     if std is not None and min(std) < 1e-6:   # 1e-320 passed "> 0", then was 0 in float32: a division by zero
         raise UserError(f"--std values are the channels' spread in 0..1 units, at least 1e-6; got {args.std!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,8 @@ def test_photo_camera_moves_and_replays(tmp_path):
     (["--input-range", "0,1,2"], "--input-range takes 2 comma-separated numbers"),
     (["--labels", "/nonexistent/labels.txt"], "--labels /nonexistent/labels.txt does not exist"),
     (["--source", "synthetic"], "bare .tflite with no sample pack"),
+    (["--labels", str(Path(__file__).parents[1] / "README.md"), "--task", "raw"],   # accepted and ignored before
+     "--labels names a classifier's classes; a raw model does not read them"),
     (["--source", "photo:/nonexistent.png"], "photo /nonexistent.png does not exist; give photo:PATH"),
 ])
 def test_bare_model_options_are_checked(tiny_export, tmp_path, extra, fragment):

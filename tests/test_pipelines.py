@@ -78,6 +78,9 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
     (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.resize]\npolicy = "letterbox"\n'
                             'interpolation_down = "area"'),   # a crop stage's model loads the whole-frame form too
      "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
+    (_st(body='labels = ["a", "b"]'), "labels names a classifier's classes; a raw stage does not read them"),
+    (_st("d2", "detection", 'labels = ["face"]\n[stage.anchors]\nstrides = [8]\n[stage.decode]\nnum_keypoints = 6'),   # accepted and ignored before
+     "a detection stage does not read them"),
     (_st(body="max_crops = 2"), "max_crops applies to a stage on crops"),
     (_st(body="[stage.crop]\nscale = 7.0"), "[stage.crop] applies to a stage on crops"),
     (_st("lm", "landmarks", 'input = "det"\nevery = 5\n[stage.landmarks]\ncount = 5'),   # silently ignored before

@@ -33,6 +33,7 @@ class Task:
     on_crops = False               # may run on crops around an earlier stage's regions
     gives_regions = False          # a crop stage may read this stage (regions() turns its result into crops)
     standalone = False             # a single model (`--model`, a bare model's --task) may be of this kind
+    uses_labels = False            # reads class names (`labels`, --labels); other kinds refuse them
     all_outputs = True             # DeployedModel.invoke returns every output (False: the first one only)
     holds = False                  # a whole-frame stage's last result stands on the frames it skips (every > 1)
     layer = 1                      # demo.mp4 draws lower layers first

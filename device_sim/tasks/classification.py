@@ -14,6 +14,7 @@ __all__ = ["Classification"]
 class Classification(Task):
     name = "classification"
     standalone = True
+    uses_labels = True
     all_outputs = False            # invoke returns the first output: (1, classes)
 
     def check_model(self, model) -> None:
