@@ -81,8 +81,9 @@ register_budget(Budget(
     key="model_size_mb", title="model file size", unit="MB", required=True,
     how="size of the .tflite file", measure=lambda run: run.model_size_mb))
 register_budget(Budget(
-    key="invalid_output_frames", title="frames with non-finite outputs", unit="frames", default=0.0,
-    how="processed frames whose model output held NaN or infinity (a broken model or input)",
+    key="invalid_output_frames", title="frames with invalid outputs", unit="frames", default=0.0,
+    how="processed frames whose model output held NaN or infinity (a broken model or input), or gave a region no "
+        "crop can be taken of (non-finite, under a pixel, or past 16 frame sizes: a wrong decode or crop section)",
     measure=lambda run: float(sum(not r.valid for r in run.records))))
 
 

@@ -51,7 +51,8 @@ _DTYPES = {"index": np.int32, "capture_s": np.float64, "deadline_met": np.bool_,
 _NAMES = [f.name for f in fields(FrameRecord) if f.name != "columns"]
 _OPTIONAL = ("label", "correct")
 FRAME_COLUMNS = tuple(_NAMES)                          # what every frame writes itself (frames.csv's first columns)
-STAGE_COLUMN_KINDS = ("ms", "host_ms", "runs", "found")   # what a pipeline stage adds per frame
+STAGE_COLUMN_KINDS = ("ms", "host_ms", "runs", "found", "bad_regions")   # what a pipeline stage adds per frame
+# bad_regions: regions its input stage found that no crop can be taken of (a crop stage; the frame is invalid)
 
 
 def stage_column(stage: str, kind: str) -> str:

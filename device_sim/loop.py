@@ -151,8 +151,9 @@ class _Run:
             except CorruptFrame as e:
                 self.bad_frames.append(str(e))
                 in_a_row += 1
-                if in_a_row > self.max_bad_frames:
-                    self.reason, self.failed = f"source failed: {in_a_row} corrupt frames in a row ({e})", True
+                if in_a_row >= self.max_bad_frames:   # N in a row end the run (--max-bad-frames N)
+                    self.reason, self.failed = (f"source failed: {in_a_row} corrupt frame{'s' * (in_a_row != 1)} "
+                                                    f"in a row ({e})"), True
                     return None
                 continue
             except SourceFailed as e:

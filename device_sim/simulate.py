@@ -227,8 +227,9 @@ def _check_stop_rule(duration_s, max_frames, max_bad_frames) -> None:
                         f"frames), got {duration_s}")
     if max_frames is not None and max_frames < 1:
         raise UserError(f"--frames must be >= 1, got {max_frames}")
-    if max_bad_frames < 0:
-        raise UserError(f"--max-bad-frames must be >= 0, got {max_bad_frames}")
+    if max_bad_frames < 1:
+        raise UserError(f"--max-bad-frames must be >= 1 (1: the first corrupt frame ends the run), "
+                        f"got {max_bad_frames}")
 
 
 def _host_threads(profile, log) -> int:
@@ -435,6 +436,8 @@ def _print_summary(report: dict, profile, log) -> None:
         if st.get("run_ratio_once_tracking") is not None:
             line += f"; {100 * st['run_ratio_once_tracking']:.0f}% once tracking"
         line += f"), found on {st['frames_found']}"
+        if st.get("bad_regions"):
+            line += f"; {st['bad_regions']} region(s) from its input no crop could be taken of (invalid frames)"
         if lat_st:
             line += f"; time per frame p50 {lat_st['p50']:.2f} p95 {lat_st['p95']:.2f} ms (host p50 {host['p50']:.2f})"
         log(line)

@@ -159,6 +159,7 @@ class Pipeline:
             ran = [r for r, n in zip(recs, runs) if n > 0]
             row = {"name": st.name, "task": st.task.name, "frames_run": len(ran), "run_ratio": float(np.mean(runs > 0)),
                    "invocations": int(runs.sum()),
+                   "bad_regions": int(sum(_col(r, st.name, "bad_regions") for r in recs)),
                    "frames_found": int(sum(_col(r, st.name, "found") > 0 for r in recs)), "found": st.task.found_means,
                    "latency_ms": summarize(_col(r, st.name, "ms") for r in ran) if ran else None,
                    "latency_host_ms": summarize(_col(r, st.name, "host_ms") for r in ran) if ran else None}
@@ -183,11 +184,12 @@ class Pipeline:
         total, columns, self.view, valid = StageTimes(), {}, View(), True
         confidence = 0.0
         for st in self.stages:
-            times, runs, found, conf, ok = self._stage(st, frame)
+            times, runs, found, conf, ok, bad = self._stage(st, frame)
             total.add(times)
-            valid &= ok
+            valid &= ok and not bad
             confidence = conf
-            values = {"ms": times.device_ms, "host_ms": times.host_ms, "runs": runs, "found": found}
+            values = {"ms": times.device_ms, "host_ms": times.host_ms, "runs": runs, "found": found,
+                      "bad_regions": bad}
             columns |= {stage_column(st.name, kind): value for kind, value in values.items()}
         self.count += 1
         return Outcome(total, -1, confidence, valid, columns)
@@ -209,11 +211,11 @@ class Pipeline:
         result = self.held.get(st.name)
         raw_ok = st.raw_finite or not runs   # what it ran on this frame gave finite outputs
         if result is None:
-            return times, runs, 0, 0.0, raw_ok
+            return times, runs, 0, 0.0, raw_ok, 0
         h, w = frame.shape[:2]
         self.view.found[st.name] = st.task.shown(result, st.model.placement(w, h))
         found, confidence, ok = st.task.summary(result)
-        return times, runs, found, confidence, ok and raw_ok
+        return times, runs, found, confidence, ok and raw_ok, 0
 
     def _should_run(self, st: Stage) -> bool:
         if self.count % st.spec.every:
@@ -233,6 +235,10 @@ class Pipeline:
         for roi in source.task.regions(held, st.spec.crop, place) if held is not None else ():
             if all(_overlap(roi, r) <= TRACK_IOU for r, _ in rois):
                 rois.append((roi, False))
+        # a region the stage before found that no crop can be taken of is a wrong output (a decode's scale off by
+        # the input size, a [stage.crop] far too large): counted, and the frame is invalid; a track that compounds
+        # past it ends (the stage before looks again)
+        bad = sum(not t and not _cropable(r, w, h) for r, t in rois)
         rois = [(r, t) for r, t in rois if _cropable(r, w, h)]
         times, kept, ok = StageTimes(), [], True
         for roi, tracked in rois[: st.spec.max_crops]:
@@ -247,7 +253,7 @@ class Pipeline:
         # a track whose next crop is no region ends now, so the stage before looks again on the next frame
         self.tracked[st.name] = [r for r in st.task.track(st.spec, kept) if _cropable(r, w, h)]
         found, confidence, _ = st.task.summary(kept)
-        return times, self.view.ran[st.name], found, confidence, ok
+        return times, self.view.ran[st.name], found, confidence, ok, bad
 
     # -- demo.mp4 ---------------------------------------------------------------------------------
     def draw(self, frame: np.ndarray, rec) -> tuple[np.ndarray, str]:

@@ -248,6 +248,7 @@ CASES = [
                                        "{ws}/s"], USER, "labels"),
     ("sim-foreign-sample-pack", [*SIM, "--samples", "{ws}/foreign_samples.npz"], USER, "sample pack"),
     ("sim-bad-max-bad-frames", [*SIM, "--max-bad-frames", "-1"], USER, "--max-bad-frames"),
+    ("sim-zero-max-bad-frames", [*SIM, "--max-bad-frames", "0"], USER, "--max-bad-frames must be >= 1"),
     # bench
     ("bench-threads-zero", [*BENCH[:2], "--threads", "0"], USER, "--threads"),
     ("bench-min-seconds-inf", [*BENCH, "--min-seconds", "inf"], USER, "--min-seconds"),

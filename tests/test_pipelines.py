@@ -79,8 +79,14 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
                             'interpolation_down = "area"'),   # a crop stage's model loads the whole-frame form too
      "[stage.resize]: interpolation 'area' resizes pixels inside the frame"),
     (_st(body='labels = ["a", "b"]'), "labels names a classifier's classes; a raw stage does not read them"),
-    (_st("d2", "detection", 'labels = ["face"]\n[stage.anchors]\nstrides = [8]\n[stage.decode]\nnum_keypoints = 6'),   # accepted and ignored before
-     "a detection stage does not read them"),
+    (_st("d2", "detection", 'labels = ["face"]\n[stage.anchors]\nstrides = [8]\n[stage.decode]\nnum_keypoints = 6'),
+     "a detection stage does not read them"),   # accepted and ignored before
+    (_st("lm", "landmarks", 'input = "det"\n[stage.landmarks]\ncount = 5\n[stage.track]\nrotation_landmarks = [0, 1]'),
+     "[stage.track] needs [stage.landmarks] presence_output"),   # a track that never ends: the detector idled
+    (STAGE.replace("strides = [8, 16, 16, 16]", "strides = [8, 16, 16, 16]\naspect_ratios = [inf]")
+     .replace('name = "det"', 'name = "d"'), "[stage.anchors] aspect_ratios = [inf] is not numbers 1e-3..1e3"),
+    (STAGE.replace("strides = [8, 16, 16, 16]", "strides = [8, 16, 16, 16]\nmin_scale = 1e300")
+     .replace('name = "det"', 'name = "d"'), "[stage.anchors] min_scale = 1e+300 is not 0 < x <= 16"),
     (_st(body="max_crops = 2"), "max_crops applies to a stage on crops"),
     (_st(body="[stage.crop]\nscale = 7.0"), "[stage.crop] applies to a stage on crops"),
     (_st("lm", "landmarks", 'input = "det"\nevery = 5\n[stage.landmarks]\ncount = 5'),   # silently ignored before
@@ -200,6 +206,7 @@ def test_a_good_pipeline_file_loads(tmp_path, some_tflite):
         max_crops = 2
         [stage.landmarks]
         count = 21
+        presence_output = 1
         [stage.track]
         rotation_landmarks = [0, 9]
         [stage.budgets]
@@ -227,14 +234,36 @@ def test_builtin_pipelines_match_their_models(name):
     pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
     out = pipe.process(np.full((480, 640, 3), 128, np.uint8))
     assert out.valid and set(out.columns) == {f"{s.name}_{c}" for s in spec.stages
-                                              for c in ("ms", "host_ms", "runs", "found")}
+                                              for c in ("ms", "host_ms", "runs", "found", "bad_regions")}
 
 
-def _face_pipeline():
+def _face_pipeline(path=None):
     from device_sim.stages import UNTIMED, Pipeline, Stage, load_stage_models
 
-    spec = load_pipeline("face")
+    spec = load_pipeline(path or "face")
     return Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
+
+
+@needs_models
+@pytest.mark.parametrize("edit", ["", "scale = 1.0\nnum_keypoints", "scale = 1e-6\nnum_keypoints"])
+def test_regions_no_crop_can_be_taken_of_make_the_frame_invalid(tmp_path, edit):
+    """A decode scale that is not the detector's input size (1.0 for 128) gives boxes dozens of frames wide: the
+    crop stage dropped them silently, ran on no frame, and the run PASSed with exit 0. They are counted per frame
+    (landmarks_bad_regions) and the frame is invalid (the invalid-output budget)."""
+    from device_sim.sources.base import SourceSpec
+    from device_sim.sources.photo import PhotoCamera
+
+    text = (ROOT / "device_sim" / "pipelines" / "face.toml").read_text().replace(
+        'model = "mediapipe/', f'model = "{MEDIAPIPE.resolve()}/')
+    if edit:
+        assert "scale = 128.0\nnum_keypoints" in text
+        text = text.replace("scale = 128.0\nnum_keypoints", edit)
+    pipe = _face_pipeline(_write(tmp_path, text))
+    cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
+    outcome = pipe.process(cam.replay(0))
+    assert outcome.columns["detector_found"] == 1
+    assert (outcome.valid, outcome.columns["landmarks_bad_regions"], outcome.columns["landmarks_runs"]) == (
+        (True, 0, 1) if not edit else (False, 1, 0))
 
 
 @needs_models
@@ -261,13 +290,12 @@ def test_face_landmarks_land_on_the_face_and_tracking_skips_the_detector():
 
 
 @needs_models
-@pytest.mark.parametrize("scale, presence", [(5.0, False), (0.001, False), (5.0, True), (1000.0, True),
-                                             ("1.5\nshift_y = 100.0", True)])
-def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scale, presence):
+@pytest.mark.parametrize("scale", [5.0, 0.001, 1000.0, "1.5\nshift_y = 100.0"])
+def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scale):
     """[stage.track] scale within its bounds still compounds: each frame's crop is scale x the points found in the
     one before (5.0: NaN points after a few frames, a traceback; 0.001: a zero-sized crop, a ZeroDivisionError).
     The track ends once its crop is not a region (non-finite, under a pixel, past 16 frame sizes) and the detector
-    runs again; without a presence score, or with a threshold of 0 that lets everything through."""
+    runs again, even with a presence threshold of 0 that lets everything through."""
     from device_sim.sources.base import SourceSpec
     from device_sim.sources.photo import PhotoCamera
     from device_sim.stages import UNTIMED, Pipeline, Stage, load_stage_models
@@ -275,8 +303,7 @@ def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scal
     text = (ROOT / "device_sim" / "pipelines" / "face.toml").read_text().replace(
         'model = "mediapipe/', f'model = "{MEDIAPIPE.resolve()}/')
     text = text.replace("scale = 1.5\nextent", f"scale = {scale}\nextent")
-    text = text.replace("presence_threshold = 0.5", "presence_threshold = 0.0") if presence else "\n".join(
-        ln for ln in text.splitlines() if not ln.startswith("presence_"))
+    text = text.replace("presence_threshold = 0.5", "presence_threshold = 0.0")
     assert f"scale = {scale}" in text
     spec = load_pipeline(_write(tmp_path, text))
     pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])

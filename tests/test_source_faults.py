@@ -150,5 +150,7 @@ def test_folder_faults(tiny_export, tmp_path, profile):
         (root / f"{i:02d}.png").write_bytes(b"broken")
     code, report = _run(tiny_export, profile, tmp_path / "o2", f"folder:{root}", max_bad_frames=2)
     assert code == EXIT_SOURCE_FAILED and report["frames"]["processed"] == 4
-    assert "3 corrupt frames in a row" in report["stop_reason"]
+    assert "2 corrupt frames in a row" in report["stop_reason"]   # N in a row end it (3 did, with N = 2)
     _check_report(tmp_path / "o2", code, report)
+    code, report = _run(tiny_export, profile, tmp_path / "o3", f"folder:{root}", max_bad_frames=4)
+    assert code == EXIT_SOURCE_FAILED and "4 corrupt frames in a row" in report["stop_reason"]

@@ -23,13 +23,16 @@ _BOX, _KEYPOINT = (0, 200, 0), (0, 0, 255)
 class Detection(Task):
     name = "detection"
     sections = {
-        "anchors": {"strides": (list, lambda v: v and all(isinstance(x, int) and x > 0 for x in v),
-                                "whole numbers > 0"),
-                    "min_scale": num(lambda v: v > 0, "> 0"), "max_scale": num(lambda v: v > 0, "> 0"),
+        # bounded: an anchor of 1e300 input sizes (or an aspect ratio of inf) decodes finite garbage boxes
+        "anchors": {"strides": (list, lambda v: v and all(isinstance(x, int) and not isinstance(x, bool)
+                                                          and 1 <= x <= 4096 for x in v), "whole numbers 1..4096"),
+                    "min_scale": num(lambda v: 0 < v <= 16, "0 < x <= 16 (input sizes)"),
+                    "max_scale": num(lambda v: 0 < v <= 16, "0 < x <= 16 (input sizes)"),
                     "offset": num(lambda v: 0 <= v <= 1, "0..1"),
-                    "aspect_ratios": (list, lambda v: v and all(isinstance(x, (int, float)) and x > 0 for x in v),
-                                      "numbers > 0"),
-                    "interpolated_scale_aspect_ratio": num(lambda v: v >= 0, ">= 0 (0: none)"),
+                    "aspect_ratios": (list, lambda v: v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                                and 1e-3 <= x <= 1e3 for x in v),
+                                      "numbers 1e-3..1e3"),
+                    "interpolated_scale_aspect_ratio": num(lambda v: 0 <= v <= 1e3, "0..1e3 (0: none)"),
                     "fixed_anchor_size": BOOL},
         "decode": {"boxes_output": OUTPUT, "scores_output": OUTPUT,
                    "scale": num(lambda v: 1e-6 <= v <= 1e9, "1e-6..1e9 (the size its offsets are in)"),

@@ -117,6 +117,9 @@ class LandmarksTask(Task):
         if "rotation_landmarks" in track and max(track["rotation_landmarks"]) >= count:
             return (f"[stage.track] rotation_landmarks = {track['rotation_landmarks']} but [stage.landmarks] count = "
                     f"{count} (points 0..{count - 1})")
+        if track and "presence_output" not in spec.sections["landmarks"]:   # the stage before would idle for ever
+            return ("[stage.track] needs [stage.landmarks] presence_output (the score that ends a track when the "
+                    "object leaves); without it a track never ends and the stage before never looks again")
         return None
 
     def regions(self, kept: list, crop: dict, place) -> list:
