@@ -138,6 +138,8 @@ class Ownership:
     leftovers: list[str] = field(default_factory=list)        # of owned: killed writes' temporary files
 
     def describe(self, names: list[str], *, limit: int = 4) -> str:
+        # a subfolder's own manifest (a bench --json written there) is named after the files it lists
+        names = sorted(names, key=lambda n: n.rpartition("/")[2] == MANIFEST)
         shown = [f"{n} (changed since edgevit wrote it)" if n in self.changed else n for n in names[:limit]]
         return ", ".join(shown) + (f" and {len(names) - limit} more" if len(names) > limit else "")
 

@@ -49,7 +49,7 @@ __all__ = ["MANIFEST", "resolve_out", "check_output_folder", "make_staging", "pu
            "FolderBusy", "written_in_place", "InPlace", "check_output_file", "publish_file", "deferred_signals",
            "HeldSignals",
            "remove_outputs", "record_outputs", "unchanged_outputs",
-           "writers_in_turn", "restore_left_backup", "recover_output", "not_a_folder"]
+           "writers_in_turn", "restore_left_backup", "recover_output", "recover_input", "not_a_folder"]
 
 _LOCK_SUFFIX = ".lock"
 _BACKUP_MARK = ".old-"    # .NAME.old-XXXX beside a folder: its earlier outputs while they are being replaced
@@ -606,12 +606,31 @@ def recover_output(out: str | Path, *, what: str) -> None:
     out = resolve_out(out)
     if not _left_backups(out) and not _orphans(out) and not _manifest_temps(out):
         return
-    with contextlib.nullcontext() if out in _HELD else folder_lock(out, what=what):
+    with contextlib.ExitStack() as held:
+        if out not in _HELD:
+            try:
+                held.enter_context(folder_lock(out, what=what))
+            except FolderBusy:   # a live command is writing `out`: its staging folder or backup is in use, not left
+                return           # (a --json into the folder then waits for it; a command writing it is refused)
         restore_left_backup(out)
         for path in _orphans(out):
             shutil.rmtree(path, ignore_errors=True)
         for path in _manifest_temps(out):
             path.unlink(missing_ok=True)
+
+
+def recover_input(path: str | Path, *, what: str) -> None:
+    """Before a command reads `path` (a checkpoint, an export folder, a model file): an output folder holding it that
+    a killed command left half replaced (the earlier output moved aside beside it) is put back first, as the next
+    command writing that folder would; else this command reads files that recovery then discards (an export built
+    from a killed --force run's best.pt, named as the run's). A folder a live command is writing is left to it."""
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):   # a loop of links, a NUL: the command names it when it reads
+        return
+    for folder in [real, *real.parents]:
+        if folder.parent != folder and (_left_backups(folder) or _orphans(folder)):
+            recover_output(folder, what=what)   # (what else it left beside the folder goes too)
 
 
 def _manifest_temps(out: Path) -> list[Path]:
@@ -713,6 +732,7 @@ def check_output_file(path: str | Path, *, kind: str, force: bool = False, input
             raise UserError(f"{option} {path} is an input of this command ({p}); write the results elsewhere")
     check_writable(real.parent, option=option)
     recover_output(real.parent, what=kind)   # a command killed while it replaced that folder's output: undone first
+    recover_input(real.parent, what=kind)    # ... or an output folder holding it (--json art/fp32/bench.json)
     if real.exists() and not real.is_file():
         raise UserError(f"{option} {path} is not a regular file (a FIFO, socket or device); choose another {option}")
     manifest = real.parent / MANIFEST
@@ -768,7 +788,7 @@ def remove_outputs(folder: Path) -> list[str]:
         return []
     kinds = {f["kind"] for f in read_manifest(folder).values()}
     owned = sorted({rel for kind in kinds for rel in ownership(folder, kind).owned})
-    with deferred_signals():
+    with writers_in_turn(folder), deferred_signals():
         for rel in owned:
             (folder / rel).unlink()
         write_manifest(folder, {rel: f for rel, f in read_manifest(folder).items() if rel not in owned})
@@ -787,12 +807,15 @@ def _main(argv: list[str]) -> int:
         if Path(path).is_symlink():
             print(f"clean: {path} is a symlink: not followed; clean the folder it points to")
             continue
-        try:
-            recover_output(Path(path), what="command")   # a killed replacement's backup goes back, then away
+        if not Path(path).is_dir() and not _left_backups(resolve_out(path)) and not _orphans(resolve_out(path)):
+            continue
+        try:   # never while a command writes it (a training's checkpoints would go, then come back half)
+            with folder_lock(Path(path), what="make clean"):
+                recover_output(Path(path), what="make clean")   # a killed replacement's backup goes back, then away
+                gone = remove_outputs(Path(path))
         except UserError as e:
             print(f"clean: {e}")
             return 2
-        gone = remove_outputs(Path(path))
         if gone:
             print(f"clean: {path}: removed {len(gone)} file(s) edgevit wrote"
                   + ("" if not Path(path).exists() else "; the rest is not edgevit's and stays"))

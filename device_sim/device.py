@@ -25,7 +25,7 @@ import numpy as np
 from contract.card import card_arithmetic
 from contract.errors import UserError
 
-__all__ = ["DeviceTiming", "device_timing", "cached_instructions", "CACHE_ENV"]
+__all__ = ["DeviceTiming", "device_timing", "cached_instructions", "cache_file", "CACHE_ENV"]
 
 CACHE_ENV = "EDGEVIT_CACHE_DIR"
 COUNT_INVOKES = 3
@@ -46,9 +46,10 @@ class DeviceTiming:
         return asdict(self)
 
 
-def _cache_file() -> Path:
+def cache_file(name: str = "instructions.json") -> Path:
+    """A cache file of the simulator's (EDGEVIT_CACHE_DIR, else ~/.cache/edgevit)."""
     root = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgevit"
-    return Path(root) / "instructions.json"
+    return Path(root) / name
 
 
 def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log=print) -> dict:
@@ -62,7 +63,7 @@ def cached_instructions(tflite: Path, sha256: str, core: str, x: np.ndarray, log
     env = find_env(None)
     versions = env.versions()
     key = f"{sha256}/{core}/{versions['runtime']}/{versions['emulator']}/steady"   # counted between marks
-    path = _cache_file()
+    path = cache_file()
     cache = load_cache(path)
     if not usable(key, cache.get(key), ("per_inference",)):   # never trust what this code did not write
         log(f"counting instructions per inference on {core} (aarch64 under qemu; once per model, cached in {path})")
@@ -116,5 +117,5 @@ def _prepost(model, profile, stage, pipeline, log) -> dict:
     from device_sim.arm.prepost import cached_prepost, prepost_unit, project_prepost
 
     unit = prepost_unit(model, (profile.camera_width, profile.camera_height), stage, pipeline)
-    counted = cached_prepost([unit], profile.core, cache_file=_cache_file(), log=log)[0]
+    counted = cached_prepost([unit], profile.core, cache_file=cache_file(), log=log)[0]
     return {**project_prepost(counted, profile.core, profile.clock_ghz), "frame": unit["frame"]}

@@ -49,7 +49,42 @@ def _measure(paths: list[str], threads: int) -> dict:
     return {"before_mb": before, "after_mb": after, "runtime_mb": after - before, "per_model_mb": steps}
 
 
-def measure_runtime(tflites: list[Path], threads: int) -> dict:
+def measure_runtime(tflites: list[Path], threads: int, log=print) -> dict:
+    """What _measure gives for these models loaded together, measured once per (model hashes, threads, runtime)
+    and cached beside the instruction counts: resident memory varies by a page or two from one process to the
+    next, and a memory budget right at its limit must not flip between two runs of the same simulation."""
+    import platform
+
+    from contract.files import sha256_file
+    from contract.runtime import runtime_name, runtime_version
+    from device_sim.arm.count_cache import load_cache, save_cache, seal
+    from device_sim.device import cache_file
+
+    key = "/".join([*(sha256_file(Path(t)) for t in tflites), f"threads={threads}", runtime_name(),
+                    runtime_version(), platform.machine()])
+    path = cache_file("footprint.json")
+    cache = load_cache(path)
+    if not _usable(key, cache.get(key), len(tflites)):   # never trust what this code did not write
+        cache[key] = seal(key, _measure_fresh(tflites, threads))
+        save_cache(path, cache, log)
+    return {k: v for k, v in cache[key].items() if k != "check"}
+
+
+def _usable(key: str, entry, models: int) -> bool:
+    from device_sim.arm.count_cache import seal
+
+    def mb(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e6
+
+    try:
+        return (isinstance(entry, dict) and all(mb(entry.get(k)) for k in ("before_mb", "after_mb"))
+                and isinstance(entry.get("runtime_mb"), (int, float)) and isinstance(entry.get("per_model_mb"), list)
+                and len(entry["per_model_mb"]) == models and seal(key, entry) == entry)
+    except (ValueError, TypeError, RecursionError):   # NaN or an unserializable value: measured again
+        return False
+
+
+def _measure_fresh(tflites: list[Path], threads: int) -> dict:
     """Runs _measure in a fresh process (the caller's own allocations must not count)."""
     proc = subprocess.run([sys.executable, "-m", "device_sim.footprint", *map(str, tflites), "--threads", str(threads)],
                           capture_output=True, text=True, timeout=600)

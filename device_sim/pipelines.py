@@ -64,7 +64,10 @@ _STAGE_KEYS = {   # key -> (type, check, meaning): the keys of every [[stage]], 
     "task": (str, lambda v: v in task_names(), lambda: " | ".join(task_names())),
     "input": (str, bool, f"{FRAME!r} or the name of an earlier stage that finds regions"),
     "every": whole(1, 1000), "skip_while_tracking": BOOL, "max_crops": whole(1, 16),
-    "input_range": floats(2), "mean": floats(3), "std": floats(3, lambda x: x >= 1e-6, "at least 1e-6"),
+    # bounded: a model takes values within +-1e6 (1e38 overflowed float32 while quantizing the input)
+    "input_range": floats(2, lambda x: abs(x) <= 1e6, "within -1e6..1e6"),
+    "mean": floats(3, lambda x: abs(x) <= 1e6, "within -1e6..1e6"),
+    "std": floats(3, lambda x: 1e-6 <= x <= 1e6, "1e-6..1e6"),
     "color": (str, lambda v: v.upper() in ("RGB", "BGR"), "RGB or BGR"),
     "resize": (str, lambda v: v in POLICIES, " | ".join(POLICIES) + " (or a [stage.resize] table)"),
     "labels": (list, lambda v: all(isinstance(x, str) for x in v), "a list of class names")}

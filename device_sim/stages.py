@@ -96,7 +96,7 @@ def load_stage_models(spec, threads: int = 1) -> list:
 
 
 def _stage_model(st, where: str, threads: int):
-    from contract.card import is_bare_tflite
+    from contract.card import is_bare_tflite, resolve_card
     from contract.errors import UserError
     from device_sim.model import BareModel, DeployedModel
 
@@ -106,6 +106,11 @@ def _stage_model(st, where: str, threads: int):
             task=st.task.name, labels=tuple(d.get("labels", ())), value_range=tuple(d.get("input_range", (0.0, 255.0))),
             mean=tuple(d["mean"]) if "mean" in d else None, std=tuple(d["std"]) if "std" in d else None,
             color=d.get("color", "RGB"), resize=d.get("resize")))
+    try:
+        resolve_card(st.model)
+    except UserError:   # its message names --model; a pipeline's stage says `model =`
+        raise UserError(f"{where}: model {st.model} is not a .tflite, an export folder or its model.json; point "
+                        "model at one (e.g. artifacts/edgevit_xs-digits/int8, made by `edgevit export`)") from None
     if st.describe:
         raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
                         f"{', '.join(st.describe)} (they describe a bare .tflite only)")

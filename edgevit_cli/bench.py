@@ -6,6 +6,8 @@ import argparse
 
 from edgevit_cli.main import seed
 
+INPUTS = ("model", "samples")   # recovered before they are read (edgevit_cli.main._recover_inputs)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="export folder (with model.json), a model.json, or a bare .tflite")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from edgevit_cli.main import seed
 
+INPUTS = ("checkpoint",)   # recovered before they are read (edgevit_cli.main._recover_inputs)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from export.from_checkpoint import DEFAULT_FORMATS

@@ -66,9 +66,21 @@ def _command(name: str, argv: list[str]):
         cmd_parser = OneLineParser(prog=f"edgevit {name}", description=COMMANDS[name])
         module.add_arguments(cmd_parser)
         args = cmd_parser.parse_args(argv)
+        _recover_inputs(name, module, args)
         return module.run(args)
     except ModuleNotFoundError as e:
         raise _missing_extra(name, e) from None
+
+
+def _recover_inputs(name: str, module, args) -> None:
+    """The paths the command reads (its module's INPUTS: option names) are recovered first: an output folder a
+    killed command left half replaced is put back before its files are read (contract.outputs.recover_input)."""
+    from contract.outputs import recover_input
+
+    for option in getattr(module, "INPUTS", ()):
+        value = getattr(args, option, None)
+        if value:
+            recover_input(value, what=name)
 
 
 def main(argv: list[str] | None = None, *, exiting: bool | None = None) -> int:

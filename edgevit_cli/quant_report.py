@@ -9,6 +9,9 @@ OUTPUT_KIND = "quant-report"
 OUTPUT_FILES = ("quant_report.json", "quant_report.png")
 
 
+INPUTS = ("export_dir",)   # recovered before they are read (edgevit_cli.main._recover_inputs)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("export_dir", help="a folder written by `edgevit export` (model.onnx, int8/, samples.npz)")
     p.add_argument("--images", type=int, default=32, help="images from its sample pack to compare on (default 32)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from edgevit_cli.main import seed
 
+INPUTS = ("model", "samples")   # recovered before they are read (edgevit_cli.main._recover_inputs)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from device_sim.arm.cores import CORES
@@ -73,6 +75,8 @@ def _floats(text: str | None, option: str, n: int) -> tuple[float, ...] | None:
         values = ()
     if len(values) != n or not all(math.isfinite(v) for v in values):
         raise UserError(f"{option} takes {n} comma-separated numbers, got {text!r}")
+    if max(abs(v) for v in values) > 1e6:   # a model takes values within +-1e6; 1e38 overflowed float32
+        raise UserError(f"{option} takes numbers within -1e6..1e6, got {text!r}")
     return values
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+INPUTS = ("artifact", "samples")   # recovered before they are read (edgevit_cli.main._recover_inputs)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from device_sim.arm.cores import CORES

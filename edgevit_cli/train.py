@@ -17,6 +17,9 @@ from edgevit_cli.main import seed
 RESUME_OK = {"out", "threads", "no_progress", "resume", "force"}
 
 
+INPUTS = ("teacher",)   # recovered before they are read (edgevit_cli.main._recover_inputs)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from edgevit.train.config import TrainConfig
 

@@ -61,6 +61,7 @@ def test_photo_camera_moves_and_replays(tmp_path):
     (["--mean", "0.5,0.5,0.5"], "--mean and --std go together"),
     (["--input-range=1,0"], "LOW < HIGH"),
     (["--input-range", "0,1,2"], "--input-range takes 2 comma-separated numbers"),
+    (["--input-range=-1e38,1e38"], "--input-range takes numbers within -1e6..1e6"),   # float32 overflow warnings
     (["--labels", "/nonexistent/labels.txt"], "--labels /nonexistent/labels.txt does not exist"),
     (["--source", "synthetic"], "bare .tflite with no sample pack"),
     (["--labels", str(Path(__file__).parents[1] / "README.md"), "--task", "raw"],   # accepted and ignored before

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +176,47 @@ def test_a_json_waits_for_the_command_writing_its_folder(tmp_path):
     publish_file(path, "{}", kind="bench")
     assert done.is_file()   # written after the holder let go
     holder.wait(timeout=60)
+
+
+_STAGES_THE_FOLDER = """
+import sys, time
+from pathlib import Path
+from contract.outputs import folder_lock, make_staging
+with folder_lock(Path(sys.argv[1]), what="simulation"):
+    print(make_staging(Path(sys.argv[1])), flush=True)   # its results, still being written beside the folder
+    time.sleep(2)
+    Path(sys.argv[2]).write_text("done")
+"""
+
+
+def test_a_json_waits_even_while_the_writer_stages_beside_the_folder(tmp_path):
+    """With the simulation's staging folder beside its --out, a --json into that folder took the staging folder for
+    one a killed command left, tried to clear it under the folder's lock and was refused ('a simulation is writing
+    ...'): whether it waited depended on timing. A live writer's staging folder is its own: the --json waits."""
+    out = tmp_path / "sim"
+    out.mkdir()
+    done = tmp_path / "holder-done"
+    holder = subprocess.Popen([sys.executable, "-c", _STAGES_THE_FOLDER, str(out), str(done)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    staging = Path(holder.stdout.readline().strip())
+    assert staging.is_dir() and staging.parent == tmp_path
+    path = check_output_file(out / "bench.json", kind="bench")   # refused before
+    assert staging.is_dir()                                       # left to its writer
+    publish_file(path, "{}", kind="bench")
+    assert done.is_file()
+    holder.wait(timeout=60)
+
+
+def test_make_clean_refuses_a_folder_a_command_is_writing(tmp_path, capsys):
+    """`python -m contract.outputs clean` removed a training's files while it was still writing them (it then made
+    the folder again and finished, its manifest lost). A folder whose lock a command holds is refused."""
+    from contract.outputs import _main, folder_lock, written_in_place
+
+    run = tmp_path / "run"
+    with written_in_place(run, kind="train", force=False) as w:
+        (run / "best.pt").write_text("weights")
+        w.record(run / "best.pt")
+    with folder_lock(run, what="training run"):
+        assert _main(["clean", str(run)]) == 2
+    assert "a training run is writing" in capsys.readouterr().out and (run / "best.pt").read_text() == "weights"
+    assert _main(["clean", str(run)]) == 0 and not run.exists()

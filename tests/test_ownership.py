@@ -253,11 +253,7 @@ def test_a_force_run_killed_in_its_first_epoch_gives_the_earlier_run_back(tmp_pa
     with written_in_place(out, kind="train", force=False) as w:
         _run_files(out, "old", w)
     (out / "notes.txt").write_text("mine")
-    code = _KILLED_FORCE_RUN.replace("        w.checkpointed()\n", "")
-    assert code != _KILLED_FORCE_RUN
-    proc = subprocess.run([sys.executable, "-c", code, str(out), "1"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    _killed_force_run(out, checkpointed=False, written=True)
     assert (out / "best.pt").read_text() == "new"
     with written_in_place(out, kind="train", force=False, resume=True):
         pass
@@ -277,19 +273,22 @@ _KILLED_FORCE_RUN = """
 import os, signal, sys
 from pathlib import Path
 from contract.outputs import written_in_place
-out, checkpoint = Path(sys.argv[1]), sys.argv[2] == "1"
+out, checkpoint = Path(sys.argv[1]), sys.argv[2]
 with written_in_place(out, kind="train", force=True) as w:
-    if checkpoint:
+    if checkpoint != "0":   # "written": a best.pt of its first epoch, killed before the run counts as checkpointed
         (out / "best.pt").write_text("new")
         w.record(out / "best.pt")
+    if checkpoint == "1":
         w.checkpointed()
     os.kill(os.getpid(), signal.SIGKILL)   # an OOM kill: no handler, no rollback
 """
 
 
-def _killed_force_run(out: Path, *, checkpointed: bool) -> None:
-    """A `--force` run into `out`, killed (SIGKILL) before or after its first checkpoint."""
-    proc = subprocess.run([sys.executable, "-c", _KILLED_FORCE_RUN, str(out), "1" if checkpointed else "0"],
+def _killed_force_run(out: Path, *, checkpointed: bool, written: bool = False) -> None:
+    """A `--force` run into `out`, killed (SIGKILL) before or after its first checkpoint (`written`: before, with a
+    best.pt written)."""
+    mode = "1" if checkpointed else "written" if written else "0"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_FORCE_RUN, str(out), mode],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
@@ -1371,3 +1370,66 @@ def test_a_json_into_folders_still_to_be_made_is_written(tmp_path):
     path = check_output_file(tmp_path / "results" / "new" / "bench.json", kind="bench")
     publish_file(path, "{}", kind="bench")
     assert json.loads(path.read_text()) == {} and read_manifest(path.parent)["bench.json"]["kind"] == "bench"
+
+
+def test_a_command_reading_a_half_replaced_run_puts_the_earlier_run_back_first(tmp_path):
+    """export read the best.pt a killed `train --force` had written before its first checkpoint and exited 0; the
+    next training then put the earlier run back, and the export named a checkpoint that no longer held its model.
+    A command's inputs are recovered before they are read (the folder they lie in, at any depth)."""
+    from edgevit_cli.main import main
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        _run_files(out, "old", w)
+    _killed_force_run(out, checkpointed=False, written=True)
+    assert (out / "best.pt").read_text() == "new"   # the killed run's, about to be discarded
+    main(["export", str(out / "best.pt"), "--out", str(tmp_path / "art")], exiting=False)
+    assert (out / "best.pt").read_text() == "old" and (out / "baseline" / "best.pt").read_text() == "old"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.old-")]
+
+
+def test_a_benchmark_of_a_half_swapped_export_reads_one_whole_export(tmp_path):
+    """`bench art/int8` after an export killed mid-swap read a mix of the earlier export's and the new one's
+    files (and told the user to re-run export). The export is put back whole before the model is read."""
+    from contract.manifest import ownership
+    from edgevit_cli.main import main
+
+    recovered = 0
+    for at in range(1, 40):
+        case = tmp_path / f"k{at}"
+        case.mkdir()
+        out, users = _earlier_export_with_user_files(case)
+        proc = _killed(out, at, "publish")
+        if proc.returncode == 0:
+            break
+        pending = any(p.name.startswith(".art.old-") for p in case.iterdir())
+        main(["bench", str(out / "int8"), "--runs", "1"], exiting=False)   # the files are no model: refused
+        own = ownership(out, "export")
+        assert {rel: (out / rel).read_text() for rel in own.owned} in (_OLD, _NEW), f"killed at call {at}"
+        assert_unchanged(users, out, f"killed at call {at}")
+        recovered += pending and not any(p.name.startswith(".art.old-") for p in case.iterdir())
+    assert recovered >= 3, recovered
+
+
+def test_a_json_into_a_subfolder_of_a_half_swapped_export_puts_the_export_back_first(tmp_path):
+    """`bench --json art/fp32/b.json` recovered only art/fp32 and wrote into a folder holding a mix of the earlier
+    and the new export's files; the refusal that followed named edgevit's own fp32/.edgevit-output.json first."""
+    from contract.manifest import Ownership, ownership
+
+    pending = 0
+    for at in range(1, 40):
+        case = tmp_path / f"k{at}"
+        case.mkdir()
+        out, users = _earlier_export_with_user_files(case)
+        if _killed(out, at, "publish").returncode == 0:
+            break
+        if not any(p.name.startswith(".art.old-") for p in case.iterdir()):
+            continue
+        pending += 1
+        check_output_file(out / "int8" / "b.json", kind="bench")
+        own = ownership(out, "export")
+        assert {rel: (out / rel).read_text() for rel in own.owned} in (_OLD, _NEW), f"killed at call {at}"
+        assert not any(p.name.startswith(".art.old-") for p in case.iterdir()), f"killed at call {at}"
+    assert pending >= 3, pending
+    own = Ownership(kind="export", manifest={}, raw=b"")
+    assert own.describe(["fp32/.edgevit-output.json", "fp32/b.json"]) == "fp32/b.json, fp32/.edgevit-output.json"

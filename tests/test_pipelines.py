@@ -66,7 +66,8 @@ def _st(name="x", task="raw", body="", model="{model}") -> str:
     (_st(body="every = 2.0"), "every = 2.0 is not a whole number (1..1000)"),
     (_st(body="every = true"), "every = true is not a whole number (1..1000)"),
     (_st(body="std = [1e-320, 0.5, 0.5]\nmean = [0.5, 0.5, 0.5]"),   # 0 in float32: a NaN detector, PASS
-     "std = [1e-320, 0.5, 0.5] is not 3 numbers, each at least 1e-6"),
+     "std = [1e-320, 0.5, 0.5] is not 3 numbers, each 1e-6..1e6"),
+    (_st(body="input_range = [-1e38, 1e38]"), "input_range = [-1e+38, 1e+38] is not 2 numbers, each within -1e6..1e6"),
     (_st(body="speed = 2"), "unknown key [[stage]] x: 'speed'"),
     (_st(body="[stage.magic]\na = 1"), "unknown section [stage.magic]"),
     (_st(model="missing.tflite"), "model 'missing.tflite' not found"),
@@ -462,3 +463,17 @@ def test_a_builtin_pipeline_finds_its_models_from_any_working_folder(tmp_path, m
     monkeypatch.chdir(tmp_path)
     assert models_dir().resolve() == (ROOT / ".models").resolve()
     assert len(load_stage_models(load_pipeline("face"))) == 2
+
+
+@pytest.mark.parametrize("describe", ["", "input_range = [0.0, 1.0]"])
+def test_a_stage_model_that_is_no_model_is_named_as_the_pipelines(tmp_path, describe):
+    """model = a text file: with input_range it was called 'has a model card', without it the advice named
+    --model, an option a pipeline's stage does not have."""
+    from device_sim.stages import load_stage_models
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    path = _write(tmp_path, _st(model="notes.txt", body=describe))
+    with pytest.raises(UserError) as e:
+        load_stage_models(load_pipeline(path))
+    assert "stage x: model " in str(e.value) and "notes.txt is not a .tflite, an export folder or its model.json; " \
+        "point model at one" in str(e.value) and "--model" not in str(e.value) and "model card" not in str(e.value)
