@@ -125,6 +125,89 @@ def _kept_float(model: nn.Module, x: torch.Tensor, ref: np.ndarray, ranges: dict
             for g, points in sorted(groups.items())}
 
 
+def _stream_ranges(model: nn.Module, calib: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Per stage of an EdgeViT: each channel's largest |value| on its residual stream (the stage's input, the
+    stream between token mixer and FFN, each block's output) over the calibration images."""
+    acc: dict[int, torch.Tensor] = {}
+
+    def note(i: int, t: torch.Tensor) -> None:
+        a = t.detach().abs().amax(dim=(0, 2, 3))
+        acc[i] = torch.maximum(acc[i], a) if i in acc else a
+
+    hooks = []
+    for i, stage in enumerate(model.stages):
+        blocks = [b for b in stage if hasattr(b, "ffn")]
+        hooks.append(blocks[0].register_forward_pre_hook(lambda m, inp, i=i: note(i, inp[0])))
+        for b in blocks:
+            hooks.append(b.ffn.register_forward_pre_hook(lambda m, inp, i=i: note(i, inp[0])))
+            hooks.append(b.register_forward_hook(lambda m, inp, out, i=i: note(i, out)))
+    with torch.no_grad():
+        model(calib)
+    for h in hooks:
+        h.remove()
+    return acc
+
+
+def _conv(m: nn.Module) -> nn.Module:
+    return m if isinstance(m, (nn.Conv2d, nn.Linear)) else next(c for c in m.modules() if isinstance(c, nn.Conv2d))
+
+
+@torch.no_grad()
+def equalize_stream(model: nn.Module, calib: torch.Tensor, alpha: float) -> None:
+    """Float-exact per-channel rescaling of a fused EdgeViT's residual stream (cross-layer equalization through
+    the residual adds, SmoothQuant's migration strength `alpha`): stage i's stream becomes x / s_i with
+    s_i = (range_c / max range)^alpha, folded into the conv that writes it (stem or downsample: rows / s), the
+    branch outputs that add to it (mixer bias, attention proj, fc2: rows / s), the convs that read it (q, k, v,
+    fc1, the next downsample: columns * s) and the classifier (columns * s; pooling is linear). The depthwise mixer
+    is per channel: only its bias moves. ReLU after the stem commutes with a positive scale."""
+    ranges = _stream_ranges(model, calib)
+    scales = {i: (r.clamp_min(1e-6) / r.max()) ** alpha for i, r in ranges.items()}
+    for i, stage in enumerate(model.stages):
+        s, col = scales[i], scales[i].view(1, -1, 1, 1)
+        writer = _conv(model.stem[-1]) if i == 0 else stage[0]
+        if i:
+            writer.weight.mul_(scales[i - 1].view(1, -1, 1, 1))
+        writer.weight.div_(s.view(-1, 1, 1, 1))
+        writer.bias.div_(s)
+        for b in (b for b in stage if hasattr(b, "ffn")):
+            if hasattr(b.mixer, "dw"):
+                _conv(b.mixer.dw).bias.div_(s)
+            else:
+                for c in (b.mixer.q, b.mixer.k, b.mixer.v):
+                    c.weight.mul_(col)
+            for out in ([] if hasattr(b.mixer, "dw") else [b.mixer.proj]) + [b.ffn.fc2]:
+                _conv(out).weight.div_(s.view(-1, 1, 1, 1))
+                _conv(out).bias.div_(s)
+            _conv(b.ffn.fc1).weight.mul_(col)
+    model.head.weight.mul_(scales[len(model.stages) - 1].view(1, -1))
+
+
+EQUALIZE_ALPHAS = (0.5,)
+
+
+def _equalized(model: nn.Module, x: torch.Tensor, ref: np.ndarray, calib: torch.Tensor) -> dict[str, float]:
+    """Agreement (weights and activations rounded) after equalize_stream, per alpha; {} for a model that is not an
+    EdgeViT. Checks the rescaling left the float model's outputs as they were."""
+    import copy
+
+    from edgevit.models.efficientformer import EdgeViT
+
+    if not isinstance(model, EdgeViT):
+        return {}
+    out = {}
+    with torch.no_grad():
+        logits = model(x)
+    for alpha in EQUALIZE_ALPHAS:
+        m = copy.deepcopy(model)
+        equalize_stream(m, calib, alpha)
+        with torch.no_grad():
+            drift = float((m(x) - logits).abs().max())
+        assert drift < 1e-3 * float(logits.abs().max()), f"equalization changed the float model ({drift})"
+        _weights_int8(m)
+        out[f"alpha{alpha:g}"] = _agreement(m, x, ref, _ranges(m, _points(m, x), calib), "minmax")
+    return out
+
+
 def diagnose(run: Path, export: Path | None) -> dict:
     from edgevit.checkpoint import load_checkpoint
     from edgevit.data import load_dataset
@@ -144,6 +227,7 @@ def diagnose(run: Path, export: Path | None) -> dict:
     model = fuse_for_deploy(ck.build_model().eval(), strict=False)
     with torch.no_grad():
         ref = model(x).argmax(1).numpy()
+    equalized = _equalized(model, x, ref, calib)
     _weights_int8(model)
     points = _points(model, x)
     ranges = _ranges(model, points, calib)
@@ -152,6 +236,8 @@ def diagnose(run: Path, export: Path | None) -> dict:
            "weights_and_activations": _agreement(model, x, ref, ranges, "minmax")}
     out |= {f"clipped_p{q:g}": _agreement(model, x, ref, ranges, f"p{q:g}") for q in PERCENTILES}
     out["kept_float"] = _kept_float(model, x, ref, ranges)
+    if equalized:
+        out["stream_equalized"] = equalized
     report = export / "export_report.json" if export else None
     if report and report.is_file():
         out["tflite_int8"] = json.loads(report.read_text())["artifacts"]["int8"]["agreement"]

@@ -263,3 +263,30 @@ def test_foreign_modules_that_fuse_themselves_are_respected():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert (fused(x) - model(x)).abs().max().item() < 1e-4
+
+
+def test_residual_stream_equalization_is_float_exact_and_evens_the_channels():
+    """benchmarks.int8_sim.equalize_stream rescales each stage's residual stream per channel and folds the scales
+    into every conv that writes or reads it: the float model computes the same logits, and with alpha = 1 every
+    channel of every stage's stream spans the same range (what one per-tensor int8 scale then fits)."""
+    from benchmarks.int8_sim import _stream_ranges, equalize_stream
+
+    torch.manual_seed(0)
+    model = edgevit.create_model("edgevit_wear", num_classes=10, img_size=64).eval()
+    with torch.no_grad():   # trained-looking statistics: BN that does not start as the identity, uneven channels
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.2, 3.0)
+                m.bias.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    fused = edgevit.fuse_for_deploy(model)
+    x = torch.randn(16, 3, 64, 64)
+    with torch.no_grad():
+        before = fused(x)
+    uneven = {i: float(r.max() / r.min()) for i, r in _stream_ranges(fused, x).items()}
+    equalize_stream(fused, x, 1.0)
+    with torch.no_grad():
+        assert torch.allclose(fused(x), before, rtol=1e-4, atol=1e-4 * float(before.abs().max()))
+    even = {i: float(r.max() / r.min()) for i, r in _stream_ranges(fused, x).items()}
+    assert all(v > 1.5 for v in uneven.values()), uneven
+    assert all(abs(v - 1) < 1e-3 for v in even.values()), even
