@@ -294,3 +294,7 @@ def test_int8_sim_groups_and_renders_where_the_error_comes_from():
     text = "\n".join(int8_sim_lines({"runs": [row], "calibration_images": 200}, Path("r.json")))
     assert "residual stream +0.9 to +0.9 pp; stages.2 +0.3 to +0.3 pp; FFNs +0.1 to +0.1 pp" in text
     assert "The largest share is the residual stream's." in text
+    row["stream_equalized"] = {"alpha0.5": 0.979}
+    text = "\n".join(int8_sim_lines({"runs": [row], "calibration_images": 200}, Path("r.json")))
+    assert "(channel range / largest range)^0.5" in text and "1 run(s)): +0.4 to +0.4 pp (mean +0.40)" in text
+    assert "does not close the gap to 98% on its own" in text
