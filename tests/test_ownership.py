@@ -1253,6 +1253,21 @@ def _earlier_export_with_user_files(tmp_path) -> tuple[Path, dict]:
     return out, {rel: h for rel, h in snapshot(out).items() if "mine" in (out / rel).read_text()}
 
 
+def _swaps_killed_at_each_call(tmp_path: Path):
+    """An earlier export with the user's files in it, then a new export's swap killed (SIGKILL) at its 1st, 2nd, ...
+    rename, unlink, rmdir or rmtree, each in a case folder of its own: yields (at, case folder, out, user files)
+    until the swap runs whole."""
+    for at in range(1, 100):
+        case = tmp_path / f"k{at}"
+        case.mkdir()
+        out, users = _earlier_export_with_user_files(case)
+        proc = _killed(out, at, "publish")
+        if proc.returncode == 0:
+            return
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        yield at, case, out, users
+
+
 def _whole(out: Path, users: dict, what: str) -> str:
     """The export in `out` is the earlier one or the new one, whole, listed as exactly what is there; the user's
     files are untouched; nothing is left beside the folder. Returns which."""
@@ -1277,19 +1292,11 @@ def test_an_export_killed_while_it_swaps_its_results_in_is_undone_or_done(tmp_pa
     stayed), listed as exactly what is there, the user's files untouched, nothing left beside the folder (an
     unlisted .old- backup, the staging folder), and writes again without a refusal (it named edgevit's own new file
     as 'changed since edgevit wrote it')."""
-    seen, at = set(), 1
-    while True:
-        case = tmp_path / f"k{at}"
-        case.mkdir()
-        out, users = _earlier_export_with_user_files(case)
-        proc = _killed(out, at, "publish")
-        if proc.returncode == 0:
-            break
-        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    seen, last = set(), 0
+    for last, _, out, users in _swaps_killed_at_each_call(tmp_path):
         check_output_folder(out, kind="export", force=True)
-        seen.add(_whole(out, users, f"killed at call {at}"))
-        at += 1
-    assert seen == {"old", "new"} and at > 10, (seen, at)
+        seen.add(_whole(out, users, f"killed at call {last}"))
+    assert seen == {"old", "new"} and last >= 10, (seen, last)
 
 
 @pytest.mark.parametrize("first", [6, 9])
@@ -1395,13 +1402,7 @@ def test_a_benchmark_of_a_half_swapped_export_reads_one_whole_export(tmp_path):
     from edgevit_cli.main import main
 
     recovered = 0
-    for at in range(1, 40):
-        case = tmp_path / f"k{at}"
-        case.mkdir()
-        out, users = _earlier_export_with_user_files(case)
-        proc = _killed(out, at, "publish")
-        if proc.returncode == 0:
-            break
+    for at, case, out, users in _swaps_killed_at_each_call(tmp_path):
         pending = any(p.name.startswith(".art.old-") for p in case.iterdir())
         main(["bench", str(out / "int8"), "--runs", "1"], exiting=False)   # the files are no model: refused
         own = ownership(out, "export")
@@ -1417,12 +1418,7 @@ def test_a_json_into_a_subfolder_of_a_half_swapped_export_puts_the_export_back_f
     from contract.manifest import Ownership, ownership
 
     pending = 0
-    for at in range(1, 40):
-        case = tmp_path / f"k{at}"
-        case.mkdir()
-        out, users = _earlier_export_with_user_files(case)
-        if _killed(out, at, "publish").returncode == 0:
-            break
+    for at, case, out, _ in _swaps_killed_at_each_call(tmp_path):
         if not any(p.name.startswith(".art.old-") for p in case.iterdir()):
             continue
         pending += 1
