@@ -303,7 +303,7 @@ def deferred_signals():
     last write is never cut in half."""
     hold = HeldSignals()
     try:
-        yield
+        yield hold   # hold.held: what arrived so far (a caller may decide differently once interrupted)
     finally:
         hold.release()
 
@@ -615,8 +615,9 @@ def recover_output(out: str | Path, *, what: str) -> None:
         restore_left_backup(out)
         for path in _orphans(out):
             shutil.rmtree(path, ignore_errors=True)
-        for path in _manifest_temps(out):
-            path.unlink(missing_ok=True)
+        with writers_in_turn(out) if out.is_dir() else contextlib.nullcontext():   # no --json mid-write
+            for path in _manifest_temps(out):
+                path.unlink(missing_ok=True)
 
 
 def recover_input(path: str | Path, *, what: str) -> None:
@@ -629,8 +630,20 @@ def recover_input(path: str | Path, *, what: str) -> None:
     except (OSError, RuntimeError, ValueError):   # a loop of links, a NUL: the command names it when it reads
         return
     for folder in [real, *real.parents]:
-        if folder.parent != folder and (_left_backups(folder) or _orphans(folder)):
-            recover_output(folder, what=what)   # (what else it left beside the folder goes too)
+        if folder.parent == folder or not (_left_backups(folder) or _orphans(folder)):
+            continue
+        if folder in _HELD:
+            recover_output(folder, what=what)
+            continue
+        try:
+            with folder_lock(folder, what=what):
+                recover_output(folder, what=what)   # (what else it left beside the folder goes too)
+        except FolderBusy as e:   # a live command: while it replaces the folder (its earlier output moved aside,
+            # the new one not yet kept), what stands there is half of either; a staging folder alone harms nothing
+            if any(not manifest_fields(b).get("superseded") for b in _left_backups(folder)):
+                busy = str(e).replace(", or write elsewhere", "")
+                raise UserError(f"{path} cannot be read now: {busy} (it is replacing that folder, so what is there "
+                                "is not a whole output)") from None
 
 
 def _manifest_temps(out: Path) -> list[Path]:
@@ -644,8 +657,10 @@ def _manifest_temps(out: Path) -> list[Path]:
         folder, _, name = rel.rpartition("/")
         target = temp_target(name)
         path = out / rel
-        if target is not None and (f"{folder}/{target}" if folder else target) in listed and path.is_file() \
-                and not path.is_symlink():
+        # listed: of any command's file; at the top, unlisted too (a --json killed before its first rename; every
+        # live writer of the folder's top holds its lock or its writers' turn, which the caller holds)
+        if target is not None and ((f"{folder}/{target}" if folder else target) in listed or not folder) \
+                and path.is_file() and not path.is_symlink():
             temps.append(path)
     return temps
 
@@ -773,7 +788,12 @@ def _wait_for_writer(folder: Path) -> None:
     except OSError:
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)   # blocks while the holder's exclusive lock lasts
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:   # a training may hold it for hours: say what the wait is for
+            print(f"waiting for the {_holder(fd)} writing {folder} to finish before writing into it (Ctrl-C to "
+                  "stop)", file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_SH)   # blocks while the holder's exclusive lock lasts
     finally:
         os.close(fd)
 
@@ -888,12 +908,17 @@ def folder_lock(folder: Path, *, what: str):
                 parent.rmdir()
 
 
+def _holder(fd: int) -> str:
+    """What the command holding a lock file wrote into it ("training run", "export", ...), else "command"."""
+    held = os.pread(fd, 200, 0)
+    return held[len(_LOCK_MARK):].decode("utf-8", "replace").strip() \
+        if held.startswith(_LOCK_MARK) and held != _LOCK_MARK else "command"
+
+
 def _busy(fd: int, folder: Path) -> FolderBusy:
     """The refusal naming the command that holds the lock (what it wrote into the lock file); closes `fd`."""
-    held = os.pread(fd, 200, 0)
+    holder = _holder(fd)
     os.close(fd)
-    holder = held[len(_LOCK_MARK):].decode("utf-8", "replace").strip() \
-        if held.startswith(_LOCK_MARK) and held != _LOCK_MARK else "command"
     return FolderBusy(f"{'an' if holder[:1] in 'aeiou' else 'a'} {holder} is writing {folder} right now; wait for it "
                       "to finish, or write elsewhere")
 

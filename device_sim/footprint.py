@@ -66,7 +66,7 @@ def measure_runtime(tflites: list[Path], threads: int, log=print) -> dict:
     cache = load_cache(path)
     if not _usable(key, cache.get(key), len(tflites)):   # never trust what this code did not write
         cache[key] = seal(key, _measure_fresh(tflites, threads))
-        save_cache(path, cache, log)
+        save_cache(path, cache, log, what="memory measurement")
     return {k: v for k, v in cache[key].items() if k != "check"}
 
 
@@ -76,10 +76,11 @@ def _usable(key: str, entry, models: int) -> bool:
     def mb(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e6
 
-    try:
-        return (isinstance(entry, dict) and all(mb(entry.get(k)) for k in ("before_mb", "after_mb"))
-                and isinstance(entry.get("runtime_mb"), (int, float)) and isinstance(entry.get("per_model_mb"), list)
-                and len(entry["per_model_mb"]) == models and seal(key, entry) == entry)
+    try:   # what _measure writes, and nothing else (a re-sealed edit with a negative runtime passed a budget)
+        return (isinstance(entry, dict) and all(mb(entry.get(k)) for k in ("before_mb", "after_mb", "runtime_mb"))
+                and abs(entry["runtime_mb"] - (entry["after_mb"] - entry["before_mb"])) < 1e-6
+                and isinstance(entry.get("per_model_mb"), list) and len(entry["per_model_mb"]) == models
+                and all(mb(v) for v in entry["per_model_mb"]) and seal(key, entry) == entry)
     except (ValueError, TypeError, RecursionError):   # NaN or an unserializable value: measured again
         return False
 

@@ -147,10 +147,12 @@ def _check(path: Path, where: str, table: dict, schema: dict) -> dict:
 
 def _model_path(path: Path, where: str, model: str) -> Path:
     from contract.card import card_candidate
+    from contract.outputs import recover_input
     from device_sim.sources.photo import models_dir
 
     given = Path(model)
     for candidate in (given if given.is_absolute() else path.parent / given, models_dir() / given):
+        recover_input(candidate, what="simulation")   # an export a killed command left half replaced: back first
         if candidate.exists():
             if not (candidate.suffix == ".tflite" and candidate.is_file() or card_candidate(candidate).is_file()):
                 raise UserError(f"pipeline {path}: {where}model {model!r} ({candidate}) is neither a .tflite nor an "

@@ -96,9 +96,12 @@ def load_stage_models(spec, threads: int = 1) -> list:
 
 
 def _stage_model(st, where: str, threads: int):
-    from contract.card import is_bare_tflite, resolve_card
+    from contract.card import is_bare_tflite, read_card, resolve_card
     from contract.errors import UserError
+    from contract.outputs import recover_input
     from device_sim.model import BareModel, DeployedModel
+
+    recover_input(st.model, what="simulation")   # an export a killed command left half replaced goes back first
 
     if is_bare_tflite(st.model):
         d = st.describe
@@ -112,6 +115,7 @@ def _stage_model(st, where: str, threads: int):
         raise UserError(f"{where}: model {st.model} is not a .tflite, an export folder or its model.json; point "
                         "model at one (e.g. artifacts/edgevit_xs-digits/int8, made by `edgevit export`)") from None
     if st.describe:
+        read_card(st.model)   # a card that is no valid JSON says so first
         raise UserError(f"{where}: {st.model} has a model card, which says how to feed it; remove "
                         f"{', '.join(st.describe)} (they describe a bare .tflite only)")
     model = DeployedModel.load(st.model, threads=threads)
@@ -240,25 +244,23 @@ class Pipeline:
         for roi in source.task.regions(held, st.spec.crop, place) if held is not None else ():
             if all(_overlap(roi, r) <= TRACK_IOU for r, _ in rois):
                 rois.append((roi, False))
-        # a region the stage before found that no crop can be taken of is a wrong output (a decode's scale off by
-        # the input size, a [stage.crop] far too large): counted, and the frame is invalid; a track that compounds
-        # past it ends (the stage before looks again)
-        bad = sum(not t and not _cropable(r, w, h) for r, t in rois)
-        rois = [(r, t) for r, t in rois if _cropable(r, w, h)]
+        # a region the stage before found that no crop can be taken of (or wholly off the frame) is a wrong output
+        # (a decode's scale off by the input size, a [stage.crop] far too large): counted, and the frame is invalid
+        bad = sum(not t and not _usable(r, w, h) for r, t in rois)
+        rois = [(r, t) for r, t in rois if _usable(r, w, h)]
         times, kept, ok = StageTimes(), [], True
         for roi, tracked in rois[: st.spec.max_crops]:
             roi = st.fit(roi)
             result, t = st.run(frame, roi, self._timing(st))
             times.add(t)
-            ok &= st.task.finite(result) and st.raw_finite
+            ok &= st.task.finite(result) and st.raw_finite and st.task.plausible(st.spec, result)
             if (item := st.task.keep(st.spec, result, roi, tracked)) is not None:
                 kept.append(item)
         self.held[st.name] = self.view.found[st.name] = kept
         self.view.ran[st.name] = min(len(rois), st.spec.max_crops)
-        # a track whose next crop is no region ends now, so the stage before looks again on the next frame
-        self.tracked[st.name] = [r for r in st.task.track(st.spec, kept) if _cropable(r, w, h)]
+        self.tracked[st.name], runaway = _next_crops(st.task.track(st.spec, kept), w, h)
         found, confidence, _ = st.task.summary(kept)
-        return times, self.view.ran[st.name], found, confidence, ok, bad
+        return times, self.view.ran[st.name], found, confidence, ok, bad + runaway
 
     # -- demo.mp4 ---------------------------------------------------------------------------------
     def draw(self, frame: np.ndarray, rec) -> tuple[np.ndarray, str]:
@@ -287,6 +289,23 @@ def _cropable(roi: Roi, w: int, h: int) -> bool:
     reach = 16 * max(w, h)
     return (all(np.isfinite(values)) and 1 <= min(roi.width, roi.height) and max(roi.width, roi.height) <= reach
             and abs(roi.x) <= reach and abs(roi.y) <= reach)
+
+
+def _usable(roi: Roi, w: int, h: int) -> bool:
+    """A crop can be taken of it and it overlaps the frame (a detector's region never lies wholly off it)."""
+    if not _cropable(roi, w, h):
+        return False
+    x0, y0, x1, y1 = _bounds(roi)
+    return bool(x1 > 0 and y1 > 0 and x0 < w and y0 < h)
+
+
+def _next_crops(tracks: list[Roi], w: int, h: int) -> tuple[list[Roi], int]:
+    """The next frame's crops of a tracking stage, and how many of them no crop can be taken of: a track that
+    compounds past 16 frame sizes or to under a pixel, or moves wholly off the frame (points found on a crop that
+    overlaps the frame never lead there): a wrong [stage.track] scale or shift_y, counted like a bad region, and
+    the track ends (the stage before looks again)."""
+    crops = [r for r in tracks if _usable(r, w, h)]
+    return crops, len(tracks) - len(crops)
 
 
 def _bounds(roi: Roi) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from edgevit_cli.main import seed
 
-INPUTS = ("model", "samples")   # recovered before they are read (edgevit_cli.main._recover_inputs)
+INPUTS = ("model", "samples", "labels", "profile", "pipeline")   # recovered before they are read (main._recover_inputs)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

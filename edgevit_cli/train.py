@@ -121,6 +121,17 @@ def _resumed_config(args: argparse.Namespace):
     return replace(cfg, out=str(out), threads=args.threads, progress=not args.no_progress)
 
 
+def _check_teacher_outside(cfg, force: bool) -> None:
+    """A --teacher inside the run folder that --force replaces is moved aside with the earlier run before it is
+    read ('does not exist'); refused before any work, as export refuses an --out holding its checkpoint."""
+    if not (force and cfg.teacher):
+        return
+    teacher, out = Path(cfg.teacher).resolve(), Path(cfg.out).resolve()
+    if teacher.is_relative_to(out):
+        raise UserError(f"--teacher {cfg.teacher} lies in {cfg.out}, the run --force replaces; copy the teacher "
+                        "elsewhere first and give that copy")
+
+
 def run(args: argparse.Namespace) -> int:
     from contract.files import check_writable
 
@@ -131,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     create_model(cfg.model, num_classes=2, img_size=cfg.img_size, **cfg.model_kwargs)  # options valid?
     check_writable(cfg.out)
+    _check_teacher_outside(cfg, args.force)
     from edgevit.train.engine import train
 
     result = train(cfg, resume=args.resume, force=args.force)

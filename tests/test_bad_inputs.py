@@ -273,6 +273,8 @@ CASES = [
     # 4: train --force whose new run diverges leaves the earlier run as it was; a symlinked baseline/ is kept
     ("train-force-diverging", ["train", "--force", "--model", "edgevit_xxs", "--epochs", "1", "--lr", "1e30",
                                "--warmup-epochs", "0", "--no-progress", "--out", "{ws}/run"], USER, "diverged"),
+    ("train-force-teacher-inside", ["train", "--force", "--model", "edgevit_xxs", "--epochs", "1", "--teacher",
+                                    "{ws}/run/best.pt", "--out", "{ws}/run"], USER, "copy the teacher elsewhere"),
     ("train-force-baseline-symlink", ["train", "--force", "--model", "edgevit_xxs", "--baseline", "mobilenetv2_100",
                                       "--epochs", "1", "--out", "{ws}/linked_run"], USER, "baseline"),
     # info

@@ -359,3 +359,11 @@ def test_device_memory_is_measured_once_and_then_repeats_exactly(tiny_export, tm
     path.write_text(json.dumps(cache))
     footprint.measure_runtime([tflite], 1)
     assert len(calls) == 3
+    from device_sim.arm.count_cache import seal
+
+    for forged in ({"runtime_mb": -1e9, "after_mb": -1e9 + first["before_mb"]}, {"per_model_mb": ["x"]}):
+        cache = json.loads(path.read_text())   # edited and sealed again as this code would: still not a measurement
+        cache = {k: seal(k, {**v, **forged}) for k, v in cache.items()}
+        path.write_text(json.dumps(cache))
+        footprint.measure_runtime([tflite], 1)
+    assert len(calls) == 5

@@ -163,7 +163,7 @@ with folder_lock(Path(sys.argv[1]), what="simulation"):
 """
 
 
-def test_a_json_waits_for_the_command_writing_its_folder(tmp_path):
+def test_a_json_waits_for_the_command_writing_its_folder(tmp_path, capsys):
     """A bench --json written into a folder a simulation was writing made the simulation's publish refuse the
     folder (a file it did not write) and throw its finished results away: the --json waits until it is done."""
     out = tmp_path / "sim"
@@ -176,6 +176,7 @@ def test_a_json_waits_for_the_command_writing_its_folder(tmp_path):
     publish_file(path, "{}", kind="bench")
     assert done.is_file()   # written after the holder let go
     holder.wait(timeout=60)
+    assert f"waiting for the simulation writing {out.resolve()} to finish" in capsys.readouterr().err   # not silent
 
 
 _STAGES_THE_FOLDER = """
@@ -220,3 +221,54 @@ def test_make_clean_refuses_a_folder_a_command_is_writing(tmp_path, capsys):
         assert _main(["clean", str(run)]) == 2
     assert "a training run is writing" in capsys.readouterr().out and (run / "best.pt").read_text() == "weights"
     assert _main(["clean", str(run)]) == 0 and not run.exists()
+
+
+def test_a_killed_jsons_temporary_file_goes_at_the_next_command(tmp_path):
+    """A --json killed between its temporary write and the rename left .b.json.edgevit-*.tmp: not listed in the
+    manifest yet, so it stayed for good, and the next simulate into the folder refused it as a file it did not
+    write. By its marked name it is a killed write's: the next command into the folder removes it."""
+    from contract.files import TEMP_MARK, marked_name
+
+    out = tmp_path / "sim"
+    path = check_output_file(out / "a.json", kind="bench")
+    publish_file(path, "{}", kind="bench")
+    temp = out / (marked_name(f".b.json{TEMP_MARK}") + ".tmp")
+    temp.write_text("half a json")
+    mine = out / ".b.json.edgevit-notes.tmp"   # a user's file of a similar name: not marked, kept
+    mine.write_text("mine")
+    check_output_folder(out, kind="bench", force=True)
+    assert not temp.exists() and mine.read_text() == "mine" and (out / "a.json").is_file()
+
+
+_REPLACES_THE_RUN = """
+import sys, time
+from pathlib import Path
+from contract.outputs import folder_lock, written_in_place
+out = Path(sys.argv[1])
+with folder_lock(out, what="training run"):                     # as edgevit.train.engine.train holds it
+    with written_in_place(out, kind="train", force=True) as w:   # the earlier run moved aside, nothing kept yet
+        print("replacing", flush=True)
+        time.sleep(3)
+        raise SystemExit(1)                                      # fails: the earlier run goes back
+"""
+
+
+def test_reading_a_run_a_live_force_run_is_replacing_says_so(tmp_path):
+    """`export run/best.pt` while `train --force --out run` ran before its first checkpoint said 'does not exist
+    (train one with edgevit train)': the file was in the moved-aside earlier run. It says who is replacing the
+    folder; once that command is done, the earlier run is back and readable."""
+    from contract.outputs import recover_input, written_in_place
+
+    out = tmp_path / "run"
+    with written_in_place(out, kind="train", force=False) as w:
+        (out / "best.pt").write_text("earlier")
+        w.record(out / "best.pt")
+    proc = subprocess.Popen([sys.executable, "-c", _REPLACES_THE_RUN, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline() == "replacing\n"
+    with pytest.raises(UserError, match=r"best.pt cannot be read now: a training run is writing .* \(it is "
+                                        r"replacing that folder"):
+        recover_input(out / "best.pt", what="export")
+    proc.wait(timeout=60)
+    recover_input(out / "best.pt", what="export")
+    assert (out / "best.pt").read_text() == "earlier"

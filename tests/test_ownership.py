@@ -1429,3 +1429,61 @@ def test_a_json_into_a_subfolder_of_a_half_swapped_export_puts_the_export_back_f
     assert pending >= 3, pending
     own = Ownership(kind="export", manifest={}, raw=b"")
     assert own.describe(["fp32/.edgevit-output.json", "fp32/b.json"]) == "fp32/b.json, fp32/.edgevit-output.json"
+
+
+_CTRL_C_DURING_FIRST_CHECKPOINT = """
+import os, runpy, signal, sys
+import edgevit.train.engine as e
+real = e.save_checkpoint
+def save(path, *a, **k):
+    if path.name == "last.pt":
+        os.kill(os.getpid(), signal.SIGINT)   # arrives while the epoch's files are written (held until they are)
+    return real(path, *a, **k)
+e.save_checkpoint = save
+sys.argv = ["edgevit", *sys.argv[1:]]
+runpy.run_module("edgevit_cli", run_name="__main__")
+"""
+
+
+def test_a_ctrl_c_while_the_first_checkpoint_is_written_gives_the_earlier_run_back(tiny_run, tmp_path):
+    """A Ctrl-C that arrived while a --force run wrote its first checkpoint was held until the files were whole,
+    and the run counted as checkpointed inside the same hold: the new run was kept and the earlier one deleted (a
+    SIGKILL at the same moment put it back). Interrupted before its first checkpoint was whole, the earlier run
+    comes back."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = snapshot(run)
+    proc = subprocess.run([sys.executable, "-c", _CTRL_C_DURING_FIRST_CHECKPOINT, "train", "--force", "--model",
+                           "edgevit_xxs", "--epochs", "2", "--out", str(run), "--no-progress"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == EXIT_INTERRUPTED, proc.stderr
+    assert "is gone" not in proc.stderr
+    assert_unchanged(before, run, "the earlier run")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.")], list(tmp_path.iterdir())
+
+
+def test_stage_models_and_sources_in_a_half_swapped_export_are_put_back_before_they_are_read(tmp_path):
+    """A pipeline stage's model and a --source path are inputs too: simulate measured the killed swap's int8 file
+    (its report said fp16), and a video in a half-swapped simulation folder 'did not exist'."""
+    from contract.manifest import ownership
+    from device_sim.pipelines import load_pipeline
+    from device_sim.sources.base import open_source
+    from device_sim.stages import load_stage_models
+
+    pending = 0
+    for at, case, out, users in _swaps_killed_at_each_call(tmp_path):
+        if not any(p.name.startswith(".art.old-") for p in case.iterdir()):
+            continue
+        pending += 1
+        if pending % 2:
+            (case / "p.toml").write_text(f'[[stage]]\nname = "x"\nmodel = "{out / "int8"}"\ntask = "raw"\n')
+            with pytest.raises(UserError):   # the files are no model
+                load_stage_models(load_pipeline(case / "p.toml"))
+        else:
+            with pytest.raises(UserError):   # report.json is no video
+                open_source(f"video:{out / 'report.json'}", width=64, height=64, fps=30, samples=case, labels=[])
+        own = ownership(out, "export")
+        assert {rel: (out / rel).read_text() for rel in own.owned} in (_OLD, _NEW), f"killed at call {at}"
+        assert not any(p.name.startswith(".art.old-") for p in case.iterdir()), f"killed at call {at}"
+        assert_unchanged(users, out, f"killed at call {at}")
+    assert pending >= 4, pending

@@ -246,7 +246,8 @@ def _face_pipeline(path=None):
 
 
 @needs_models
-@pytest.mark.parametrize("edit", ["", "scale = 1.0\nnum_keypoints", "scale = 1e-6\nnum_keypoints"])
+@pytest.mark.parametrize("edit", ["", "scale = 1.0\nnum_keypoints", "scale = 1e-6\nnum_keypoints",
+                                  "scale = 1.0\npresence_output"])   # the landmarks' scale: points 192 crops away
 def test_regions_no_crop_can_be_taken_of_make_the_frame_invalid(tmp_path, edit):
     """A decode scale that is not the detector's input size (1.0 for 128) gives boxes dozens of frames wide: the
     crop stage dropped them silently, ran on no frame, and the run PASSed with exit 0. They are counted per frame
@@ -257,12 +258,16 @@ def test_regions_no_crop_can_be_taken_of_make_the_frame_invalid(tmp_path, edit):
     text = (ROOT / "device_sim" / "pipelines" / "face.toml").read_text().replace(
         'model = "mediapipe/', f'model = "{MEDIAPIPE.resolve()}/')
     if edit:
-        assert "scale = 128.0\nnum_keypoints" in text
-        text = text.replace("scale = 128.0\nnum_keypoints", edit)
+        was = "scale = 192.0\npresence_output" if "presence" in edit else "scale = 128.0\nnum_keypoints"
+        assert was in text
+        text = text.replace(was, edit)
     pipe = _face_pipeline(_write(tmp_path, text))
     cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
     outcome = pipe.process(cam.replay(0))
     assert outcome.columns["detector_found"] == 1
+    if "presence" in edit:   # the crop ran; its points are implausible, and the track they give cannot be taken
+        assert not outcome.valid and outcome.columns["landmarks_runs"] == 1
+        return
     assert (outcome.valid, outcome.columns["landmarks_bad_regions"], outcome.columns["landmarks_runs"]) == (
         (True, 0, 1) if not edit else (False, 1, 0))
 
@@ -296,7 +301,8 @@ def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scal
     """[stage.track] scale within its bounds still compounds: each frame's crop is scale x the points found in the
     one before (5.0: NaN points after a few frames, a traceback; 0.001: a zero-sized crop, a ZeroDivisionError).
     The track ends once its crop is not a region (non-finite, under a pixel, past 16 frame sizes) and the detector
-    runs again, even with a presence threshold of 0 that lets everything through."""
+    runs again, even with a presence threshold of 0.001 that lets nearly everything through; the frames whose track
+    ran away are invalid (counted as bad regions: a misconfigured track is not a PASS)."""
     from device_sim.sources.base import SourceSpec
     from device_sim.sources.photo import PhotoCamera
     from device_sim.stages import UNTIMED, Pipeline, Stage, load_stage_models
@@ -304,18 +310,21 @@ def test_a_track_that_runs_away_ends_and_the_detector_looks_again(tmp_path, scal
     text = (ROOT / "device_sim" / "pipelines" / "face.toml").read_text().replace(
         'model = "mediapipe/', f'model = "{MEDIAPIPE.resolve()}/')
     text = text.replace("scale = 1.5\nextent", f"scale = {scale}\nextent")
-    text = text.replace("presence_threshold = 0.5", "presence_threshold = 0.0")
+    text = text.replace("presence_threshold = 0.5", "presence_threshold = 0.001")
     assert f"scale = {scale}" in text
     spec = load_pipeline(_write(tmp_path, text))
     pipe = Pipeline(spec, [Stage(s, m, UNTIMED) for s, m in zip(spec.stages, load_stage_models(spec))])
     cam = PhotoCamera(SourceSpec(arg="", width=640, height=480, fps=30, samples=None, labels=[]))
-    runs, idle = [], []
+    runs, idle, invalid = [], [], 0
     for i in range(40):
-        pipe.process(cam.replay(i))
+        outcome = pipe.process(cam.replay(i))
         runs.append(pipe.view.ran["detector"])
         idle += [i] if pipe.view.ran["detector"] + pipe.view.ran["landmarks"] == 0 else []
+        invalid += not outcome.valid
     assert runs[0] == 1 and sum(runs[1:]) >= 1   # the track ended at least once; the detector found the face again
     assert not idle, f"frames on which nothing ran (the track ended one frame late): {idle}"
+    if scale != 5.0:      # 5x a frame: the face shrinks in its crop until its presence ends the track (valid)
+        assert invalid >= 1   # a crop past 16 frame sizes, under a pixel or off the frame: PASSed before
 
 
 @needs_models

@@ -58,19 +58,20 @@ def _writable(value) -> bool:
     return True
 
 
-def save_cache(path: Path, cache: dict, log=print) -> None:
-    """Written whole (atomic); a name taken by something that is not a regular file is left alone."""
+def save_cache(path: Path, cache: dict, log=print, *, what: str = "count") -> None:
+    """Written whole (atomic); a name taken by something that is not a regular file is left alone. `what` names
+    the cached value in the notes ("count"; footprint.json: "memory measurement")."""
     path = Path(path)
     if path.is_symlink():   # a link the user made (a cache kept elsewhere): written through, never replaced
         if not path.exists():
-            log(f"note: {path} is a broken symbolic link; the count is not cached (it will be counted again next time)")
+            log(f"note: {path} is a broken symbolic link; the {what} is not cached (it will be taken again next time)")
             return
         path = path.resolve()
     if path.exists() and not path.is_file():
-        log(f"note: {path} is not a regular file; the count is not cached (it will be counted again next time)")
+        log(f"note: {path} is not a regular file; the {what} is not cached (it will be taken again next time)")
         return
     kept = {k: v for k, v in cache.items() if _writable(v)}   # another entry's NaN must not stop this one's save
     try:
         write_json(path, kept)
     except OSError as e:
-        log(f"note: could not cache the count in {path} ({e}); it will be counted again next time")
+        log(f"note: could not cache the {what} in {path} ({e}); it will be taken again next time")

@@ -92,6 +92,12 @@ def _kinds() -> list[str]:
 
 def open_source(spec: str, *, width: int, height: int, fps: float, samples: Path, labels: list[str],
                 seed: int = 0) -> Source:
+    from contract.outputs import recover_input
+
+    kind, sep, arg = spec.partition(":")
+    path = arg if sep and kind in SOURCES else spec
+    if path and not path.isdigit() and kind not in ("camera", "synthetic"):   # a file or folder: an output
+        recover_input(path, what="simulation")   # a killed command left half replaced goes back before it is read
     kind, arg = _split(spec)
     return SOURCES[kind](SourceSpec(arg=arg, width=width, height=height, fps=fps, samples=Path(samples),
                                     labels=list(labels), seed=seed))

@@ -94,6 +94,10 @@ class Task:
         """A crop stage: the result on one crop is finite."""
         return True
 
+    def plausible(self, spec, result) -> bool:
+        """A crop stage: the (finite) result on one crop is a possible one (False makes the frame invalid)."""
+        return True
+
     def keep(self, spec, result, roi, tracked: bool):
         """A crop stage: what it keeps of its result on the crop `roi` (None: nothing)."""
         return None

@@ -36,7 +36,7 @@ class LandmarksTask(Task):
         "landmarks": {"output": OUTPUT, "count": whole(1, 10000), "dims": whole(2, 3),
                       "scale": num(lambda v: 1e-6 <= v <= 1e9, "1e-6..1e9 (the size its values are in)"),
                       "presence_output": OUTPUT, "presence_sigmoid": BOOL,
-                      "presence_threshold": num(lambda v: 0 <= v <= 1, "0..1")},
+                      "presence_threshold": num(lambda v: 0 < v <= 1, "0 < x <= 1 (0: a track that never ends)")},
         "track": {"rotation_landmarks": ints(2), "target_angle": ANGLE,
                   "scale": num(lambda v: 1e-3 <= v <= 1e3, "1e-3..1e3 (times the points' box)"),
                   "shift_y": num(lambda v: -100 <= v <= 100, "-100..100 (box heights)"),
@@ -89,6 +89,14 @@ class LandmarksTask(Task):
     def finite(self, result) -> bool:
         points, presence = result
         return bool(np.isfinite(points).all()) and math.isfinite(presence)
+
+    def plausible(self, spec, result) -> bool:
+        """Found points lie on or near their crop (within a crop's size of it): a `scale` that is not the model's
+        input size (1.0 for 192) put them hundreds of crops away, and the run passed."""
+        points, presence = result
+        if not presence >= spec.sections["landmarks"].get("presence_threshold", 0.5):
+            return True   # not found: its points are not used
+        return bool(((points >= -1.0) & (points <= 2.0)).all())
 
     def keep(self, spec, result, roi, tracked: bool) -> Landmarks | None:
         from device_sim.decode.geometry import roi_to_frame

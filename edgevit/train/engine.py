@@ -323,7 +323,7 @@ def _end_epoch(cfg: TrainConfig, out: Path, run: _Run, prog: _Progress, row: dic
     tqdm.write(f"{cfg.model} epoch {row['epoch']:3d}/{cfg.epochs}  loss {row['train_loss']:.3f}  "
                f"train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  ({row['seconds']:.0f}s)")
     epoch_metrics = {"epoch": row["epoch"], "val_acc": row["val_acc"]}
-    with deferred_signals():   # a Ctrl-C here waits: the epoch's files are written and recorded together
+    with deferred_signals() as hold:   # a Ctrl-C here waits: the epoch's files are written and recorded together
         # each file is listed in the run's manifest just before it replaces the one before (InPlace.pending):
         # a kill between the two leaves either file the run's own
         _write_csv(out / "log.csv", prog.log_rows, before_replace=_pending(writer, out / "log.csv"))
@@ -334,7 +334,8 @@ def _end_epoch(cfg: TrainConfig, out: Path, run: _Run, prog: _Progress, row: dic
         save_checkpoint(out / "last.pt", run.eval_model, metrics=epoch_metrics, train_state=prog.state(run),
                         **run.ckpt_meta, before_replace=_pending(writer, out / "last.pt"))
         writer.record(*(out / n for n in ("log.csv", "best.pt", "last.pt") if (out / n).is_file()))
-        writer.checkpointed()
+        if not hold.held:   # interrupted before this first checkpoint was whole: the earlier run comes back
+            writer.checkpointed()
 
 
 def _finished_metrics(out: Path, cfg: TrainConfig) -> dict | None:
