@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(diagnose(work / "train" / name, work / "export" / name))
         r = rows[-1]
         log(f"{name}: agreement weights int8 {100 * r['weights_int8']:.2f}%, + activations "
-            f"{100 * r['weights_and_activations']:.2f}%, clipped at 99.99% {100 * r['clipped_p99.99']:.2f}%, "
-            f"TFLite int8 {100 * r['tflite_int8']:.2f}%" if "tflite_int8" in r else "")
+            f"{100 * r['weights_and_activations']:.2f}%, clipped at 99.99% {100 * r['clipped_p99.99']:.2f}%"
+            + "".join(f", stream equalized ({k}) {100 * v:.2f}%" for k, v in r.get("stream_equalized", {}).items())
+            + (f", TFLite int8 {100 * r['tflite_int8']:.2f}%" if "tflite_int8" in r else ""))
     res = {"schema": "edgevit.int8-sim/1", "created": datetime.now(UTC).isoformat(timespec="seconds"),
            "host": host_info(), "calibration_images": CALIBRATION, "runs": rows,
            "seconds": round(time.perf_counter() - t0, 1)}
