@@ -632,11 +632,8 @@ def recover_input(path: str | Path, *, what: str) -> None:
     for folder in [real, *real.parents]:
         if folder.parent == folder or not (_left_backups(folder) or _orphans(folder)):
             continue
-        if folder in _HELD:
-            recover_output(folder, what=what)
-            continue
-        try:
-            with folder_lock(folder, what=what):
+        try:   # recover_output leaves a busy folder alone; here a busy one may refuse the read
+            with contextlib.nullcontext() if folder in _HELD else folder_lock(folder, what=what):
                 recover_output(folder, what=what)   # (what else it left beside the folder goes too)
         except FolderBusy as e:   # a live command: while it replaces the folder (its earlier output moved aside,
             # the new one not yet kept), what stands there is half of either; a staging folder alone harms nothing
@@ -827,7 +824,8 @@ def _main(argv: list[str]) -> int:
         if Path(path).is_symlink():
             print(f"clean: {path} is a symlink: not followed; clean the folder it points to")
             continue
-        if not Path(path).is_dir() and not _left_backups(resolve_out(path)) and not _orphans(resolve_out(path)):
+        real = resolve_out(path)
+        if not real.is_dir() and not _left_backups(real) and not _orphans(real):
             continue
         try:   # never while a command writes it (a training's checkpoints would go, then come back half)
             with folder_lock(Path(path), what="make clean"):

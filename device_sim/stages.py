@@ -98,10 +98,7 @@ def load_stage_models(spec, threads: int = 1) -> list:
 def _stage_model(st, where: str, threads: int):
     from contract.card import is_bare_tflite, read_card, resolve_card
     from contract.errors import UserError
-    from contract.outputs import recover_input
     from device_sim.model import BareModel, DeployedModel
-
-    recover_input(st.model, what="simulation")   # an export a killed command left half replaced goes back first
 
     if is_bare_tflite(st.model):
         d = st.describe

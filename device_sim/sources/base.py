@@ -57,14 +57,18 @@ class SourceSpec:
 
 
 SOURCES: dict[str, Callable[[SourceSpec], Source]] = {}
+PATH_SOURCES: set[str] = set()   # kinds whose argument is a file or folder (an earlier command's output, maybe)
 
 
-def register_source(kind: str):
-    """Class or function decorator: `factory(spec: SourceSpec) -> Source` opens a source of this kind."""
+def register_source(kind: str, *, reads_path: bool = False):
+    """Class or function decorator: `factory(spec: SourceSpec) -> Source` opens a source of this kind;
+    `reads_path`: its argument is a file or folder."""
     def wrap(factory):
         if kind in SOURCES:
             raise ValueError(f"source kind {kind!r} registered twice")
         SOURCES[kind] = factory
+        if reads_path:
+            PATH_SOURCES.add(kind)
         return factory
     return wrap
 
@@ -90,14 +94,22 @@ def _kinds() -> list[str]:
     return [k if k == "synthetic" else f"{k}:..." for k in SOURCES]
 
 
+def _path_of(spec: str) -> str | None:
+    """The file or folder a source spec reads: a path kind's argument ('video:clip.mp4'), or a bare spec that is
+    neither a kind nor a camera number (which _split takes as a path); None for the others."""
+    kind, sep, arg = spec.partition(":")
+    if sep and kind in SOURCES:
+        return arg if kind in PATH_SOURCES else None
+    return None if spec in SOURCES or spec.isdigit() else spec
+
+
 def open_source(spec: str, *, width: int, height: int, fps: float, samples: Path, labels: list[str],
                 seed: int = 0) -> Source:
     from contract.outputs import recover_input
 
-    kind, sep, arg = spec.partition(":")
-    path = arg if sep and kind in SOURCES else spec
-    if path and not path.isdigit() and kind not in ("camera", "synthetic"):   # a file or folder: an output
-        recover_input(path, what="simulation")   # a killed command left half replaced goes back before it is read
+    path = _path_of(spec)
+    if path:   # an output a killed command left half replaced goes back before it is read
+        recover_input(path, what="simulation")
     kind, arg = _split(spec)
     return SOURCES[kind](SourceSpec(arg=arg, width=width, height=height, fps=fps, samples=Path(samples),
                                     labels=list(labels), seed=seed))

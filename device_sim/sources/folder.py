@@ -15,7 +15,7 @@ from device_sim.sources.base import CorruptFrame, SourceSpec, fit, register_sour
 __all__ = ["FolderSource"]
 
 
-@register_source("folder")
+@register_source("folder", reads_path=True)
 class FolderSource:
     replayable = True
 

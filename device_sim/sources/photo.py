@@ -38,7 +38,7 @@ def models_dir() -> Path:
     return project if not here.is_dir() and project.is_dir() else here
 
 
-@register_source("photo")
+@register_source("photo", reads_path=True)
 class PhotoCamera:
     replayable = True
 

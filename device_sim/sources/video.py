@@ -63,7 +63,7 @@ def open_camera(spec: SourceSpec) -> VideoSource:
     return VideoSource(cap, name=f"camera:{index}", width=spec.width, height=spec.height, path=None, total=None)
 
 
-@register_source("video")
+@register_source("video", reads_path=True)
 def open_video(spec: SourceSpec) -> VideoSource:
     if not spec.arg:
         raise UserError("video: needs the video file (video:PATH)")
